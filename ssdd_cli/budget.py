@@ -1,0 +1,166 @@
+"""Budget accounting (DESIGN.md §7): N images ≡ N·c·h·w floats.
+
+A parameterised (SSDD) artifact stores
+    |B^x| = U·c·(h/s)·(w/s),  |C^x| = m·U,  |B^y| = V·d_y,  |C^y| = m·V,
+    Σ_a |Q_a| = A·(V·h_q + h_q + h_q·V + V)     (two-layer perceptrons V → h_q → V),
+and the largest m that fits is ⌊(N·c·h·w − |B^x| − |B^y| − Σ|Q_a|) / (U + V)⌋.
+
+The bases are fitted by an *uncentred* SVD (see `distill/param.py`), so C^x B^x reproduces the
+projected images without a separate mean: nothing else is stored, and the count is exact.
+
+Raw-image methods store m images of c·h·w floats, plus (with `count_targets`) a d_y-float target
+or a one-float label per image; the papers do not count targets, the manifest records the choice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ssdd_cli.errors import BudgetError
+
+PARAMETERIZED = "parameterized"
+RAW_IMAGES = "raw-images"
+RAW_IMAGES_TARGETS = "raw-images+targets"
+
+
+@dataclass(frozen=True)
+class ImageShape:
+    channels: int
+    height: int
+    width: int
+
+    @property
+    def floats(self) -> int:
+        return self.channels * self.height * self.width
+
+
+@dataclass(frozen=True)
+class BudgetReport:
+    """The outcome of a budget computation: components in floats and the number of images m."""
+
+    N: int
+    m: int
+    convention: str
+    components: dict[str, int]
+    allowed: int
+
+    @property
+    def used(self) -> int:
+        return sum(self.components.values())
+
+    @property
+    def spare(self) -> int:
+        return self.allowed - self.used
+
+
+def floats_allowed(n_images: int, shape: ImageShape) -> int:
+    """N images' worth of floats."""
+    return n_images * shape.floats
+
+
+def approx_floats(V: int, hidden: int, A: int) -> int:
+    """Σ_a |Q_a| for A perceptrons V → hidden → V with biases."""
+    return A * (V * hidden + hidden + hidden * V + V)
+
+
+def ssdd_components(
+    m: int, U: int, V: int, shape: ImageShape, scale: int, feature_dim: int, hidden: int, A: int
+) -> dict[str, int]:
+    """Per-component float counts of a parameterised artifact with m images."""
+    base_h, base_w = shape.height // scale, shape.width // scale
+    return {
+        "B^x": U * shape.channels * base_h * base_w,
+        "C^x": m * U,
+        "B^y": V * feature_dim,
+        "C^y": m * V,
+        "Q_a": approx_floats(V, hidden, A) if A else 0,
+    }
+
+
+def ssdd_budget(
+    N: int,
+    U: int,
+    V: int,
+    shape: ImageShape,
+    *,
+    scale: int = 2,
+    feature_dim: int = 512,
+    hidden: int = 4,
+    A: int = 3,
+) -> BudgetReport:
+    """Solve for the largest m whose parameterised artifact fits N images' worth of floats.
+
+    Raises `BudgetError` when the bases and approximation networks alone leave no room for one
+    image, saying by how much and which U = V or N would fit.
+    """
+    _check_positive(N=N, U=U, V=V, scale=scale, feature_dim=feature_dim)
+    if shape.height % scale or shape.width % scale:
+        raise BudgetError(
+            f"scale {scale} does not divide the {shape.height}×{shape.width} image; "
+            "use a scale that divides the resolution (2 at 32 px, 4 at 64 px)."
+        )
+    base_dim = shape.channels * (shape.height // scale) * (shape.width // scale)
+    if U > base_dim:
+        raise BudgetError(
+            f"U = {U} image bases exceed their dimension {base_dim} (c·h/s·w/s); use U ≤ {base_dim}."
+        )
+    if V > feature_dim:
+        raise BudgetError(
+            f"V = {V} representation bases exceed the feature dimension {feature_dim}; "
+            f"use V ≤ {feature_dim}."
+        )
+    allowed = floats_allowed(N, shape)
+    fixed = sum(ssdd_components(0, U, V, shape, scale, feature_dim, hidden, A).values())
+    m = (allowed - fixed) // (U + V)
+    if m < 1:
+        need = fixed + U + V
+        fit_uv = _largest_equal_bases(allowed, shape, scale, feature_dim, hidden, A, base_dim)
+        hint = f"U = V ≤ {fit_uv}" if fit_uv else "no U = V"
+        raise BudgetError(
+            f"the bases and approximation networks need {fixed:,} floats plus {U + V:,} per image, "
+            f"{need - allowed:,} more than N = {N} allows ({allowed:,}); "
+            f"use {hint} at this N, or N ≥ {math.ceil(need / shape.floats)}."
+        )
+    comps = ssdd_components(m, U, V, shape, scale, feature_dim, hidden, A)
+    return BudgetReport(N=N, m=m, convention=PARAMETERIZED, components=comps, allowed=allowed)
+
+
+def raw_budget(
+    N: int, shape: ImageShape, *, count_targets: bool = False, target_floats: int = 0
+) -> BudgetReport:
+    """Raw-image methods: m = ⌊floats / (c·h·w [+ target floats])⌋ images.
+
+    `target_floats` is d_y for self-supervised targets or 1 for a class label; it is only charged
+    when `count_targets` is set (the papers do not count targets).
+    """
+    _check_positive(N=N)
+    allowed = floats_allowed(N, shape)
+    per_image = shape.floats + (target_floats if count_targets else 0)
+    m = allowed // per_image
+    comps = {"images": m * shape.floats}
+    if target_floats:
+        comps["targets" if target_floats > 1 else "labels"] = (
+            m * target_floats if count_targets else 0
+        )
+    convention = RAW_IMAGES_TARGETS if count_targets else RAW_IMAGES
+    return BudgetReport(N=N, m=m, convention=convention, components=comps, allowed=allowed)
+
+
+def _largest_equal_bases(
+    allowed: int, shape: ImageShape, scale: int, feature_dim: int, hidden: int, A: int, base_dim: int
+) -> int:
+    """The largest U = V leaving room for at least one image (0 if none)."""
+    best = 0
+    for k in range(1, min(base_dim, feature_dim) + 1):
+        fixed = sum(ssdd_components(1, k, k, shape, scale, feature_dim, hidden, A).values())
+        if fixed > allowed:
+            break
+        best = k
+    return best
+
+
+def _check_positive(**values: int) -> None:
+    for name, value in values.items():
+        if value < 1:
+            raise BudgetError(f"{name} must be a positive whole number, got {value}.")

@@ -1,0 +1,185 @@
+"""The `.ssdd` v1 manifest: a strict pydantic model stored as JSON under `ssdd.manifest`.
+
+`expected_tensors(manifest)` derives, from the manifest alone, every tensor name with its shape
+and dtype; the reader checks the file against it and the writer refuses anything else.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+
+from ssdd_cli import __version__
+
+FORMAT_MAJOR = 1
+FORMAT_MINOR = 0
+FORMAT_VERSION = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
+MANIFEST_KEY = "ssdd.manifest"
+
+Convention = Literal["parameterized", "raw-images", "raw-images+targets"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceInfo(_Strict):
+    """The distilled source: shape of its images and the normalisation used during distillation."""
+
+    name: str
+    channels: PositiveInt
+    height: PositiveInt
+    width: PositiveInt
+    mean: list[float]
+    std: list[float]
+    classes: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _per_channel(self) -> SourceInfo:
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise ValueError("mean and std need one value per channel")
+        if any(s <= 0 for s in self.std):
+            raise ValueError("std values must be positive")
+        return self
+
+
+class BudgetInfo(_Strict):
+    """N images' worth of floats, and how the stored floats were counted."""
+
+    images: PositiveInt = Field(description="the budget N, in images")
+    floats_allowed: int = Field(ge=0, description="N·c·h·w")
+    floats_used: int = Field(ge=0, description="floats actually stored under the convention")
+    components: dict[str, int] = Field(description="floats per component, e.g. B^x, C^x, ...")
+    convention: Convention
+
+    @model_validator(mode="after")
+    def _sums(self) -> BudgetInfo:
+        if sum(self.components.values()) != self.floats_used:
+            raise ValueError("floats_used must equal the sum of the components")
+        return self
+
+
+class Parameterization(_Strict):
+    """X_s = D(C^x B^x, s), Y_s = C^y B^y (SSDD §3.2)."""
+
+    m: PositiveInt = Field(description="number of distilled images")
+    U: PositiveInt = Field(description="image bases")
+    V: PositiveInt = Field(description="representation bases")
+    scale: PositiveInt = Field(description="image bases live at (h/s, w/s)")
+    feature_dim: PositiveInt = Field(description="d_y, the teacher's representation size")
+    upsampling: Literal["bilinear"] = "bilinear"
+    centering: Literal["uncentered"] = Field(
+        "uncentered", description="bases from an uncentred SVD: no mean is stored"
+    )
+
+
+class RawImages(_Strict):
+    """Raw-image artifacts (random, kmeans, krr-st, the DM family)."""
+
+    m: PositiveInt
+    target_dim: PositiveInt | None = Field(None, description="d_y of stored `targets`, if any")
+    labels: bool = Field(False, description="whether integer `labels` are stored")
+
+
+class Augmentations(_Strict):
+    """The predefined augmentations τ_1..τ_A (SSDD §3.3), in view order."""
+
+    name: Literal["rotate", "jigsaw", "crop", "none"]
+    views: list[str]
+
+
+class Approx(_Strict):
+    """Approximation networks Q_a: V → hidden → V, one per augmentation."""
+
+    hidden: PositiveInt
+    activation: Literal["relu"] = "relu"
+
+
+class Teacher(_Strict):
+    arch: str
+    ssl_method: str = "barlow_twins"
+    feature_dim: PositiveInt
+    sha256: str
+
+
+class DistillConfig(_Strict):
+    """The full distillation config, so a run can be repeated."""
+
+    steps: int = Field(ge=0)
+    lr: float
+    seed: int
+    batch_size: PositiveInt
+    real_aug: Literal["none", "flip", "crop-flip"]
+    pool_size: PositiveInt
+    pool_max_steps: PositiveInt
+    inner_arch: str
+    ridge: float = Field(description="λ = ridge·tr(K) in the KRR solve")
+    final_loss: float | None = None
+
+
+class Manifest(_Strict):
+    format_version: str = Field(FORMAT_VERSION, pattern=r"^\d+\.\d+$")
+    method: str
+    source: SourceInfo
+    budget: BudgetInfo
+    parameterization: Parameterization | None = None
+    raw: RawImages | None = None
+    augmentations: Augmentations | None = None
+    approx: Approx | None = None
+    teacher: Teacher | None = None
+    distill: DistillConfig | None = None
+    tool_version: str = __version__
+    created: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @model_validator(mode="after")
+    def _one_layout(self) -> Manifest:
+        if (self.parameterization is None) == (self.raw is None):
+            raise ValueError("exactly one of `parameterization` and `raw` must be given")
+        if self.approx is not None and self.parameterization is None:
+            raise ValueError("`approx` needs a parameterized artifact")
+        if self.approx is not None and not self.views:
+            raise ValueError("`approx` needs augmentations with at least one view")
+        return self
+
+    @property
+    def views(self) -> list[str]:
+        return list(self.augmentations.views) if self.augmentations else []
+
+    @property
+    def m(self) -> int:
+        layout = self.parameterization or self.raw
+        assert layout is not None
+        return layout.m
+
+
+TensorSpec = tuple[tuple[int, ...], str]  # (shape, dtype name: "float32" | "int64")
+
+
+def expected_tensors(manifest: Manifest) -> dict[str, TensorSpec]:
+    """Every tensor an artifact with this manifest must hold, with its shape and dtype."""
+    src = manifest.source
+    out: dict[str, TensorSpec] = {}
+    p = manifest.parameterization
+    if p is not None:
+        h, w = src.height // p.scale, src.width // p.scale
+        out["image.bases"] = ((p.U, src.channels, h, w), "float32")
+        out["image.coeffs"] = ((p.m, p.U), "float32")
+        out["repr.bases"] = ((p.V, p.feature_dim), "float32")
+        out["repr.coeffs"] = ((p.m, p.V), "float32")
+        if manifest.approx is not None:
+            hid = manifest.approx.hidden
+            for a in range(len(manifest.views)):
+                out[f"approx.{a}.0.weight"] = ((hid, p.V), "float32")
+                out[f"approx.{a}.0.bias"] = ((hid,), "float32")
+                out[f"approx.{a}.1.weight"] = ((p.V, hid), "float32")
+                out[f"approx.{a}.1.bias"] = ((p.V,), "float32")
+    raw = manifest.raw
+    if raw is not None:
+        out["images"] = ((raw.m, src.channels, src.height, src.width), "float32")
+        if raw.target_dim is not None:
+            out["targets"] = ((raw.m, raw.target_dim), "float32")
+        if raw.labels:
+            out["labels"] = ((raw.m,), "int64")
+    return out

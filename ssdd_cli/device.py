@@ -1,0 +1,28 @@
+"""Device selection: `auto` picks cuda, then mps, then cpu."""
+
+from __future__ import annotations
+
+import torch
+
+from ssdd_cli.errors import UsageError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """Turn a `--device` value into a `torch.device`, refusing one this machine lacks."""
+    name = name.lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    base = name.split(":")[0]
+    if base not in DEVICE_CHOICES:
+        raise UsageError(f"unknown device {name!r}; use one of {', '.join(DEVICE_CHOICES)}.")
+    if base == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for but no CUDA GPU is visible; use --device auto.")
+    if base == "mps" and not torch.backends.mps.is_available():
+        raise UsageError("--device mps was asked for but MPS is not available; use --device auto.")
+    return torch.device(name)

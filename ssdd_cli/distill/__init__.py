@@ -1,0 +1,1 @@
+"""Distillation: the KRR closed form, the model pool, the parameterisation and the outer loop."""
