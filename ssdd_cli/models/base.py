@@ -1,0 +1,52 @@
+"""The `Backbone` contract every architecture in the registry follows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+
+class Backbone(nn.Module):
+    """A feature extractor: images (B, in_channels, image_size, image_size) -> (B, feature_dim).
+
+    Attributes:
+        arch: the registry name that builds this network (`create_backbone(arch, ...)`).
+        in_channels: channels of the input images (1 or 3 in practice).
+        image_size: side of the square input images, in pixels.
+        feature_dim: d_h, the width of `features(x)`.
+        config: the keyword arguments (beyond `in_channels` and `image_size`) that rebuild this
+            exact network with `create_backbone(arch, in_channels, image_size, **config)`, with
+            defaults already resolved, JSON-serialisable.
+
+    `forward` is `features`: a backbone has no head. Heads (the linear map to d_y in pretraining,
+    the classifier in evaluation) belong to the code that trains them.
+    """
+
+    arch: str
+    in_channels: int
+    image_size: int
+    feature_dim: int
+    config: dict[str, Any]
+
+    def __init__(self, arch: str, in_channels: int, image_size: int, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.arch = arch
+        self.in_channels = in_channels
+        self.image_size = image_size
+        self.config = dict(config)
+        self.feature_dim = 0  # set by the subclass once its layers exist
+
+    def features(self, x: Tensor) -> Tensor:
+        """Map images x: (B, in_channels, image_size, image_size) to features (B, feature_dim)."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Same as `features`: x (B, in_channels, image_size, image_size) -> (B, feature_dim)."""
+        return self.features(x)
+
+    def extra_repr(self) -> str:
+        return (
+            f"arch={self.arch!r}, in_channels={self.in_channels}, image_size={self.image_size}, "
+            f"feature_dim={self.feature_dim}"
+        )
