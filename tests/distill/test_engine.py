@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ssdd_cli.distill.approx import ApproxConfig, approx_targets, fit_approx
+from ssdd_cli.distill.pool import ModelPool, PoolConfig
+from tests.distill.conftest import D_Y, make_loop
+
+
+def test_gradients_reach_every_distilled_tensor(source: Tensor, teacher) -> None:  # type: ignore[no-untyped-def]
+    loop = make_loop(source, teacher)
+    before = {k: v.detach().clone() for k, v in loop.distilled.named_parameters()}
+    loop.outer_step()
+    for name, p in loop.distilled.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+        assert not torch.equal(p.detach(), before[name]), name
+
+
+def test_outer_loss_falls(source: Tensor, teacher) -> None:  # type: ignore[no-untyped-def]
+    loop = make_loop(source, teacher, steps=40)
+    losses = loop.run()
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
+
+
+def test_pool_resets_counter_at_Z() -> None:
+    g = torch.Generator().manual_seed(0)
+    pool = ModelPool(PoolConfig(size=1, max_steps=2, arch_kwargs={"widths": (4, 8)}), 1, 16, D_Y,
+                     torch.device("cpu"), g)
+    x, y = torch.randn(4, 1, 16, 16), torch.randn(4, D_Y)
+    pool.build()
+    first = pool.models[0]
+    pool.step(0, x, y)
+    pool.step(0, x, y)
+    assert pool.steps == [2] and pool.models[0] is first
+    pool.step(0, x, y)  # z = Z: re-initialise and reset
+    assert pool.steps == [0] and pool.models[0] is not first
+    pool.step(0, x, y)
+    assert pool.steps == [1]
+
+
+def test_pool_initial_steps_are_within_1_to_Z(source: Tensor, teacher) -> None:  # type: ignore[no-untyped-def]
+    loop = make_loop(source, teacher)
+    assert all(1 <= s <= 3 for s in loop.pool.steps)
+
+
+def test_approx_training_reduces_mse() -> None:
+    g = torch.Generator().manual_seed(0)
+    c_y = torch.randn(40, 6, generator=g)
+    c_aug = torch.stack([c_y + torch.tanh(c_y @ torch.randn(6, 6, generator=g)) for _ in range(3)])
+    fit = fit_approx(c_y, c_aug, ApproxConfig(hidden=4, steps=300), g)
+    assert all(after < 0.6 * before for before, after in zip(fit.mse_before, fit.mse_after))
+    targets = approx_targets(c_y, torch.eye(6), fit.nets)
+    assert targets.shape == (160, 6) and torch.equal(targets[:40], c_y)
+
+
+def test_checkpoint_resume_is_exact(source: Tensor, teacher, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    full = make_loop(source, teacher, steps=8)
+    full.run()
+    part = make_loop(source, teacher, steps=8)
+    ckpt = tmp_path / "d.ckpt"
+    # Interrupt after 5 steps (last checkpoint at step 4), then resume in a fresh loop.
+    for _ in range(4):
+        part.outer_step()
+    part.save(ckpt, {})
+    part.outer_step()
+    resumed = make_loop(source, teacher, steps=8, seed=123)  # different seed: state must come from disk
+    resumed.resume(ckpt)
+    assert resumed.step == 4
+    resumed.run()
+    for (name, a), (_, b) in zip(full.distilled.state_dict().items(), resumed.distilled.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert full.losses == resumed.losses
