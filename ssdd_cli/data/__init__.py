@@ -1,0 +1,43 @@
+"""Data sources, splits and normalisation.
+
+    from ssdd_cli.data import load_source
+    data = load_source("digits")          # ImageSet: train/val/test (n, 1, 16, 16) in [0, 1]
+    real = device_tensor(data.train, data.mean, data.std, device)
+
+Sources: `digits` and `shapes` (embedded), `cifar10` and `cifar100` (official pickles under the
+data root), `imagefolder:PATH` and `npz:PATH`. See `registry` for the contract a source follows.
+"""
+
+from ssdd_cli.data import cifar, digits, imagefolder, npz, shapes  # noqa: F401  (registers)
+from ssdd_cli.data.imageset import ImageSet, channel_stats
+from ssdd_cli.data.normalize import denormalize, device_tensor, normalize
+from ssdd_cli.data.registry import (
+    Source,
+    SourceRequest,
+    SourceStatus,
+    default_data_root,
+    list_sources,
+    load_source,
+    register_source,
+    source_status,
+)
+from ssdd_cli.data.shapes import SHAPE_CLASSES, ShapesConfig, generate_shapes
+
+__all__ = [
+    "ImageSet",
+    "SHAPE_CLASSES",
+    "ShapesConfig",
+    "Source",
+    "SourceRequest",
+    "SourceStatus",
+    "channel_stats",
+    "default_data_root",
+    "denormalize",
+    "device_tensor",
+    "generate_shapes",
+    "list_sources",
+    "load_source",
+    "normalize",
+    "register_source",
+    "source_status",
+]
