@@ -86,15 +86,24 @@ PRESETS: dict[str, Preset] = {
     "imagenet": _paper("imagenet", 64, 4, 16, 20_000, (BudgetPreset(250, 500, 500, 5e-3),),
                        default_budget=250),
     # Embedded sources: small teacher, short schedules (the demo's budget is a few minutes).
-    "digits": Preset("digits", 16, 1, 2, teacher_arch="resnet10", teacher_epochs=30,
-                     teacher_batch_size=256, teacher_lr=0.05, teacher_kwargs={"width": 32},
+    # Teachers: ResNet-10 width 16 (128-d features), 512-wide projector, AdamW; digits (50
+    # epochs) takes under a minute on 2 idle CPU cores. TeacherConfig.from_preset reads the
+    # non-backbone teacher_kwargs keys; ssdd_cli/teacher/trainer.py explains the optimiser.
+    "digits": Preset("digits", 16, 1, 2, teacher_arch="resnet10", teacher_epochs=50,
+                     teacher_batch_size=128, teacher_lr=2e-3,
+                     teacher_kwargs={"width": 16, "optimizer": "adamw", "weight_decay": 1e-4,
+                                     "projector_hidden": 512, "projector_out": 512},
                      inner_kwargs={"widths": (64, 128)}, hidden=4, steps=300, real_batch=512,
                      pool_size=4, pool_max_steps=100, pretrain_epochs=100,
-                     budgets=(BudgetPreset(10, 16, 16, 1e-3), BudgetPreset(20, 32, 32, 1e-3),
-                              BudgetPreset(50, 48, 48, 1e-3)),
+                     # U = V = 2N would exceed what N images' worth of floats can hold with a
+                     # 128-d teacher (B^y alone is 128·V); these fit, with m = 49, 50 and 90.
+                     budgets=(BudgetPreset(10, 8, 8, 1e-3), BudgetPreset(20, 16, 16, 1e-3),
+                              BudgetPreset(50, 32, 32, 1e-3)),
                      default_budget=20),
-    "shapes": Preset("shapes", 32, 3, 2, teacher_arch="resnet10", teacher_epochs=15,
-                     teacher_batch_size=256, teacher_lr=0.05, teacher_kwargs={"width": 32},
+    "shapes": Preset("shapes", 32, 3, 2, teacher_arch="resnet10", teacher_epochs=10,
+                     teacher_batch_size=256, teacher_lr=2e-3,
+                     teacher_kwargs={"width": 16, "optimizer": "adamw", "weight_decay": 1e-4,
+                                     "projector_hidden": 512, "projector_out": 512},
                      inner_kwargs={"widths": (64, 128, 256)}, hidden=4, steps=500, real_batch=512,
                      pool_size=4, pool_max_steps=200, pretrain_epochs=100,
                      budgets=(BudgetPreset(50, 100, 100, 1e-3), BudgetPreset(100, 200, 200, 1e-3)),

@@ -2,13 +2,52 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-from ssdd_cli.cli._common import STUB_SETTINGS, not_implemented
+from ssdd_cli.cli._common import console
+from ssdd_cli.cli._progress import progress_callback
+from ssdd_cli.data import load_source
+from ssdd_cli.device import resolve_device
+from ssdd_cli.io import check_writable
+from ssdd_cli.models import backbone_options
+from ssdd_cli.teacher import TeacherConfig, save_teacher, train_teacher
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("teacher", context_settings=STUB_SETTINGS)
-    def command() -> None:
+    @app.command("teacher")
+    def command(
+        source: Annotated[str, typer.Option(help="Source to train on (see `ssdd datasets`).")],
+        output: Annotated[Path, typer.Option("--output", "-o", help="Teacher file to write.")],
+        arch: Annotated[str | None, typer.Option(help="Backbone (default: the preset's).")] = None,
+        epochs: Annotated[int | None, typer.Option(help="Epochs (default: the preset's).")] = None,
+        batch_size: Annotated[int | None, typer.Option(help="Batch size (default: preset).")] = None,
+        lr: Annotated[float | None, typer.Option(help="Peak learning rate (default: preset).")] = None,
+        device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+        seed: Annotated[int, typer.Option(help="Seed of initialisation, shuffling, augmentation.")] = 0,
+        data_root: Annotated[Path | None, typer.Option(help="Folder of real sources.")] = None,
+        download: Annotated[bool, typer.Option(help="Download CIFAR if missing.")] = False,
+        resume: Annotated[bool, typer.Option(help="Continue from OUTPUT.ckpt.")] = False,
+    ) -> None:
         """Train the self-supervised (Barlow Twins) teacher on a source."""
-        not_implemented("teacher", "issue 4")
+        ckpt = output.with_name(output.name + ".ckpt")
+        check_writable(output)
+        dev = resolve_device(device)
+        images = load_source(source, data_root=data_root, download=download)
+        config = TeacherConfig.from_preset(
+            source, arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed
+        )
+        backbone_options(config.arch)  # an unknown arch fails here, before any training
+        with progress_callback() as callback:
+            result = train_teacher(images.train, images.mean, images.std, config, device=dev,
+                                   callback=callback, checkpoint_path=ckpt, resume=resume)
+        meta = save_teacher(output, result, source=source, mean=images.mean, std=images.std)
+        ckpt.unlink(missing_ok=True)
+        console.print(
+            f"teacher {config.arch} ({result.backbone.feature_dim}-d features) "
+            f"saved to {output}: {len(result.losses)} epochs, final loss {result.final_loss:.4g}, "
+            f"sha256 {meta['ssdd.sha256'][:12]}",
+            highlight=False,
+        )

@@ -1,0 +1,31 @@
+"""Teacher tests run their tiny networks on one thread.
+
+At these sizes a second intra-op thread buys nothing, and on a loaded 2-core machine the two
+threads' barriers wait on each other (the resume test took 80 s instead of 2 s).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from ssdd_cli.teacher.trainer import TeacherConfig
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def tiny_config() -> TeacherConfig:
+    """A teacher small enough for a test: width-4 ResNet-10, 32-wide projector, 3 epochs."""
+    return TeacherConfig(
+        arch="resnet10", arch_kwargs={"width": 4}, epochs=3, batch_size=16, lr=0.05,
+        warmup_epochs=1, projector_hidden=32, projector_out=32, seed=0,
+    )
