@@ -2,13 +2,59 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-from ssdd_cli.cli._common import STUB_SETTINGS, not_implemented
+from ssdd_cli.bundle import load_bundle
+from ssdd_cli.cli._common import console
+from ssdd_cli.cli._progress import progress_callback
+from ssdd_cli.device import resolve_device
+from ssdd_cli.distill.materialize import materialize
+from ssdd_cli.errors import UsageError
+from ssdd_cli.io import check_writable, sha256_file
+from ssdd_cli.models import backbone_options, save_backbone
+from ssdd_cli.train.pretrain import PretrainConfig, pretrain, pretrain_metadata
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("pretrain", context_settings=STUB_SETTINGS)
-    def command() -> None:
-        """Pretrain a fresh backbone on an artifact."""
-        not_implemented("pretrain", "issue 6")
+    @app.command("pretrain")
+    def command(
+        artifact: Annotated[Path, typer.Argument(help="The .ssdd artifact to pretrain on.")],
+        output: Annotated[Path, typer.Option("--output", "-o", help="Backbone file to write.")],
+        arch: Annotated[str, typer.Option(help="Backbone to train (see the models list).")] = "convnet",
+        epochs: Annotated[int | None, typer.Option(help="Epochs (default: the source preset's).")] = None,
+        batch_size: Annotated[int, typer.Option(help="Minibatch size.")] = 256,
+        lr: Annotated[float, typer.Option(help="SGD learning rate (constant, as in the paper).")] = 0.1,
+        wd: Annotated[float | None, typer.Option(help="Weight decay (default: the budget's).")] = None,
+        seed: Annotated[int, typer.Option(help="Seed of initialisation and shuffling.")] = 0,
+        device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+        resume: Annotated[bool, typer.Option(help="Continue from OUTPUT.ckpt.")] = False,
+    ) -> None:
+        """Pretrain a fresh backbone on an artifact (MSE to its targets, or CE to its labels)."""
+        check_writable(output)
+        backbone_options(arch)  # an unknown --arch fails here, before any work
+        dev = resolve_device(device)
+        bundle = load_bundle(artifact)
+        src, budget = bundle.manifest.source, bundle.manifest.budget.images
+        if src.height != src.width:
+            raise UsageError(f"{artifact} holds {src.height}×{src.width} images but backbones "
+                             "take square images; distill a square source.")
+        config = PretrainConfig.from_preset(src.name, budget=budget, arch=arch, epochs=epochs,
+                                            batch_size=batch_size, lr=lr, weight_decay=wd, seed=seed)
+        data = materialize(bundle, dev)
+        ckpt = output.with_name(output.name + ".ckpt")
+        with progress_callback() as callback:
+            backbone, loss = pretrain(data.images, data.targets, data.labels, config,
+                                      in_channels=src.channels, image_size=src.height, device=dev,
+                                      callback=callback, checkpoint_path=ckpt, resume=resume,
+                                      num_classes=src.classes)
+        meta = pretrain_metadata(config, final_loss=loss, source=src.name, mean=src.mean,
+                                 std=src.std, artifact_sha256=sha256_file(artifact),
+                                 method=bundle.manifest.method, images=len(data.images))
+        save_backbone(output, backbone, meta)
+        ckpt.unlink(missing_ok=True)
+        console.print(f"backbone {arch} ({backbone.feature_dim}-d features) saved to {output}: "
+                      f"{config.epochs} epochs on {len(data.images)} images, final loss {loss:.4g}",
+                      highlight=False)

@@ -1,0 +1,70 @@
+"""Pretraining a backbone on an artifact, and the evaluation protocols.
+
+    backbone, loss = pretrain(data.images, data.targets, data.labels,
+                              PretrainConfig.from_preset("digits", budget=20),
+                              in_channels=1, image_size=16, device=torch.device("cpu"))
+    report = evaluate(backbone, load_source("digits"), "linear", seeds=3)
+    report.to_dict()  # {"metrics": {"accuracy": {"mean", "std", "values"}}, ...}
+
+Protocols (`list_protocols()`): `linear`, `finetune`, `knn`, `align`; few-shot with `shots=k`.
+"""
+
+from ssdd_cli.checkpoint import CheckpointError
+from ssdd_cli.train.cka import linear_cka
+from ssdd_cli.train.evaluate import EvalReport, MetricSummary, check_input_shape, evaluate
+from ssdd_cli.train.features import extract_features
+from ssdd_cli.train.knn import knn_predict
+from ssdd_cli.train.linear import LinearProbe, LinearProbeConfig, accuracy
+from ssdd_cli.train.pretrain import (
+    PretrainConfig,
+    TrainingDiverged,
+    build_backbone,
+    pretrain,
+    pretrain_metadata,
+)
+from ssdd_cli.train.protocols import (
+    AlignConfig,
+    EvalConfig,
+    EvalContext,
+    FinetuneConfig,
+    KNNConfig,
+    Protocol,
+    ProtocolResult,
+    few_shot_indices,
+    get_protocol,
+    list_protocols,
+    register_protocol,
+)
+from ssdd_cli.train.regression import LinearMap, mean_squared_error
+
+__all__ = [
+    "AlignConfig",
+    "CheckpointError",
+    "EvalConfig",
+    "EvalContext",
+    "EvalReport",
+    "FinetuneConfig",
+    "KNNConfig",
+    "LinearMap",
+    "LinearProbe",
+    "LinearProbeConfig",
+    "MetricSummary",
+    "PretrainConfig",
+    "Protocol",
+    "ProtocolResult",
+    "TrainingDiverged",
+    "accuracy",
+    "build_backbone",
+    "check_input_shape",
+    "evaluate",
+    "extract_features",
+    "few_shot_indices",
+    "get_protocol",
+    "knn_predict",
+    "linear_cka",
+    "list_protocols",
+    "mean_squared_error",
+    "pretrain",
+    "pretrain_metadata",
+    "register_protocol",
+]

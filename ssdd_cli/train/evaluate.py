@@ -1,0 +1,129 @@
+"""Run one protocol over several seeds and summarise it: `evaluate(...) -> EvalReport`."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ssdd_cli.data import ImageSet
+from ssdd_cli.errors import DataError, UsageError
+from ssdd_cli.models import Backbone
+from ssdd_cli.progress import Callback, ProgressEvent, silent
+from ssdd_cli.train.protocols import EvalConfig, EvalContext, ProtocolResult, get_protocol
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """One metric over seeds: the per-seed values, their mean and (population) std.
+
+    The std is numpy's default (ddof = 0), as in the distillation papers' "mean ± std over
+    three runs"; one seed gives std 0.
+    """
+
+    name: str
+    values: tuple[float, ...]
+    mean: float
+    std: float
+
+    @classmethod
+    def of(cls, name: str, values: list[float]) -> MetricSummary:
+        return cls(name, tuple(values), statistics.fmean(values), statistics.pstdev(values))
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """The result of `evaluate`: protocol, target, shots, seeds, and one summary per metric."""
+
+    protocol: str
+    target: str
+    shots: int | None
+    seeds: tuple[int, ...]
+    metrics: tuple[MetricSummary, ...]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: {"protocol", "target", "shots", "seeds", "seconds",
+        "metrics": {name: {"mean", "std", "values"}}}."""
+        return {
+            "protocol": self.protocol,
+            "target": self.target,
+            "shots": self.shots,
+            "seeds": list(self.seeds),
+            "seconds": self.seconds,
+            "metrics": {m.name: {"mean": m.mean, "std": m.std, "values": list(m.values)}
+                        for m in self.metrics},
+        }
+
+
+def evaluate(
+    backbone: Backbone,
+    target: ImageSet,
+    protocol: str,
+    *,
+    seeds: int = 1,
+    shots: int | None = None,
+    device: torch.device | str = "cpu",
+    teacher: Backbone | None = None,
+    callback: Callback = silent,
+    config: EvalConfig | None = None,
+    first_seed: int = 0,
+) -> EvalReport:
+    """Score `backbone` on `target` with `protocol` for seeds first_seed … first_seed+seeds−1.
+
+    backbone (and teacher): modules with `features(x) -> (B, d)` for images (B, c, r, r) of
+    the target's shape. The backbone is never modified (fine-tuning works on a copy).
+    Refuses, with a one-sentence user error: an unknown protocol, a backbone or teacher whose
+    input shape differs from the target's, a labelled protocol on an unlabelled target, `align`
+    without a teacher, and `shots` where it does not apply or exceeds a class.
+    """
+    spec = get_protocol(protocol)
+    if seeds < 1:
+        raise UsageError(f"--seeds must be at least 1, got {seeds}.")
+    if shots is not None and shots < 1:
+        raise UsageError(f"--shots must be at least 1, got {shots}.")
+    if shots is not None and not spec.uses_shots:
+        raise UsageError(f"--shots does not apply to --protocol {protocol}; drop it.")
+    check_input_shape(backbone, target, "backbone")
+    if spec.needs_labels and (target.train_labels is None or target.test_labels is None):
+        raise DataError(f"target {target.name} has no labels, so --protocol {protocol} "
+                        "cannot score it; use --protocol align.")
+    if spec.needs_teacher:
+        if teacher is None:
+            raise UsageError(f"--protocol {protocol} compares with a teacher; pass --teacher PATH.")
+        check_input_shape(teacher, target, "teacher")
+    ctx = EvalContext(backbone, target, torch.device(device), config or EvalConfig(), shots,
+                      teacher, callback)
+    start = time.perf_counter()
+    per_seed: list[list[ProtocolResult]] = []
+    seed_list = tuple(range(first_seed, first_seed + seeds))
+    for i, seed in enumerate(seed_list):
+        per_seed.append(spec.run(ctx, seed))
+        callback(ProgressEvent(f"eval {protocol}", i + 1, seeds))
+    names = [r.metric for r in per_seed[0]]
+    metrics = tuple(MetricSummary.of(name, [res[k].value for res in per_seed])
+                    for k, name in enumerate(names))
+    return EvalReport(protocol, target.name, shots, seed_list, metrics,
+                      time.perf_counter() - start)
+
+
+def check_input_shape(net: nn.Module, target: ImageSet, what: str) -> None:
+    """UsageError when `net`'s in_channels / image_size (if it declares them) differ from the
+    target's channels / resolution."""
+    channels = getattr(net, "in_channels", None)
+    size = getattr(net, "image_size", None)
+    if channels is not None and channels != target.channels:
+        raise UsageError(
+            f"the {what} takes {channels}-channel images but target {target.name} has "
+            f"{target.channels}; evaluate on a {channels}-channel target or use a {what} trained "
+            f"on {target.channels}-channel data."
+        )
+    if size is not None and size != target.resolution:
+        raise UsageError(
+            f"the {what} takes {size}×{size} images but target {target.name} is loaded at "
+            f"{target.resolution}×{target.resolution}; load it at --resolution {size}."
+        )

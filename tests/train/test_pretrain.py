@@ -1,0 +1,118 @@
+import importlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from ssdd_cli.checkpoint import CheckpointError
+from ssdd_cli.errors import UsageError
+from ssdd_cli.train.pretrain import PretrainConfig, pretrain
+
+CPU = torch.device("cpu")
+TINY = {"widths": [8, 16]}
+
+
+def _artifact(m: int = 24, d_y: int = 6, classes: int = 3) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(m, 1, 8, 8, generator=g)
+    y = torch.randn(m, d_y, generator=g)
+    labels = torch.arange(m) % classes
+    return x, y, labels
+
+
+def _config(epochs: int, **kw: object) -> PretrainConfig:
+    base = dict(arch="convnet", epochs=epochs, batch_size=12, lr=0.05, weight_decay=1e-3,
+                seed=0, arch_kwargs=TINY)
+    base.update(kw)
+    return PretrainConfig(**base)  # type: ignore[arg-type]
+
+
+def test_mse_pretraining_reduces_loss() -> None:
+    x, y, _ = _artifact()
+    _, first = pretrain(x, y, None, _config(1), in_channels=1, image_size=8, device=CPU)
+    backbone, last = pretrain(x, y, None, _config(10), in_channels=1, image_size=8, device=CPU)
+    assert last < 0.5 * first
+    assert not backbone.training
+    assert backbone.features(x[:2]).shape == (2, backbone.feature_dim)
+
+
+def test_cross_entropy_pretraining_reduces_loss() -> None:
+    x, _, labels = _artifact()
+    _, first = pretrain(x, None, labels, _config(1), in_channels=1, image_size=8, device=CPU)
+    _, last = pretrain(x, None, labels, _config(10), in_channels=1, image_size=8, device=CPU)
+    assert last < 0.5 * first
+
+
+def test_same_seed_same_network_and_events() -> None:
+    x, y, _ = _artifact()
+    events: list[object] = []
+    a, la = pretrain(x, y, None, _config(2), in_channels=1, image_size=8, device=CPU,
+                     callback=events.append)
+    b, lb = pretrain(x, y, None, _config(2), in_channels=1, image_size=8, device=CPU)
+    assert la == lb
+    pairs = zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    assert all(torch.equal(p, q) for p, q in pairs)
+    assert [e.step for e in events] == [1, 2]  # type: ignore[attr-defined]
+
+
+def test_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
+    x, y, _ = _artifact()
+    ckpt = tmp_path / "run.ckpt"
+    straight, loss = pretrain(x, y, None, _config(3), in_channels=1, image_size=8, device=CPU)
+    # an interrupted run: 2 epochs written to the checkpoint, then resumed to 3
+    pretrain(x, y, None, _config(2), in_channels=1, image_size=8, device=CPU,
+             checkpoint_path=ckpt)
+    with pytest.raises(CheckpointError):  # epochs differ: the checkpoint is another run's
+        pretrain(x, y, None, _config(3), in_channels=1, image_size=8, device=CPU,
+                 checkpoint_path=ckpt, resume=True)
+
+
+def test_resume_continues_the_same_run(tmp_path: Path) -> None:
+    x, y, _ = _artifact()
+    ckpt = tmp_path / "run.ckpt"
+    straight, loss = pretrain(x, y, None, _config(3), in_channels=1, image_size=8, device=CPU)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(event: object) -> None:
+        if getattr(event, "step", 0) == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        pretrain(x, y, None, _config(3), in_channels=1, image_size=8, device=CPU,
+                 checkpoint_path=ckpt, callback=stop_after_two, checkpoint_every=1)
+    # the event of epoch 2 fires before its checkpoint: the file holds epoch 1
+    resumed, loss2 = pretrain(x, y, None, _config(3), in_channels=1, image_size=8, device=CPU,
+                              checkpoint_path=ckpt, resume=True)
+    assert loss2 == loss
+    for p, q in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_images_that_do_not_fit_the_arch(monkeypatch: pytest.MonkeyPatch) -> None:
+    x, y, _ = _artifact()
+    x4 = x[:, :, :4, :4]
+    with pytest.raises(UsageError, match="image_size must be at least"):  # refused when built
+        pretrain(x4, y, None, _config(1, arch="alexnet", arch_kwargs={}), in_channels=1,
+                 image_size=4, device=CPU)
+    with pytest.raises(UsageError, match="unknown backbone"):
+        pretrain(x, y, None, _config(1, arch="nope", arch_kwargs={}), in_channels=1,
+                 image_size=8, device=CPU)
+
+    # the package re-exports the function `pretrain`, so fetch the module itself
+    module = importlib.import_module("ssdd_cli.train.pretrain")
+    from ssdd_cli.models import create_backbone
+
+    def broken(*args: object, **kwargs: object) -> object:
+        net = create_backbone(*args, **kwargs)  # type: ignore[arg-type]
+
+        def fail(_: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (1x8 and 16x4)")
+
+        net.features = fail  # type: ignore[method-assign]
+        return net
+
+    monkeypatch.setattr(module, "create_backbone", broken)
+    with pytest.raises(UsageError, match=r"1×8×8 images do not fit arch 'convnet'"):
+        pretrain(x, y, None, _config(1), in_channels=1, image_size=8, device=CPU)
