@@ -27,6 +27,7 @@ class MethodOptions:
     hidden: int
     count_targets: bool = False
     approx_steps: int = 3000
+    cap_bases: bool = False  # preset bases: cap V at d_y (the paper's "unless this exceeds the dims")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class InitInputs:
 
 class Method(Protocol):
     name: str
+    optimized: bool  # False for selection baselines: no pool, no outer loop
 
     def plan(self, options: MethodOptions, shape: ImageShape, d_y: int) -> BudgetReport:
         """The budget and the number of distilled images m."""

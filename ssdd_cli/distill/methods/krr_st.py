@@ -1,4 +1,9 @@
-"""KRR-ST: raw distilled images X_s and targets Y_s, no bases, no augmentations (Lee et al. 2024)."""
+"""Raw-image methods: X_s (m, c, h, w) and Y_s (m, d_y) stored as they are, no bases.
+
+`RawImageMethod` holds what they share (the raw-image budget, no augmentation, the artifact's
+tensors); KRR-ST (Lee et al. 2024) optimises X_s and Y_s with the outer loop, the selection
+baselines in `select.py` only choose real images.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from ssdd_cli.distill.param import DistilledModule
 
 
 class RawDistilled(DistilledModule):
-    """X_s (m, c, h, w) and Y_s (m, d_y), both learnable, initialised from m random real images."""
+    """X_s (m, c, h, w) and Y_s (m, d_y), both learnable."""
 
     def __init__(self, images: Tensor, targets: Tensor) -> None:
         super().__init__()
@@ -29,9 +34,11 @@ class RawDistilled(DistilledModule):
         return self.y
 
 
-@register_method
-class KRRST:
-    name = "krr-st"
+class RawImageMethod:
+    """A method whose artifact is m real-shaped images with their targets; `select` picks them."""
+
+    name = ""
+    optimized = False
 
     def plan(self, options: MethodOptions, shape: ImageShape, d_y: int) -> BudgetReport:
         return raw_budget(options.N, shape, count_targets=options.count_targets, target_floats=d_y)
@@ -39,13 +46,24 @@ class KRRST:
     def augmentation(self, options: MethodOptions) -> Augmentation:
         return get_augmentation("none")
 
+    def select(self, inputs: InitInputs, m: int) -> Tensor:
+        """Indices of the m source images to start from (default: uniformly at random)."""
+        return torch.randperm(inputs.images.shape[0], generator=inputs.generator)[:m]
+
     def init(self, options: MethodOptions, report: BudgetReport, inputs: InitInputs) -> DistilledModule:
-        idx = torch.randperm(inputs.images.shape[0], generator=inputs.generator)[: report.m]
-        idx = idx.to(inputs.images.device)
+        idx = self.select(inputs, report.m).to(inputs.images.device)
         return RawDistilled(inputs.images[idx], inputs.features[idx])
 
-    def finish(self, distilled: nn.Module, options: MethodOptions, generator: torch.Generator
+    def finish(self, distilled: DistilledModule, options: MethodOptions, generator: torch.Generator
                ) -> tuple[dict[str, Tensor], dict[str, Any]]:
         assert isinstance(distilled, RawDistilled)
         tensors = {"images": distilled.x.detach(), "targets": distilled.y.detach()}
         return tensors, {"raw": RawImages(m=distilled.x.shape[0], target_dim=distilled.y.shape[1])}
+
+
+@register_method
+class KRRST(RawImageMethod):
+    """KRR-ST: m random real images and their teacher targets, then optimised by the outer loop."""
+
+    name = "krr-st"
+    optimized = True

@@ -43,6 +43,7 @@ def init_parameterization(inputs: InitInputs, m: int, U: int, V: int, scale: int
 @register_method
 class SSDD:
     name = "ssdd"
+    optimized = True
 
     def plan(self, options: MethodOptions, shape: ImageShape, d_y: int) -> BudgetReport:
         return ssdd_budget(options.N, options.U, options.V, shape, scale=options.scale, feature_dim=d_y,

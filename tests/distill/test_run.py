@@ -1,0 +1,165 @@
+"""`ssdd distill` / `ssdd reconstruct` end to end on digits with tiny settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ssdd_cli.bundle import load_bundle
+from ssdd_cli.cli.main import app
+from ssdd_cli.distill.engine import OuterConfig
+from ssdd_cli.distill.methods.base import MethodOptions
+from ssdd_cli.distill.pool import PoolConfig
+from ssdd_cli.distill.run import DistillRequest, checkpoint_path, run_distill
+from ssdd_cli.progress import ProgressEvent
+from tests.distill.helpers import write_tiny_teacher
+
+runner = CliRunner()
+TINY = ["--budget", "10", "--U", "8", "--V", "8", "--steps", "4", "--batch-size", "64",
+        "--pool-size", "2", "--pool-steps", "3", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_teacher(tmp_path_factory.mktemp("t") / "teacher.safetensors")
+
+
+def test_distill_info_reconstruct_digits(tmp_path: Path, teacher: Path) -> None:
+    out = tmp_path / "d.ssdd"
+    result = runner.invoke(app, ["distill", "--source", "digits", "--teacher", str(teacher), "-o", str(out), *TINY])
+    assert result.exit_code == 0, result.output
+    assert "m = " in result.output and "outer loss" in result.output
+    bundle = load_bundle(out)
+    man = bundle.manifest
+    assert man.method == "ssdd" and man.teacher is not None and man.teacher.feature_dim == 64
+    assert man.budget.floats_used <= man.budget.floats_allowed
+    assert man.budget.floats_used == sum(t.numel() for t in bundle.tensors.values())
+    assert not checkpoint_path(out).exists()
+    info = runner.invoke(app, ["info", str(out)])
+    assert info.exit_code == 0 and "Q_a" in info.output
+    rec = runner.invoke(app, ["reconstruct", str(out), "--out", str(tmp_path / "imgs")])
+    assert rec.exit_code == 0, rec.output
+    pngs = sorted((tmp_path / "imgs").glob("image_*.png"))
+    assert len(pngs) == man.m
+    assert len(list((tmp_path / "imgs" / "views" / "rot90").glob("*.png"))) == man.m
+    assert (tmp_path / "imgs" / "grid.png").stat().st_size > 0
+    from safetensors.torch import load_file
+
+    targets = load_file(str(tmp_path / "imgs" / "targets.safetensors"))
+    assert targets["targets"].shape == (4 * man.m, 64)
+
+
+def test_krr_st_method(tmp_path: Path, teacher: Path) -> None:
+    out = tmp_path / "k.ssdd"
+    result = runner.invoke(app, ["distill", "--source", "digits", "--method", "krr-st", "--teacher", str(teacher),
+                                 "-o", str(out), *TINY])
+    assert result.exit_code == 0, result.output
+    bundle = load_bundle(out)
+    assert bundle.manifest.raw is not None and bundle.tensors["images"].shape == (10, 1, 16, 16)
+    rec = runner.invoke(app, ["reconstruct", str(out), "--out", str(tmp_path / "k")])
+    assert rec.exit_code == 0 and len(list((tmp_path / "k").glob("image_*.png"))) == 10
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--budget", "1", "--U", "64", "--V", "64"], "more than N = 1 allows"),
+        (["--method", "nope"], "unknown --method"),
+        (["--real-aug", "sideways"], "unknown --real-aug"),
+        (["--aug", "mixup"], "unknown augmentation"),
+    ],
+)
+def test_bad_options_are_one_line(tmp_path: Path, teacher: Path, args: list[str], fragment: str) -> None:
+    result = runner.invoke(app, ["distill", "--source", "digits", "--teacher", str(teacher),
+                                 "-o", str(tmp_path / "x.ssdd"), "--steps", "1", *args])
+    assert result.exit_code != 0 and fragment in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x.ssdd").exists()
+
+
+def test_unwritable_output_and_wrong_teacher(tmp_path: Path, teacher: Path) -> None:
+    result = runner.invoke(app, ["distill", "--source", "digits", "--teacher", str(teacher),
+                                 "-o", str(tmp_path / "no" / "x.ssdd")])
+    assert result.exit_code == 1 and "does not exist" in result.output
+    rgb = write_tiny_teacher(tmp_path / "rgb.safetensors", in_channels=3, image_size=32)
+    result = runner.invoke(app, ["distill", "--source", "digits", "--teacher", str(rgb), "-o",
+                                 str(tmp_path / "x.ssdd"), *TINY])
+    assert result.exit_code != 0 and "pass a teacher trained on this source" in result.output
+
+
+def _request(out: Path, teacher: Path, resume: bool = False) -> DistillRequest:
+    return DistillRequest(
+        source="digits", method="ssdd",
+        options=MethodOptions(N=10, U=8, V=8, scale=2, aug="rotate", hidden=2, approx_steps=50),
+        outer=OuterConfig(steps=9, checkpoint_every=2), pool=PoolConfig(size=2, max_steps=3,
+                                                                        arch_kwargs={"widths": (8, 16)}),
+        real_aug="flip", batch_size=64, seed=7, output=out, device=torch.device("cpu"), teacher=teacher,
+        resume=resume)
+
+
+def test_killed_and_resumed_run_equals_uninterrupted(tmp_path: Path, teacher: Path) -> None:
+    whole = run_distill(_request(tmp_path / "whole.ssdd", teacher))
+
+    def kill_at_5(event: ProgressEvent) -> None:
+        if event.stage == "distill" and event.step == 5:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "part.ssdd"
+    with pytest.raises(KeyboardInterrupt):
+        run_distill(_request(out, teacher), kill_at_5)
+    assert checkpoint_path(out).exists() and not out.exists()
+    resumed = run_distill(_request(out, teacher, resume=True))
+    a, b = load_bundle(whole.path), load_bundle(resumed.path)
+    assert a.tensors.keys() == b.tensors.keys()
+    for name in a.tensors:
+        assert torch.equal(a.tensors[name], b.tensors[name]), name
+    assert whole.losses == resumed.losses
+
+
+@pytest.mark.parametrize("method", ["random", "kmeans"])
+def test_selection_baselines_store_real_images(tmp_path: Path, teacher: Path, method: str) -> None:
+    from ssdd_cli.data import device_tensor, load_source
+
+    out = tmp_path / f"{method}.ssdd"
+    result = runner.invoke(app, ["distill", "--source", "digits", "--method", method, "--teacher", str(teacher),
+                                 "--budget", "12", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    bundle = load_bundle(out)
+    assert bundle.manifest.distill is not None and bundle.manifest.distill.steps == 0
+    images = bundle.tensors["images"]
+    assert images.shape == (12, 1, 16, 16)
+    data = load_source("digits")
+    real = device_tensor(data.train, data.mean, data.std, "cpu").flatten(1)
+    dist = torch.cdist(images.flatten(1), real, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values
+    assert float(dist.max()) < 1e-4  # every stored image is a real training image
+    assert len({tuple(r.tolist()) for r in images.flatten(1)}) == 12  # all distinct
+
+
+def test_distill_cifar100_official_tree_and_missing_data(tmp_path: Path) -> None:
+    from tests.data.fake_cifar import make_cifar100
+
+    root = tmp_path / "data"
+    make_cifar100(root, n_train=300, n_test=10)
+    teacher = write_tiny_teacher(tmp_path / "t.safetensors", in_channels=3, image_size=32, width=32)
+    out = tmp_path / "c100.ssdd"
+    # The paper's N = 100 preset (U = V = 200) without augmentations keeps the step cheap:
+    # 307,200 − 200·768 − 200·256 = 102,400 floats buy m = 256 images.
+    args = ["distill", "--source", "cifar100", "--budget", "100", "--aug", "none", "--teacher", str(teacher),
+            "-o", str(out), "--steps", "1", "--batch-size", "32", "--pool-size", "1", "--pool-steps", "1",
+            "--device", "cpu"]
+    result = runner.invoke(app, [*args, "--data-root", str(root)])
+    assert result.exit_code == 0, result.output
+    man = load_bundle(out).manifest
+    assert man.source.name == "cifar100" and man.source.height == 32 and man.parameterization is not None
+    assert (man.parameterization.U, man.parameterization.V, man.m) == (200, 200, 256)
+    assert man.budget.floats_allowed == 307_200 and man.budget.floats_used <= 307_200
+    missing = runner.invoke(app, [*args, "--data-root", str(tmp_path / "empty")])
+    assert missing.exit_code == 1 and "--download" in missing.output and "Traceback" not in missing.output
+
+
+def test_budget_larger_than_the_source_is_refused(tmp_path: Path, teacher: Path) -> None:
+    result = runner.invoke(app, ["distill", "--source", "digits", "--method", "random", "--teacher", str(teacher),
+                                 "--budget", "5000", "-o", str(tmp_path / "x.ssdd")])
+    assert result.exit_code != 0 and "lower --budget" in result.output
