@@ -27,8 +27,9 @@ class ApproxNet(nn.Module):
         return self.fc1(torch.relu(self.fc0(c)))
 
     def export(self, a: int) -> dict[str, Tensor]:
-        return {f"approx.{a}.0.weight": self.fc0.weight.detach(), f"approx.{a}.0.bias": self.fc0.bias.detach(),
-                f"approx.{a}.1.weight": self.fc1.weight.detach(), f"approx.{a}.1.bias": self.fc1.bias.detach()}
+        """The artifact's tensors `approx.{a}.{0,1}.{weight,bias}` of this Q_a."""
+        return {f"approx.{a}.{i}.{kind}": getattr(layer, kind).detach()
+                for i, layer in enumerate((self.fc0, self.fc1)) for kind in ("weight", "bias")}
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, Tensor], a: int) -> ApproxNet:

@@ -131,7 +131,8 @@ class OuterLoop:
                 raise DivergedError(f"{e}{where}; resume with a lower --lr.") from None
             rate = (self.step - start) / max(1e-9, time.perf_counter() - t0)
             callback(ProgressEvent("distill", self.step, total, {"loss": loss, "steps/s": rate}))
-            if checkpoint is not None and (self.step % self.config.checkpoint_every == 0 or self.step == total):
+            due = self.step % self.config.checkpoint_every == 0 or self.step == total
+            if checkpoint is not None and due:
                 self.save(checkpoint, info)
         return self.losses
 

@@ -125,7 +125,7 @@ class ModelPool:
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.build()
-        for model, opt, ms, os_ in zip(self.models, self.optimizers, state["models"], state["optimizers"]):
-            model.load_state_dict(ms)
-            opt.load_state_dict(os_)
+        for j, model in enumerate(self.models):
+            model.load_state_dict(state["models"][j])
+            self.optimizers[j].load_state_dict(state["optimizers"][j])
         self.steps = [int(s) for s in state["steps"]]

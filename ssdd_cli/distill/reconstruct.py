@@ -60,7 +60,8 @@ def write_reconstruction(bundle: Bundle, out: Path, views: bool = True, upscale:
                 write_png(out / "views" / name / f"image_{i:04d}.png", pixels[a * m + i])
                 n_views += 1
     shown = min(m, 16)
-    rows = torch.from_numpy(pixels).permute(0, 3, 1, 2).view(len(ds.views), m, *pixels.shape[3:], *pixels.shape[1:3])
+    chw = (pixels.shape[3], *pixels.shape[1:3])
+    rows = torch.from_numpy(pixels).permute(0, 3, 1, 2).reshape(len(ds.views), m, *chw)  # (views, m, c, h, w)
     sheet = make_grid(rows[:, :shown].reshape(-1, *rows.shape[2:]).float(), nrow=shown, padding=1,
                       pad_value=255)
     sheet = torch.nn.functional.interpolate(sheet[None], scale_factor=upscale, mode="nearest")[0]

@@ -106,7 +106,8 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
     return DistillResult(path, manifest, losses, approx_mse, time.perf_counter() - t0)
 
 
-def _teacher(req: DistillRequest, data: ImageSet, callback: Callback) -> tuple[Backbone, dict[str, str], Path]:
+def _teacher(req: DistillRequest, data: ImageSet, callback: Callback
+             ) -> tuple[Backbone, dict[str, str], Path]:
     """The given teacher file, or the cached teacher of the source (trained first if absent)."""
     if req.teacher is not None:
         teacher, meta = load_teacher(req.teacher, map_location=req.device)

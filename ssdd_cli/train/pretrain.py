@@ -260,7 +260,8 @@ def pretrain(
                     rng_state["cuda"] = torch.cuda.get_rng_state(device)
                 state = {name: module.state_dict() for name, module in modules.items()}
                 state.update(optimizer=opt.state_dict(), rng=rng_state)
-                save_checkpoint(ckpt, CHECKPOINT_KIND, state, {"run": run_id, "epoch": done, "loss": last_loss})
+                info = {"run": run_id, "epoch": done, "loss": last_loss}
+                save_checkpoint(ckpt, CHECKPOINT_KIND, state, info)
     backbone.eval()
     return backbone, last_loss
 

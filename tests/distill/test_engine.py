@@ -49,7 +49,7 @@ def test_approx_training_reduces_mse() -> None:
     c_y = torch.randn(40, 6, generator=g)
     c_aug = torch.stack([c_y + torch.tanh(c_y @ torch.randn(6, 6, generator=g)) for _ in range(3)])
     fit = fit_approx(c_y, c_aug, ApproxConfig(hidden=4, steps=300), g)
-    assert all(after < 0.6 * before for before, after in zip(fit.mse_before, fit.mse_after))
+    assert all(after < 0.6 * before for before, after in zip(fit.mse_before, fit.mse_after, strict=False))
     targets = approx_targets(c_y, torch.eye(6), fit.nets)
     assert targets.shape == (160, 6) and torch.equal(targets[:40], c_y)
 
@@ -68,6 +68,6 @@ def test_checkpoint_resume_is_exact(source: Tensor, teacher, tmp_path) -> None: 
     resumed.resume(ckpt)
     assert resumed.step == 4
     resumed.run()
-    for (name, a), (_, b) in zip(full.distilled.state_dict().items(), resumed.distilled.state_dict().items()):
+    for (name, a), (_, b) in zip(full.distilled.state_dict().items(), resumed.distilled.state_dict().items(), strict=False):
         assert torch.equal(a, b), name
     assert full.losses == resumed.losses

@@ -13,7 +13,7 @@ def test_uncentered_pca_matches_svd() -> None:
     x = torch.randn(100, 20, generator=torch.Generator().manual_seed(0)) + 3.0  # far from centred
     pca = UncenteredPCA(5).fit(x)
     _, _, vh = torch.linalg.svd(x.double(), full_matrices=False)
-    for a, b in zip(pca.components_, vh[:5]):
+    for a, b in zip(pca.components_, vh[:5], strict=False):
         assert abs(abs(float(a.double() @ b)) - 1) < 1e-5  # same directions up to sign
     torch.testing.assert_close(pca.components_ @ pca.components_.T, torch.eye(5), atol=1e-5, rtol=0)
 

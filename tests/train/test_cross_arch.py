@@ -1,7 +1,6 @@
 """Every registered backbone pretrains for two steps on a tiny set and evaluates with k-NN.
 
-All seven take about 10 s on 2 idle cores at 8×8 pixels, but several times that on shared
-ones, so only the ConvNet runs in the default suite; the others carry @pytest.mark.slow.
+All seven take about 10 s on 2 idle cores at 8×8 pixels.
 """
 
 import pytest
@@ -26,8 +25,7 @@ def _tiny_target() -> ImageSet:
     return ImageSet("tiny", tr, ytr, va, yva, te, yte, (0.5,), (0.3,), 3)
 
 
-@pytest.mark.parametrize("arch", [a if a == "convnet" else pytest.param(a, marks=pytest.mark.slow)
-                                  for a in list_backbones()])
+@pytest.mark.parametrize("arch", list_backbones())
 def test_pretrain_and_knn_every_backbone(arch: str) -> None:
     g = torch.Generator().manual_seed(0)
     images = torch.randn(8, 1, SIZE, SIZE, generator=g)
