@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from ssdd_cli.cli import teacher as teacher_cli
@@ -18,13 +17,7 @@ from ssdd_cli.teacher import load_teacher
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # One small run: a second intra-op thread only adds barrier waits on a loaded 2-core box.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _one_line_error(result: object) -> str:

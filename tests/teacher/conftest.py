@@ -6,20 +6,14 @@ threads' barriers wait on each other (the resume test took 80 s instead of 2 s).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import torch
 
 from ssdd_cli.teacher.trainer import TeacherConfig
 
 
 @pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _teacher_tests_run_on_one_thread(one_thread: None) -> None:
+    """Every teacher test trains a little: see `one_thread` in tests/conftest.py."""
 
 
 @pytest.fixture
