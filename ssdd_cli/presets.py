@@ -120,4 +120,7 @@ def get_preset(source: str) -> Preset:
         return PRESETS["tinyimagenet"]
     if key == "npz":
         return PRESETS["cifar100"]
-    raise UsageError(f"no preset for source {source!r}; known: {', '.join(sorted(PRESETS))}.")
+    from ssdd_cli.data import list_sources  # deferred: data imports presets
+
+    known = ", ".join(f"{n}:PATH" if n in ("imagefolder", "npz") else n for n in list_sources())
+    raise UsageError(f"unknown source {source!r}; use one of {known} (see `ssdd datasets`).")

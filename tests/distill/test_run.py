@@ -163,3 +163,13 @@ def test_budget_larger_than_the_source_is_refused(tmp_path: Path, teacher: Path)
     result = runner.invoke(app, ["distill", "--source", "digits", "--method", "random", "--teacher", str(teacher),
                                  "--budget", "5000", "-o", str(tmp_path / "x.ssdd")])
     assert result.exit_code != 0 and "lower --budget" in result.output
+
+
+def test_unknown_source_and_corrupt_teacher_are_one_line(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["distill", "--source", "nope", "-o", str(tmp_path / "x.ssdd")])
+    assert result.exit_code == 2 and "use one of" in result.output and "digits" in result.output
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(bytes(range(200)) * 3)
+    result = runner.invoke(app, ["distill", "--source", "digits", "--teacher", str(bad), "-o",
+                                 str(tmp_path / "x.ssdd")])
+    assert result.exit_code == 1 and "Traceback" not in result.output and "safetensors" in result.output
