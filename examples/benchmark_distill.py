@@ -12,29 +12,26 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ssdd_cli.budget import ImageShape, ssdd_budget
 from ssdd_cli.distill.augment import get_augmentation
-from ssdd_cli.distill.engine import OuterConfig, OuterLoop, freeze
+from ssdd_cli.distill.engine import OuterConfig, OuterLoop
 from ssdd_cli.distill.methods.base import InitInputs
 from ssdd_cli.distill.methods.krr_st import RawDistilled
 from ssdd_cli.distill.methods.ssdd import init_parameterization
 from ssdd_cli.distill.pool import ModelPool, PoolConfig
 from ssdd_cli.distill.real import RealSampler
-from ssdd_cli.models import create_backbone
+from ssdd_cli.models import create_backbone, extract_features
 
 
 def build(method: str, real_aug: str, args: argparse.Namespace) -> OuterLoop:
     g = torch.Generator().manual_seed(0)
     source = torch.randn(args.source_size, 3, 32, 32, generator=g)
-    teacher = freeze(create_backbone("resnet18", 3, 32))
-
-    @torch.no_grad()
-    def teacher_fn(x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([teacher(x[i : i + 512]) for i in range(0, len(x), 512)])
+    teacher_fn = partial(extract_features, create_backbone("resnet18", 3, 32))
 
     feats = teacher_fn(source)
     if method == "ssdd":

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ssdd_cli.checkpoint import load_checkpoint, save_checkpoint
 from ssdd_cli.distill.augment import Augmentation
@@ -135,10 +135,3 @@ class OuterLoop:
             if checkpoint is not None and due:
                 self.save(checkpoint, info)
         return self.losses
-
-
-def freeze(module: nn.Module) -> nn.Module:
-    """Eval mode and no gradients: for the teacher."""
-    module.eval()
-    module.requires_grad_(False)
-    return module

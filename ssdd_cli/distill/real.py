@@ -10,28 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from ssdd_cli.data.augment import random_crop_flip
 from ssdd_cli.errors import UsageError
 
 REAL_AUGS = ("none", "flip", "crop-flip")
 # The deterministic real-side views whose teacher targets are cached (teacher.cache.VIEWS).
 CACHED_VIEWS = {"none": ("identity",), "flip": ("identity", "flip"), "crop-flip": ()}
-
-
-def random_crop_flip(x: Tensor, generator: torch.Generator, pad: int = 4) -> Tensor:
-    """CIFAR-style augmentation, batched: reflect-pad by `pad`, random crop back, random h-flip."""
-    b, _, h, w = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device)[None])  # (b, h)
-    cols = (dx[:, None] + torch.arange(w, device=x.device)[None])  # (b, w)
-    idx = torch.arange(b, device=x.device)[:, None, None]
-    out = padded.permute(0, 2, 3, 1)[idx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-    flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
-    return torch.where(flip[:, None, None, None], out.flip(3), out)
 
 
 def check_real_aug(name: str) -> str:
@@ -68,6 +54,6 @@ class RealSampler:
             y = torch.where(flip[:, None], self.cached["flip"][idx], self.cached["identity"][idx])
             return x, y
         assert self.teacher is not None
-        x = random_crop_flip(x, generator)
+        x = random_crop_flip(x, padding=4, flip=True, generator=generator, padding_mode="reflect")
         with torch.no_grad():
             return x, self.teacher(x)

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
 
 from ssdd_cli.budget import ImageShape
 from ssdd_cli.bundle import Manifest, save_bundle
 from ssdd_cli.bundle.manifest import BudgetInfo, DistillConfig, SourceInfo, Teacher
 from ssdd_cli.data import ImageSet, device_tensor, load_source
-from ssdd_cli.distill.engine import OuterConfig, OuterLoop, freeze
+from ssdd_cli.distill.engine import OuterConfig, OuterLoop
 from ssdd_cli.distill.methods import InitInputs, get_method
 from ssdd_cli.distill.methods.base import MethodOptions
 from ssdd_cli.distill.pool import ModelPool, PoolConfig
 from ssdd_cli.distill.real import CACHED_VIEWS, RealSampler, check_real_aug
 from ssdd_cli.errors import UsageError
 from ssdd_cli.io import check_writable
-from ssdd_cli.models import Backbone
+from ssdd_cli.models import Backbone, extract_features
 from ssdd_cli.progress import Callback, ProgressEvent, silent
 from ssdd_cli.teacher.cache import get_or_train_teacher, teacher_features
 from ssdd_cli.teacher.store import load_teacher
@@ -73,7 +73,7 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
     cached = {view: teacher_features(teacher, meta, images, view, device=req.device,
                                      teacher_file=teacher_file, split="train")
               for view in dict.fromkeys(("identity", *CACHED_VIEWS[req.real_aug]))}
-    teacher_fn = _batched(freeze(teacher))
+    teacher_fn = partial(extract_features, teacher, device=req.device)
 
     generator = torch.Generator().manual_seed(req.seed)
     distilled = method.init(options, report, InitInputs(images, cached["identity"], teacher_fn, generator))
@@ -141,11 +141,3 @@ def _optimize(loop: OuterLoop, ckpt: Path, req: DistillRequest, callback: Callba
 def _source_info(data: ImageSet) -> SourceInfo:
     return SourceInfo(name=data.name, channels=data.channels, height=data.resolution, width=data.resolution,
                       mean=list(data.mean), std=list(data.std), classes=data.classes)
-
-
-def _batched(teacher: nn.Module, batch: int = 512):  # type: ignore[no-untyped-def]
-    @torch.no_grad()
-    def fn(x: Tensor) -> Tensor:
-        return torch.cat([teacher(x[i : i + batch]) for i in range(0, x.shape[0], batch)])
-
-    return fn

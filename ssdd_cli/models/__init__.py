@@ -7,6 +7,7 @@ every backbone maps (B, in_channels, image_size, image_size) to `features` (B, f
 
 from ssdd_cli.models import alexnet, convnet, mobilenet, resnet, vgg, vit  # noqa: F401  (registers)
 from ssdd_cli.models.base import Backbone
+from ssdd_cli.models.features import extract_features
 from ssdd_cli.models.registry import (
     backbone_options,
     create_backbone,
@@ -20,6 +21,7 @@ __all__ = [
     "BackboneFileError",
     "backbone_options",
     "create_backbone",
+    "extract_features",
     "list_backbones",
     "load_backbone",
     "register_backbone",

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from ssdd_cli.errors import UsageError
 from ssdd_cli.io import atomic_write
-from ssdd_cli.models import Backbone, BackboneFileError
+from ssdd_cli.models import Backbone, BackboneFileError, extract_features
 from ssdd_cli.progress import Callback, ProgressEvent, silent
 from ssdd_cli.teacher.store import load_teacher, save_teacher, weights_sha256
 from ssdd_cli.teacher.trainer import TeacherConfig, train_teacher
@@ -122,19 +122,8 @@ def compute_features(
 
     Returned float32 on `device`.
     """
-    transform = _view(view)
-    was_training = backbone.training
-    backbone.eval()
-    try:
-        out = [
-            backbone.features(transform(images_normalised[i : i + batch_size].to(device)))
-            for i in range(0, len(images_normalised), batch_size)
-        ]
-    finally:
-        backbone.train(was_training)
-    if not out:
-        return torch.zeros(0, backbone.feature_dim, device=device)
-    return torch.cat(out).float()
+    return extract_features(backbone, images_normalised, batch_size=batch_size, device=device,
+                            transform=_view(view))
 
 
 def teacher_features(

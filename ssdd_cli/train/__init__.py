@@ -10,9 +10,9 @@ Protocols (`list_protocols()`): `linear`, `finetune`, `knn`, `align`; few-shot w
 """
 
 from ssdd_cli.checkpoint import CheckpointError
+from ssdd_cli.models import extract_features
 from ssdd_cli.train.cka import linear_cka
 from ssdd_cli.train.evaluate import EvalReport, MetricSummary, check_input_shape, evaluate
-from ssdd_cli.train.features import extract_features
 from ssdd_cli.train.knn import knn_predict
 from ssdd_cli.train.linear import LinearProbe, LinearProbeConfig, accuracy
 from ssdd_cli.train.pretrain import (

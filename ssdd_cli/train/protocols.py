@@ -22,13 +22,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ssdd_cli.data import ImageSet, normalize
+from ssdd_cli.data.augment import random_crop_flip
 from ssdd_cli.errors import UsageError
-from ssdd_cli.models import Backbone
+from ssdd_cli.models import Backbone, extract_features
 from ssdd_cli.progress import Callback, ProgressEvent, silent
 from ssdd_cli.train._rng import cpu_generator, seeded
-from ssdd_cli.train.augment import random_crop_flip
 from ssdd_cli.train.cka import linear_cka
-from ssdd_cli.train.features import extract_features
 from ssdd_cli.train.knn import knn_predict
 from ssdd_cli.train.linear import LinearProbe, LinearProbeConfig, accuracy
 from ssdd_cli.train.pretrain import TrainingDiverged

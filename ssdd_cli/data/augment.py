@@ -1,4 +1,8 @@
-"""Random crop and horizontal flip for fine-tuning (KRR-ST's `RandomCrop(padding=4)` + flip)."""
+"""Batched random crop and horizontal flip (torchvision's `RandomCrop(padding)` + flip, on tensors).
+
+Used by fine-tuning (zero padding in pixel space, as KRR-ST) and by the distillation's
+`--real-aug crop-flip` (reflect padding in normalised space).
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,20 @@ from torch import Tensor
 
 
 def random_crop_flip(
-    images: Tensor, *, padding: int, flip: bool, generator: torch.Generator
+    images: Tensor, *, padding: int, flip: bool, generator: torch.Generator,
+    padding_mode: str = "constant",
 ) -> Tensor:
-    """Zero-pad by `padding` pixels, crop back to the input size at a random offset, and
-    mirror left-right with probability 1/2, independently per image.
+    """Pad by `padding` pixels (`padding_mode`: "constant" zeros or "reflect"), crop back to the
+    input size at a random offset, and mirror left-right with probability 1/2, per image.
 
-    images: (B, c, h, w), in pixel space ([0, 1], before normalisation, so the padding is
-    black as in torchvision/kornia). Random draws come from `generator` (CPU). Returns
-    (B, c, h, w) on the images' device.
+    images: (B, c, h, w). Zero padding is black only in pixel space ([0, 1], before
+    normalisation, as torchvision/kornia pad); in normalised space use "reflect". Random draws come
+    from `generator` (CPU). Returns (B, c, h, w) on the images' device.
     """
     b, _, h, w = images.shape
     out = images
     if padding > 0:
-        padded = F.pad(images, [padding] * 4)
+        padded = F.pad(images, [padding] * 4, mode=padding_mode)
         oy = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(images.device)
         ox = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(images.device)
         rows = oy[:, None] + torch.arange(h, device=images.device)  # (B, h)

@@ -1,6 +1,6 @@
 import torch
 
-from ssdd_cli.train.augment import random_crop_flip
+from ssdd_cli.data.augment import random_crop_flip
 
 
 def test_crop_flip_shapes_and_content() -> None:
@@ -17,3 +17,14 @@ def test_crop_flip_shapes_and_content() -> None:
     a = random_crop_flip(x, padding=2, flip=True, generator=torch.Generator().manual_seed(5))
     b2 = random_crop_flip(x, padding=2, flip=True, generator=torch.Generator().manual_seed(5))
     assert torch.equal(a, b2)
+
+
+def test_reflect_padding_introduces_no_new_values() -> None:
+    x = torch.full((6, 3, 8, 8), 2.5)
+    x[:, :, 0, :] = -1.0  # a distinct top row, so reflected crops differ from constant ones
+    out = random_crop_flip(x, padding=3, flip=True, generator=torch.Generator().manual_seed(0),
+                           padding_mode="reflect")
+    assert out.shape == x.shape
+    assert set(out.unique().tolist()) <= {2.5, -1.0}  # zero padding would add 0.0
+    zero = random_crop_flip(x, padding=3, flip=True, generator=torch.Generator().manual_seed(0))
+    assert 0.0 in zero.unique().tolist()
