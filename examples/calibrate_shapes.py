@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--size", type=int, default=None, help="shapes train+val images (10,000)")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--widths", type=int, nargs="+",
-                        default=list(get_preset("shapes").inner_kwargs["widths"]))  # type: ignore[call-overload]
+                        default=list(get_preset("shapes").distill.inner_kwargs["widths"]))  # type: ignore[call-overload]
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-digits", action="store_true")

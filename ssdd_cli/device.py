@@ -10,7 +10,8 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """Turn a `--device` value into a `torch.device`, refusing one this machine lacks."""
+    """Turn a device name ("auto", "cpu", "cuda[:i]", "mps") into a `torch.device`, refusing one
+    this machine lacks."""
     name = name.lower()
     if name == "auto":
         if torch.cuda.is_available():
@@ -20,9 +21,12 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     base = name.split(":")[0]
     if base not in DEVICE_CHOICES:
-        raise UsageError(f"unknown device {name!r}; use one of {', '.join(DEVICE_CHOICES)}.")
+        raise UsageError(f"unknown device {name!r}; use one of {', '.join(DEVICE_CHOICES)}.",
+                         option="device")
     if base == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for but no CUDA GPU is visible; use --device auto.")
+        raise UsageError("a CUDA device was asked for but no CUDA GPU is visible; use auto or cpu.",
+                         option="device")
     if base == "mps" and not torch.backends.mps.is_available():
-        raise UsageError("--device mps was asked for but MPS is not available; use --device auto.")
+        raise UsageError("an MPS device was asked for but MPS is not available; use auto or cpu.",
+                         option="device")
     return torch.device(name)

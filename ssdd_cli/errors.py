@@ -1,25 +1,27 @@
 """The user-error hierarchy.
 
 Every error a user can cause (missing data, impossible budget, corrupt file, bad option) is an
-`SSDDError`. Its message is one sentence saying what went wrong and what to do; the CLI prints it
-on stderr and exits non-zero without a traceback. Anything else is a bug and keeps its traceback.
+`SSDDError`. Its message is one sentence, in the library's own words, saying what went wrong and
+what to do. An error about a setting names it in `option`, as the keyword the Python API takes
+(`"lr"`, `"pool_size"`); the command line turns that into its flag. No library message names a
+command-line flag. Anything that is not an `SSDDError` is a bug and keeps its traceback.
 """
+
+from __future__ import annotations
 
 
 class SSDDError(Exception):
-    """Base class of every user-facing error."""
+    """Base class of every user-facing error; `option` names the setting concerned, if any."""
 
     exit_code: int = 1
+
+    def __init__(self, message: str, *, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 class UsageError(SSDDError):
     """An option or argument that cannot work (unknown name, impossible value)."""
-
-    exit_code = 2
-
-
-class NotImplementedYet(SSDDError):
-    """A command whose implementation has not landed yet."""
 
     exit_code = 2
 
@@ -34,3 +36,11 @@ class DataError(SSDDError):
 
 class OutputError(SSDDError):
     """An output path that cannot be written."""
+
+
+class CheckpointError(SSDDError):
+    """A checkpoint that cannot be read, or that belongs to another run."""
+
+
+class DivergedError(SSDDError):
+    """A training loss became NaN or infinite; the last good checkpoint (if any) is kept."""

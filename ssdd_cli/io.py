@@ -69,3 +69,12 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def is_library_failure(error: BaseException) -> bool:
+    """Whether `error` is a failure of a library call, to be turned into a user error.
+
+    safetensors' Rust side can raise pyo3's PanicException, which derives from BaseException;
+    anything else outside Exception (KeyboardInterrupt, SystemExit) must propagate.
+    """
+    return isinstance(error, Exception) or type(error).__name__ == "PanicException"

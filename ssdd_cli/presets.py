@@ -1,4 +1,5 @@
-"""Presets as data: per source, the resolution, teacher, inner network, bases and schedules.
+"""Presets as data: per source, one frozen record per component (teacher, distillation,
+pretraining, budgets). Every option a user leaves unset (None) takes the preset's value.
 
 CIFAR-100, TinyImageNet and ImageNet values come from the SSDD paper (Appendix A.1, Table 5):
 U = V = 2N while that fits the image/representation dimensions, image bases at half (32 px) or
@@ -6,17 +7,57 @@ quarter (64 px) resolution, rotation with A = 3, approximation hidden width 4 (3
 (64 px), AdamW lr 1e-3 with linear decay, 30,000 (CIFAR) / 20,000 (64 px) outer steps, pool of
 10 ConvNets trained up to Z = 1,000 full-batch steps. `digits` and `shapes` are the embedded
 sources; their values are chosen so that `make demo` runs in a few minutes on 2 CPU cores.
+
+A data source names its preset (`Source.preset`); this module knows nothing of sources.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from ssdd_cli.errors import UsageError
+from ssdd_cli.registry import Registry
 
 
 @dataclass(frozen=True)
-class BudgetPreset:
+class TeacherPreset:
+    """The Barlow Twins teacher: backbone, schedule and optimiser (see `teacher.trainer`)."""
+
+    arch: str = "resnet18"
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 800
+    batch_size: int = 256
+    optimizer: str = "sgd"
+    lr: float = 0.3
+    weight_decay: float = 1e-4
+    projector_hidden: int = 2048
+    projector_out: int = 2048
+
+
+@dataclass(frozen=True)
+class DistillPreset:
+    """The outer loop, the model pool and the parameterisation of the SSDD/KRR-ST distillation."""
+
+    steps: int = 30_000  # outer steps
+    lr: float = 1e-3
+    real_batch: int = 1024  # real images per outer step (KRR-ST's code)
+    pool_size: int = 10  # L
+    pool_max_steps: int = 1000  # Z
+    inner_arch: str = "convnet"
+    inner_kwargs: dict[str, Any] = field(default_factory=dict)
+    scale: int = 2  # image bases live at resolution / scale
+    hidden: int = 4  # width of the approximation networks Q_a
+
+
+@dataclass(frozen=True)
+class PretrainPreset:
+    """Pretraining a fresh backbone on an artifact (SSDD A.1: SGD lr 0.1, 1,000 epochs)."""
+
+    epochs: int = 1000
+
+
+@dataclass(frozen=True)
+class BudgetRow:
     """One row of the paper's Table 5: budget N (images), bases U and V, pretrain weight decay."""
 
     N: int
@@ -26,101 +67,94 @@ class BudgetPreset:
 
 
 @dataclass(frozen=True)
+class BudgetRule:
+    """The Table-5 rows of a source and the paper's rule for any other N.
+
+    `row(N, base_dim, d_y)` is the row for N, or U = V = 2N; U is capped at the image bases'
+    dimension and V at the teacher's (the paper's "unless this exceeds the dimension").
+    """
+
+    rows: tuple[BudgetRow, ...] = ()
+    default: int = 100  # N when none is given
+
+    def row(self, N: int, base_dim: int, d_y: int) -> BudgetRow:
+        found = next((r for r in self.rows if r.N == N), None)
+        wd = self.rows[0].weight_decay if self.rows else 1e-3
+        row = found or BudgetRow(N, 2 * N, 2 * N, wd)
+        return BudgetRow(N, min(row.U, base_dim), min(row.V, d_y), row.weight_decay)
+
+    def weight_decay(self, N: int) -> float:
+        """Pretraining weight decay of budget N (the first row's for a budget off the table)."""
+        return self.row(N, 1, 1).weight_decay
+
+
+@dataclass(frozen=True)
 class Preset:
-    source: str
+    name: str
     resolution: int
     channels: int
-    scale: int  # image bases live at resolution / scale
-    teacher_arch: str
-    teacher_epochs: int
-    teacher_batch_size: int
-    teacher_lr: float
-    teacher_kwargs: dict[str, object] = field(default_factory=dict)
-    inner_arch: str = "convnet"
-    inner_kwargs: dict[str, object] = field(default_factory=dict)
-    hidden: int = 4  # approximation network hidden width
-    steps: int = 30_000  # outer distillation steps
-    real_batch: int = 1024  # real images per outer step (KRR-ST's code)
-    pool_size: int = 10
-    pool_max_steps: int = 1000  # Z
-    distill_lr: float = 1e-3
-    pretrain_epochs: int = 1000
-    budgets: tuple[BudgetPreset, ...] = ()
-    default_budget: int = 100
+    teacher: TeacherPreset = field(default_factory=TeacherPreset)
+    distill: DistillPreset = field(default_factory=DistillPreset)
+    pretrain: PretrainPreset = field(default_factory=PretrainPreset)
+    budgets: BudgetRule = field(default_factory=BudgetRule)
 
-    def budget(self, n: int) -> BudgetPreset:
-        """The Table-5 row for budget N, or U = V = 2N capped by the dimensions (the paper's rule)."""
-        for row in self.budgets:
-            if row.N == n:
-                return row
-        base_dim = self.channels * (self.resolution // self.scale) ** 2
-        u = min(2 * n, base_dim)
-        wd = self.budgets[0].weight_decay if self.budgets else 1e-3
-        return BudgetPreset(n, u, 2 * n, wd)
+    @property
+    def base_dim(self) -> int:
+        """c·(h/s)·(w/s): the dimension of an image basis."""
+        return self.channels * (self.resolution // self.distill.scale) ** 2
 
 
-_CIFAR_BUDGETS = (
-    BudgetPreset(25, 50, 50, 1e-3),
-    BudgetPreset(50, 100, 100, 1e-3),
-    BudgetPreset(100, 200, 200, 1e-3),
-    BudgetPreset(1000, 500, 500, 1e-4),
-    BudgetPreset(5000, 700, 500, 1e-4),
-)
+PRESETS: Registry[Preset] = Registry("preset")
+
+_CIFAR_BUDGETS = BudgetRule(rows=(
+    BudgetRow(25, 50, 50, 1e-3),
+    BudgetRow(50, 100, 100, 1e-3),
+    BudgetRow(100, 200, 200, 1e-3),
+    BudgetRow(1000, 500, 500, 1e-4),
+    BudgetRow(5000, 700, 500, 1e-4),
+))
 
 
-
-def _paper(source: str, resolution: int, scale: int, hidden: int, steps: int,
-           budgets: tuple[BudgetPreset, ...], default_budget: int = 100) -> Preset:
+def _paper(name: str, resolution: int, scale: int, hidden: int, steps: int, budgets: BudgetRule) -> Preset:
     """A paper preset: ResNet18 Barlow Twins teacher, 3-channel images, Table-5 budgets."""
-    return Preset(source, resolution, 3, scale, teacher_arch="resnet18", teacher_epochs=800,
-                  teacher_batch_size=256, teacher_lr=0.3, hidden=hidden, steps=steps,
-                  budgets=budgets, default_budget=default_budget)
+    return PRESETS.add(name, Preset(name, resolution, 3, TeacherPreset(),
+                                    DistillPreset(steps=steps, scale=scale, hidden=hidden),
+                                    PretrainPreset(), budgets))
 
 
-PRESETS: dict[str, Preset] = {
-    "cifar100": _paper("cifar100", 32, 2, 4, 30_000, _CIFAR_BUDGETS),
-    "cifar10": _paper("cifar10", 32, 2, 4, 30_000, _CIFAR_BUDGETS),
-    "tinyimagenet": _paper("tinyimagenet", 64, 4, 16, 20_000,
-                           (BudgetPreset(50, 100, 100, 5e-3), BudgetPreset(100, 200, 200, 5e-3),
-                            BudgetPreset(200, 400, 400, 5e-3)), default_budget=200),
-    "imagenet": _paper("imagenet", 64, 4, 16, 20_000, (BudgetPreset(250, 500, 500, 5e-3),),
-                       default_budget=250),
-    # Embedded sources: small teacher, short schedules (the demo's budget is a few minutes).
-    # Teachers: ResNet-10 width 16 (128-d features), 512-wide projector, AdamW; digits (50
-    # epochs) takes under a minute on 2 idle CPU cores. TeacherConfig.from_preset reads the
-    # non-backbone teacher_kwargs keys; ssdd_cli/teacher/trainer.py explains the optimiser.
-    "digits": Preset("digits", 16, 1, 2, teacher_arch="resnet10", teacher_epochs=50,
-                     teacher_batch_size=128, teacher_lr=2e-3,
-                     teacher_kwargs={"width": 16, "optimizer": "adamw", "weight_decay": 1e-4,
-                                     "projector_hidden": 512, "projector_out": 512},
-                     inner_kwargs={"widths": (64, 128)}, hidden=4, steps=300, real_batch=512,
-                     pool_size=4, pool_max_steps=100, pretrain_epochs=100,
-                     # U = V = 2N would exceed what N images' worth of floats can hold with a
-                     # 128-d teacher (B^y alone is 128·V); these fit, with m = 49, 50 and 90.
-                     budgets=(BudgetPreset(10, 8, 8, 1e-3), BudgetPreset(20, 16, 16, 1e-3),
-                              BudgetPreset(50, 32, 32, 1e-3)),
-                     default_budget=20),
-    "shapes": Preset("shapes", 32, 3, 2, teacher_arch="resnet10", teacher_epochs=10,
-                     teacher_batch_size=256, teacher_lr=2e-3,
-                     teacher_kwargs={"width": 16, "optimizer": "adamw", "weight_decay": 1e-4,
-                                     "projector_hidden": 512, "projector_out": 512},
-                     inner_kwargs={"widths": (64, 128, 256)}, hidden=4, steps=500, real_batch=512,
-                     pool_size=4, pool_max_steps=200, pretrain_epochs=100,
-                     budgets=(BudgetPreset(50, 100, 100, 1e-3), BudgetPreset(100, 200, 200, 1e-3)),
-                     default_budget=50),
-}
+_paper("cifar100", 32, 2, 4, 30_000, _CIFAR_BUDGETS)
+_paper("cifar10", 32, 2, 4, 30_000, _CIFAR_BUDGETS)
+_paper("tinyimagenet", 64, 4, 16, 20_000, BudgetRule(rows=(
+    BudgetRow(50, 100, 100, 5e-3), BudgetRow(100, 200, 200, 5e-3), BudgetRow(200, 400, 400, 5e-3)),
+    default=200))
+_paper("imagenet", 64, 4, 16, 20_000, BudgetRule(rows=(BudgetRow(250, 500, 500, 5e-3),), default=250))
+
+# Embedded sources: small teacher, short schedules (the demo's budget is a few minutes).
+# Teachers: ResNet-10 width 16 (128-d features), 512-wide projector, AdamW; digits (50 epochs)
+# takes under a minute on 2 idle CPU cores. ssdd_cli/teacher/trainer.py explains the optimiser.
+_SMALL_TEACHER = TeacherPreset(arch="resnet10", arch_kwargs={"width": 16}, batch_size=128,
+                               optimizer="adamw", lr=2e-3, projector_hidden=512, projector_out=512)
+PRESETS.add("digits", Preset(
+    "digits", 16, 1,
+    replace(_SMALL_TEACHER, epochs=50),
+    DistillPreset(steps=300, real_batch=512, pool_size=4, pool_max_steps=100,
+                  inner_kwargs={"widths": (64, 128)}, scale=2, hidden=4),
+    PretrainPreset(epochs=100),
+    # U = V = 2N would exceed what N images' worth of floats can hold with a 128-d teacher
+    # (B^y alone is 128·V); these fit, with m = 49, 50 and 90.
+    BudgetRule(rows=(BudgetRow(10, 8, 8, 1e-3), BudgetRow(20, 16, 16, 1e-3), BudgetRow(50, 32, 32, 1e-3)),
+               default=20),
+))
+PRESETS.add("shapes", Preset(
+    "shapes", 32, 3,
+    replace(_SMALL_TEACHER, epochs=10, batch_size=256),
+    DistillPreset(steps=500, real_batch=512, pool_size=4, pool_max_steps=200,
+                  inner_kwargs={"widths": (64, 128, 256)}, scale=2, hidden=4),
+    PretrainPreset(epochs=100),
+    BudgetRule(rows=(BudgetRow(50, 100, 100, 1e-3), BudgetRow(100, 200, 200, 1e-3)), default=50),
+))
 
 
-def get_preset(source: str) -> Preset:
-    """The preset for a source name; `imagefolder:`/`npz:` sources use the 64 px / 32 px defaults."""
-    key = source.split(":", 1)[0]
-    if key in PRESETS:
-        return PRESETS[key]
-    if key == "imagefolder":
-        return PRESETS["tinyimagenet"]
-    if key == "npz":
-        return PRESETS["cifar100"]
-    from ssdd_cli.data import list_sources  # deferred: data imports presets
-
-    known = ", ".join(f"{n}:PATH" if n in ("imagefolder", "npz") else n for n in list_sources())
-    raise UsageError(f"unknown source {source!r}; use one of {known} (see `ssdd datasets`).")
+def get_preset(name: str) -> Preset:
+    """The preset called `name` (a `UsageError` listing the presets otherwise)."""
+    return PRESETS.get(name)

@@ -7,14 +7,14 @@ and dtype; the reader checks the file against it and the writer refuses anything
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from ssdd_cli import __version__
 
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 0
+FORMAT_MINOR = 1
 FORMAT_VERSION = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 MANIFEST_KEY = "ssdd.manifest"
 
@@ -105,18 +105,24 @@ class Teacher(_Strict):
 
 
 class DistillConfig(_Strict):
-    """The full distillation config, so a run can be repeated."""
+    """How the artifact was distilled, so the run can be repeated.
 
-    steps: int = Field(ge=0)
-    lr: float
+    `settings` (1.1) holds every setting of the method's config by dotted name (e.g.
+    "krr.pool.size"). Files of format 1.0 recorded the KRR settings in the fields `batch_size` …
+    `ridge` instead; they are read, never written.
+    """
+
+    steps: int = Field(ge=0, description="outer steps (0 for a selection baseline)")
+    lr: float | None = Field(None, description="outer learning rate, if optimised")
     seed: int
-    batch_size: PositiveInt
-    real_aug: Literal["none", "flip", "crop-flip"]
-    pool_size: PositiveInt
-    pool_max_steps: PositiveInt
-    inner_arch: str
-    ridge: float = Field(description="λ = ridge·tr(K) in the KRR solve")
     final_loss: float | None = None
+    settings: dict[str, Any] = Field(default_factory=dict, description="the method's config, flat")
+    batch_size: PositiveInt | None = None
+    real_aug: Literal["none", "flip", "crop-flip"] | None = None
+    pool_size: PositiveInt | None = None
+    pool_max_steps: PositiveInt | None = None
+    inner_arch: str | None = None
+    ridge: float | None = Field(None, description="λ = ridge·tr(K) in the KRR solve")
 
 
 class Manifest(_Strict):

@@ -13,18 +13,17 @@ from rich.table import Table
 from ssdd_cli.bundle import read_manifest
 from ssdd_cli.cli._common import console
 from ssdd_cli.cli._progress import progress_callback
-from ssdd_cli.data import load_source
+from ssdd_cli.data import load_source, source_preset
 from ssdd_cli.device import resolve_device
 from ssdd_cli.errors import SSDDError, UsageError
 from ssdd_cli.io import atomic_write_bytes, check_writable
 from ssdd_cli.models import Backbone, load_backbone
-from ssdd_cli.presets import get_preset
 from ssdd_cli.progress import Callback
 from ssdd_cli.teacher import get_or_train_teacher, load_teacher
 from ssdd_cli.train.evaluate import EvalReport, evaluate
 from ssdd_cli.train.linear import LinearProbeConfig
 from ssdd_cli.train.pretrain import PretrainConfig, build_backbone
-from ssdd_cli.train.protocols import EvalConfig, FinetuneConfig, get_protocol, list_protocols
+from ssdd_cli.train.protocols import FinetuneConfig, get_protocol, list_protocols
 
 
 def register(app: typer.Typer) -> None:
@@ -53,15 +52,15 @@ def register(app: typer.Typer) -> None:
         if json_out is not None:
             check_writable(json_out)  # fail now, not after the evaluation
         dev = resolve_device(device)
-        config = EvalConfig(linear=LinearProbeConfig(epochs=linear_epochs),
-                            finetune=FinetuneConfig(steps=finetune_steps))
+        configs = {"linear": LinearProbeConfig(epochs=linear_epochs),
+                   "finetune": FinetuneConfig(steps=finetune_steps)}
         with progress_callback() as callback:
             net, meta = _backbone(backbone, arch, target, teacher, data_root, dev, callback)
             size = resolution or (net.image_size if net is not None else None)
-            size = size or get_preset(target).resolution
+            size = size or source_preset(target).resolution
             data = load_source(target, data_root=data_root, download=download, resolution=size)
             if net is None:  # `random`: built for the target's shape
-                net = build_backbone(PretrainConfig.from_preset(target, arch=arch),
+                net = build_backbone(PretrainConfig.from_preset(source_preset(target), arch=arch),
                                      in_channels=data.channels, image_size=data.resolution,
                                      device=dev)
             ref = None
@@ -69,7 +68,7 @@ def register(app: typer.Typer) -> None:
                 ref = net if backbone == "teacher" else _teacher(
                     teacher, meta.get("ssdd.source", target), data_root, dev, callback)
             report = evaluate(net, data, protocol, seeds=seeds, shots=shots, device=dev,
-                              teacher=ref, callback=callback, config=config)
+                              teacher=ref, callback=callback, config=configs.get(protocol))
         console.print(_table(report, backbone))
         if json_out is not None:
             doc = {"backbone": backbone, "arch": getattr(net, "arch", arch), **report.to_dict()}
@@ -94,7 +93,8 @@ def _backbone(name: str, arch: str, target: str, teacher: Path | None, data_root
             pass  # not an artifact: load_backbone says what it is
         else:
             raise UsageError(f"{name} is a .ssdd artifact, not a backbone; pretrain one with "
-                             f"`ssdd pretrain {name} -o backbone.safetensors` and evaluate that.")
+                             f"`ssdd pretrain {name} -o backbone.safetensors` and evaluate that.",
+                             option="backbone")
     return load_backbone(name, map_location=device)
 
 

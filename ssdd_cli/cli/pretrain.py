@@ -7,11 +7,12 @@ from typing import Annotated
 
 import typer
 
+from ssdd_cli.artifact import materialize
 from ssdd_cli.bundle import load_bundle
 from ssdd_cli.cli._common import console
 from ssdd_cli.cli._progress import progress_callback
+from ssdd_cli.data import source_preset
 from ssdd_cli.device import resolve_device
-from ssdd_cli.distill.materialize import materialize
 from ssdd_cli.errors import UsageError
 from ssdd_cli.io import check_writable, sha256_file
 from ssdd_cli.models import backbone_options, save_backbone
@@ -27,7 +28,8 @@ def register(app: typer.Typer) -> None:
         epochs: Annotated[int | None, typer.Option(help="Epochs (default: the source preset's).")] = None,
         batch_size: Annotated[int, typer.Option(help="Minibatch size.")] = 256,
         lr: Annotated[float, typer.Option(help="SGD learning rate (constant, as in the paper).")] = 0.1,
-        wd: Annotated[float | None, typer.Option(help="Weight decay (default: the budget's).")] = None,
+        weight_decay: Annotated[float | None, typer.Option(
+            "--wd", help="Weight decay (default: the budget's).")] = None,
         seed: Annotated[int, typer.Option(help="Seed of initialisation and shuffling.")] = 0,
         device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
         resume: Annotated[bool, typer.Option(help="Continue from OUTPUT.ckpt.")] = False,
@@ -40,9 +42,10 @@ def register(app: typer.Typer) -> None:
         src, budget = bundle.manifest.source, bundle.manifest.budget.images
         if src.height != src.width:
             raise UsageError(f"{artifact} holds {src.height}×{src.width} images but backbones "
-                             "take square images; distill a square source.")
-        config = PretrainConfig.from_preset(src.name, budget=budget, arch=arch, epochs=epochs,
-                                            batch_size=batch_size, lr=lr, weight_decay=wd, seed=seed)
+                             "take square images; distill a square source.", option="artifact")
+        config = PretrainConfig.from_preset(source_preset(src.name), budget=budget, arch=arch, epochs=epochs,
+                                            batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                                            seed=seed)
         data = materialize(bundle, dev)
         ckpt = output.with_name(output.name + ".ckpt")
         with progress_callback() as callback:

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
+from ssdd_cli.artifact import write_reconstruction
 from ssdd_cli.bundle import load_bundle
 from ssdd_cli.cli._common import console
-from ssdd_cli.distill.reconstruct import write_reconstruction
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ import typer
 
 from ssdd_cli.cli._common import console
 from ssdd_cli.cli._progress import progress_callback
-from ssdd_cli.data import load_source
+from ssdd_cli.data import load_source, source_preset
 from ssdd_cli.device import resolve_device
 from ssdd_cli.io import check_writable
 from ssdd_cli.models import backbone_options
@@ -35,11 +35,10 @@ def register(app: typer.Typer) -> None:
         ckpt = output.with_name(output.name + ".ckpt")
         check_writable(output)
         dev = resolve_device(device)
-        images = load_source(source, data_root=data_root, download=download)
-        config = TeacherConfig.from_preset(
-            source, arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed
-        )
+        config = TeacherConfig.from_preset(source_preset(source).teacher, arch=arch, epochs=epochs,
+                                           batch_size=batch_size, lr=lr, seed=seed)
         backbone_options(config.arch)  # an unknown arch fails here, before any training
+        images = load_source(source, data_root=data_root, download=download)
         with progress_callback() as callback:
             result = train_teacher(images.train, images.mean, images.std, config, device=dev,
                                    callback=callback, checkpoint_path=ckpt, resume=resume)

@@ -12,6 +12,7 @@ from ssdd_cli.data import cifar, digits, imagefolder, npz, shapes  # noqa: F401 
 from ssdd_cli.data.imageset import ImageSet, channel_stats
 from ssdd_cli.data.normalize import denormalize, device_tensor, normalize
 from ssdd_cli.data.registry import (
+    SOURCES,
     Source,
     SourceRequest,
     SourceStatus,
@@ -19,11 +20,13 @@ from ssdd_cli.data.registry import (
     list_sources,
     load_source,
     register_source,
+    source_preset,
     source_status,
 )
 from ssdd_cli.data.shapes import SHAPE_CLASSES, ShapesConfig, generate_shapes
 
 __all__ = [
+    "SOURCES",
     "ImageSet",
     "SHAPE_CLASSES",
     "ShapesConfig",
@@ -39,5 +42,6 @@ __all__ = [
     "load_source",
     "normalize",
     "register_source",
+    "source_preset",
     "source_status",
 ]

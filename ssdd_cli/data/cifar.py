@@ -109,8 +109,8 @@ class CifarSource(Source):
     def missing_message(self, root: Path) -> str:
         return (
             f"{self.name} not found: looked for {root / self.layout.pattern}; put the official "
-            f"python version there (or point --data-root or $SSDD_DATA at its parent), or "
-            "rerun with --download on a machine with a network."
+            f"python version there (or point the data root or $SSDD_DATA at its parent), or "
+            "download it on a machine with a network."
         )
 
     def load(self, request: SourceRequest) -> ImageSet:
@@ -119,7 +119,7 @@ class CifarSource(Source):
         if request.download and not all((folder / f).is_file() for f in layout.files):
             download(root, layout, self.name)
         if not all((folder / f).is_file() for f in layout.files):
-            raise DataError(self.missing_message(root))
+            raise DataError(self.missing_message(root), option="download")
         splits = []
         for files in (layout.train_files, layout.test_files):
             parts = [read_batch(folder / f, layout) for f in files]
@@ -149,6 +149,7 @@ class CifarSource(Source):
 @register_source("cifar10")
 class Cifar10(CifarSource):
     description = "CIFAR-10 photos, 10 classes (official python pickles)"
+    preset = "cifar10"
     layout = CifarLayout(
         title="CIFAR-10",
         folder="cifar-10-batches-py",
@@ -165,6 +166,7 @@ class Cifar10(CifarSource):
 @register_source("cifar100")
 class Cifar100(CifarSource):
     description = "CIFAR-100 photos, 100 classes (official python pickles)"
+    preset = "cifar100"
     layout = CifarLayout(
         title="CIFAR-100",
         folder="cifar-100-python",

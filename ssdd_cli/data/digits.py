@@ -29,6 +29,7 @@ def holdout_count(n: int = TOTAL) -> int:
 @register_source("digits")
 class Digits(Source):
     description = "real 8×8 handwritten digits, upsampled, 10 classes"
+    preset = "digits"
 
     def load(self, request: SourceRequest) -> ImageSet:
         from sklearn.datasets import load_digits

@@ -110,6 +110,7 @@ def _root(path: str | None) -> Path:
 @register_source("imagefolder")
 class ImageFolder(Source):
     description = "a folder of class subfolders of images"
+    preset = "tinyimagenet"
     takes_path = True
 
     def load(self, request: SourceRequest) -> ImageSet:

@@ -76,6 +76,7 @@ def _read(path: Path) -> dict[str, np.ndarray]:
 @register_source("npz")
 class Npz(Source):
     description = "a numpy archive: x (N,H,W,C), optional y, x_test, y_test"
+    preset = "cifar100"
     takes_path = True
 
     def load(self, request: SourceRequest) -> ImageSet:

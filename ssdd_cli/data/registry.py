@@ -1,4 +1,4 @@
-"""The source registry: a decorator, a factory and a lister (timm's pattern).
+"""The source registry (`ssdd_cli.registry.Registry`) and the contract a source follows.
 
     @register_source("digits")
     class Digits(Source): ...
@@ -22,7 +22,8 @@ from typing import ClassVar, TypeVar
 
 from ssdd_cli.data.imageset import ImageSet
 from ssdd_cli.errors import UsageError
-from ssdd_cli.presets import get_preset
+from ssdd_cli.presets import Preset, get_preset
+from ssdd_cli.registry import Registry
 
 DATA_ENV = "SSDD_DATA"
 
@@ -63,11 +64,13 @@ class SourceRequest:
 
 
 class Source(ABC):
-    """A data source. Subclasses set `description` (one line for `ssdd datasets`) and
-    `takes_path` (True for `name:PATH` sources), and implement `load` and `status`."""
+    """A data source. Subclasses set `description` (one line for `ssdd datasets`), `preset` (the
+    name of the preset its runs default to) and `takes_path` (True for `name:PATH` sources), and
+    implement `load` and `status`."""
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    preset: ClassVar[str] = ""
     takes_path: ClassVar[bool] = False
 
     @abstractmethod
@@ -80,20 +83,15 @@ class Source(ABC):
 
 
 _S = TypeVar("_S", bound=type[Source])
-_REGISTRY: dict[str, Source] = {}
+SOURCES: Registry[Source] = Registry("source")
 
 
 def register_source(name: str) -> Callable[[_S], _S]:
-    """Class decorator: register an instance of a `Source` subclass under `name`.
-
-    Registering a name twice is a programming error (`ValueError`).
-    """
+    """Class decorator: register an instance of a `Source` subclass under `name`."""
 
     def decorate(cls: _S) -> _S:
-        if name in _REGISTRY:
-            raise ValueError(f"source {name!r} is already registered")
         cls.name = name
-        _REGISTRY[name] = cls()
+        SOURCES.add(name, cls())
         return cls
 
     return decorate
@@ -101,28 +99,34 @@ def register_source(name: str) -> Callable[[_S], _S]:
 
 def list_sources() -> list[str]:
     """The registered source names, sorted (`imagefolder` and `npz` take `:PATH`)."""
-    return sorted(_REGISTRY)
+    return SOURCES.names()
 
 
 def _usage() -> str:
-    return ", ".join(f"{n}:PATH" if _REGISTRY[n].takes_path else n for n in list_sources())
+    return ", ".join(f"{n}:PATH" if SOURCES.get(n).takes_path else n for n in list_sources())
 
 
 def _parse(spec: str) -> tuple[Source, str | None]:
     name, sep, path = spec.partition(":")
-    source = _REGISTRY.get(name)
-    if source is None:
-        raise UsageError(f"unknown source {spec!r}; choose one of: {_usage()}.")
+    if name not in SOURCES:
+        raise UsageError(f"unknown source {spec!r}; choose one of: {_usage()}.", option="source")
+    source = SOURCES.get(name)
     if source.takes_path and not path:
-        raise UsageError(f"source {name!r} needs a path, as in {name}:PATH; add the path after the colon.")
+        raise UsageError(f"source {name!r} needs a path, as in {name}:PATH; add the path after the colon.",
+                         option="source")
     if not source.takes_path and sep:
-        raise UsageError(f"source {name!r} takes no path; write just {name!r}.")
+        raise UsageError(f"source {name!r} takes no path; write just {name!r}.", option="source")
     return source, (path or None)
+
+
+def source_preset(spec: str) -> Preset:
+    """The preset a source spec's runs default to (`imagefolder:PATH` -> tinyimagenet, ...)."""
+    return get_preset(_parse(spec)[0].preset)
 
 
 def _check_positive(what: str, value: int | None) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise UsageError(f"{what} must be a positive integer, got {value!r}.")
+        raise UsageError(f"the {what} must be a positive integer, got {value!r}.", option=what)
 
 
 def load_source(
@@ -140,7 +144,7 @@ def load_source(
         spec: a name from `list_sources()`, or `imagefolder:PATH` / `npz:PATH`.
         data_root: where real sources live; default `default_data_root()`.
         download: fetch a missing CIFAR tree with torchvision's downloader (needs a network).
-        resolution: r; default the preset's (`ssdd_cli.presets.get_preset(spec).resolution`).
+        resolution: r; default the source's preset's (`source_preset(spec).resolution`).
         seed: the generator seed of generated sources (`shapes`); real sources ignore it, and
             every split uses its own fixed seed so runs with different seeds share val/test.
         size: generated sources: the number of train+val images to generate; real sources: keep
@@ -154,13 +158,13 @@ def load_source(
     _check_positive("resolution", resolution)
     _check_positive("size", size)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise UsageError(f"seed must be a non-negative integer, got {seed!r}.")
+        raise UsageError(f"the seed must be a non-negative integer, got {seed!r}.", option="seed")
     request = SourceRequest(
         spec=spec,
         path=path,
         data_root=Path(data_root).expanduser() if data_root is not None else default_data_root(),
         download=download,
-        resolution=resolution if resolution is not None else get_preset(spec).resolution,
+        resolution=resolution if resolution is not None else get_preset(source.preset).resolution,
         seed=seed,
         size=size,
     )
@@ -172,9 +176,9 @@ def source_status(name: str, data_root: Path | None = None) -> SourceStatus:
 
     `imagefolder` and `npz` without a path report unavailable, with `where` saying how to pass one.
     """
-    source, path = (_REGISTRY[name], None) if name in _REGISTRY else _parse(name)
+    source, path = (SOURCES.get(name), None) if name in SOURCES else _parse(name)
     root = Path(data_root).expanduser() if data_root is not None else default_data_root()
-    return source.status(path, root, get_preset(name).resolution)
+    return source.status(path, root, get_preset(source.preset).resolution)
 
 
 def sizes_text(train: int, val: int, test: int) -> str:

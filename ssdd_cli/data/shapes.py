@@ -275,6 +275,7 @@ def holdout_size(size: int) -> int:
 @register_source("shapes")
 class Shapes(Source):
     description = f"procedural shapes, {len(SHAPE_CLASSES)} classes, nuisance pose, colour, texture"
+    preset = "shapes"
 
     def load(self, request: SourceRequest) -> ImageSet:
         size = request.size or DEFAULT_SIZE

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ssdd_cli.distill.seeding import build_seeded
+from ssdd_cli.errors import UsageError
+from ssdd_cli.kit.schedules import cosine, set_lr
+from ssdd_cli.kit.seeding import build_seeded
+from ssdd_cli.progress import Callback, ProgressEvent, silent
 
 
 class ApproxNet(nn.Module):
@@ -43,40 +46,61 @@ class ApproxNet(nn.Module):
         return net
 
 
+STAGE = "approx"
+REPORT_EVERY = 100
+
+
 @dataclass(frozen=True)
 class ApproxConfig:
+    """Q_a's hidden width, and its fit: `steps` full-batch Adam steps at `lr` (cosine)."""
+
     hidden: int = 4
     steps: int = 3000
     lr: float = 1e-2
 
+    def __post_init__(self) -> None:
+        if self.hidden < 1:
+            raise UsageError(f"the approximation networks need a hidden width of at least 1, got "
+                             f"{self.hidden}.", option="hidden")
+        if self.steps < 0:
+            raise UsageError(f"Q_a's fit cannot take a negative number of steps, got {self.steps}.",
+                             option="approx_steps")
+
 
 @dataclass(frozen=True)
 class ApproxFit:
+    """The fitted Q_a and their MSE on C^y_a − C^y, per view, before and after fitting."""
+
     nets: list[ApproxNet]
     mse_before: list[float]  # MSE of predicting no shift (the "Same" baseline of Table 11)
     mse_after: list[float]
 
 
-def fit_approx(c_y: Tensor, c_y_aug: Tensor, config: ApproxConfig, generator: torch.Generator) -> ApproxFit:
+def fit_approx(c_y: Tensor, c_y_aug: Tensor, config: ApproxConfig, generator: torch.Generator,
+               callback: Callback = silent) -> ApproxFit:
     """Fit one Q_a per augmentation on the shift C^y_a − C^y by full-batch Adam on the MSE.
 
     c_y: (m, V); c_y_aug: (A, m, V). The paper does not give Q_a's optimiser; Adam with a cosine
-    schedule over `steps` full-batch steps converges on these tiny problems.
+    schedule over `steps` full-batch steps converges on these tiny problems. Reports a
+    `ProgressEvent("approx", ...)` every `REPORT_EVERY` steps and at the end of each Q_a.
     """
     c_y = c_y.detach()
+    n_aug = c_y_aug.shape[0]
     nets, before, after = [], [], []
-    for a in range(c_y_aug.shape[0]):
+    for a in range(n_aug):
         shift = (c_y_aug[a] - c_y).detach()
         net = build_seeded(lambda: ApproxNet(c_y.shape[1], config.hidden), generator).to(c_y.device)
         opt = torch.optim.Adam(net.parameters(), lr=config.lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, config.steps))
         before.append(float(shift.pow(2).mean()))
-        for _ in range(config.steps):
+        for step in range(config.steps):
             opt.zero_grad(set_to_none=True)
             loss = (net(c_y) - shift).pow(2).mean()
             loss.backward()
+            set_lr(opt, config.lr, cosine(step, config.steps))
             opt.step()
-            sched.step()
+            if (step + 1) % REPORT_EVERY == 0 or step + 1 == config.steps:
+                callback(ProgressEvent(STAGE, a * config.steps + step + 1, n_aug * config.steps,
+                                       {"view": a + 1, "mse": float(loss.detach())}))
         with torch.no_grad():
             after.append(float((net(c_y) - shift).pow(2).mean()))
         nets.append(net.eval())

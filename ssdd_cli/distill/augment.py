@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ssdd_cli.errors import UsageError
+from ssdd_cli.registry import Registry
 
 ViewFn = Callable[[Tensor], Tensor]
 
@@ -38,23 +38,20 @@ class Augmentation:
         return torch.cat([x, *(fn(x) for fn in self.fns)], dim=0)
 
 
-_REGISTRY: dict[str, Augmentation] = {}
+AUGMENTATIONS: Registry[Augmentation] = Registry("augmentation", option="aug")
 
 
 def register_augmentation(name: str, views: dict[str, ViewFn]) -> Augmentation:
-    aug = Augmentation(name, tuple(views), tuple(views.values()))
-    _REGISTRY[name] = aug
-    return aug
+    """Register the predefined augmentation `name` with its views {view name: τ_a}, in order."""
+    return AUGMENTATIONS.add(name, Augmentation(name, tuple(views), tuple(views.values())))
 
 
 def get_augmentation(name: str) -> Augmentation:
-    if name not in _REGISTRY:
-        raise UsageError(f"unknown augmentation {name!r}; choose one of {', '.join(_REGISTRY)}.")
-    return _REGISTRY[name]
+    return AUGMENTATIONS.get(name)
 
 
 def list_augmentations() -> list[str]:
-    return list(_REGISTRY)
+    return AUGMENTATIONS.names()
 
 
 def _rotate(k: int) -> ViewFn:

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ssdd_cli.distill.augment import Augmentation
+
 
 class UncenteredPCA:
     """Top-k principal directions of XᵀX (scikit-learn contract: `fit` returns self)."""
@@ -65,20 +67,30 @@ def upsample(images: Tensor, scale: int) -> Tensor:
 
 
 class DistilledModule(nn.Module):
-    """A learnable distilled set: images X_s (m, c, h, w) and targets Ỹ_s (m·(A+1), d_y)."""
+    """A learnable distilled set. `support()` is what the inner model trains on: X̃_s (M, c, h, w)
+    and Ỹ_s (M, d_y), M = m·(A+1) rows in view-major order (the m images first)."""
 
-    def images(self) -> Tensor:
+    def support(self) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
-    def targets(self) -> Tensor:
-        raise NotImplementedError
+
+class RawSet(DistilledModule):
+    """Images X_s (m, c, h, w) and targets Y_s (m, d_y) stored as they are (KRR-ST, selection)."""
+
+    def __init__(self, images: Tensor, targets: Tensor) -> None:
+        super().__init__()
+        self.x = nn.Parameter(images.clone())
+        self.y = nn.Parameter(targets.clone())
+
+    def support(self) -> tuple[Tensor, Tensor]:
+        return self.x, self.y
 
 
-class Parameterization(DistilledModule):
-    """The learnable distilled set: bases and coefficients for images and representations."""
+class ParameterizedSet(DistilledModule):
+    """Bases and coefficients for images and representations, and the views τ_1..τ_A."""
 
     def __init__(self, image_bases: Tensor, image_coeffs: Tensor, repr_bases: Tensor,
-                 repr_coeffs: Tensor, aug_coeffs: Tensor, scale: int) -> None:
+                 repr_coeffs: Tensor, aug_coeffs: Tensor, scale: int, augmentation: Augmentation) -> None:
         super().__init__()
         self.image_bases = nn.Parameter(image_bases.clone())  # B^x (U, c, h/s, w/s)
         self.image_coeffs = nn.Parameter(image_coeffs.clone())  # C^x (m, U)
@@ -86,6 +98,7 @@ class Parameterization(DistilledModule):
         self.repr_coeffs = nn.Parameter(repr_coeffs.clone())  # C^y (m, V)
         self.aug_coeffs = nn.Parameter(aug_coeffs.clone())  # C^y_a (A, m, V)
         self.scale = scale
+        self.augmentation = augmentation
 
     @property
     def m(self) -> int:
@@ -99,6 +112,10 @@ class Parameterization(DistilledModule):
         """Ỹ_s = [C^y B^y; C^y_1 B^y; …; C^y_A B^y]: (m·(A+1), d_y), view-major."""
         coeffs = torch.cat([self.repr_coeffs.unsqueeze(0), self.aug_coeffs], dim=0)
         return (coeffs @ self.repr_bases).reshape(-1, self.repr_bases.shape[1])
+
+    def support(self) -> tuple[Tensor, Tensor]:
+        """X̃_s = [X_s, τ_1(X_s), …, τ_A(X_s)] (m·(A+1), c, h, w) and Ỹ_s."""
+        return self.augmentation.expand(self.images()), self.targets()
 
 
 def reconstruct_images(coeffs: Tensor, bases: Tensor, scale: int) -> Tensor:

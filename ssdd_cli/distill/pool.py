@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ssdd_cli.distill.seeding import build_seeded
+from ssdd_cli.errors import UsageError
+from ssdd_cli.kit.seeding import build_seeded
 from ssdd_cli.models import Backbone, create_backbone
 from ssdd_cli.progress import Callback, ProgressEvent, silent
 
@@ -29,6 +30,13 @@ class PoolConfig:
     weight_decay: float = 1e-3
     arch: str = "convnet"
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise UsageError(f"the pool needs at least one model, got {self.size}.", option="pool_size")
+        if self.max_steps < 1:
+            raise UsageError(f"pool models need at least one inner step before a reset (Z ≥ 1), "
+                             f"got {self.max_steps}.", option="pool_steps")
 
 
 class InnerModel(nn.Module):

@@ -22,7 +22,8 @@ CACHED_VIEWS = {"none": ("identity",), "flip": ("identity", "flip"), "crop-flip"
 
 def check_real_aug(name: str) -> str:
     if name not in REAL_AUGS:
-        raise UsageError(f"unknown --real-aug {name!r}; use one of {', '.join(REAL_AUGS)}.")
+        raise UsageError(f"unknown real-side augmentation {name!r}; choose one of: {', '.join(REAL_AUGS)}.",
+                         option="real_aug")
     return name
 
 

@@ -1,4 +1,4 @@
-"""The backbone registry: a decorator, a factory and a lister (timm's pattern).
+"""The backbone registry (`ssdd_cli.registry.Registry`): a decorator, a factory and a lister.
 
 @register_backbone("convnet")
 def convnet(in_channels: int, image_size: int, *, norm: str = "bn") -> Backbone: ...
@@ -15,11 +15,12 @@ from typing import Any, TypeVar
 
 from ssdd_cli.errors import UsageError
 from ssdd_cli.models.base import Backbone
+from ssdd_cli.registry import Registry
 
 BackboneBuilder = Callable[..., Backbone]
 _B = TypeVar("_B", bound=BackboneBuilder)
 
-_REGISTRY: dict[str, BackboneBuilder] = {}
+BACKBONES: Registry[BackboneBuilder] = Registry("backbone", option="arch")
 _POSITIONAL = ("in_channels", "image_size")
 
 
@@ -32,12 +33,10 @@ def register_backbone(name: str) -> Callable[[_B], _B]:
     """
 
     def decorate(builder: _B) -> _B:
-        if name in _REGISTRY:
-            raise ValueError(f"backbone {name!r} is already registered")
         params = list(inspect.signature(builder).parameters)
         if tuple(params[:2]) != _POSITIONAL:
             raise TypeError(f"builder for {name!r} must start with (in_channels, image_size)")
-        _REGISTRY[name] = builder
+        BACKBONES.add(name, builder)
         return builder
 
     return decorate
@@ -45,12 +44,12 @@ def register_backbone(name: str) -> Callable[[_B], _B]:
 
 def list_backbones() -> list[str]:
     """The registered backbone names, sorted."""
-    return sorted(_REGISTRY)
+    return BACKBONES.names()
 
 
 def backbone_options(name: str) -> list[str]:
     """The keyword options backbone `name` accepts besides `in_channels` and `image_size`."""
-    builder = _lookup(name)
+    builder = BACKBONES.get(name)
     return [p for p in inspect.signature(builder).parameters if p not in _POSITIONAL]
 
 
@@ -60,10 +59,10 @@ def create_backbone(name: str, in_channels: int, image_size: int, **kwargs: Any)
     `kwargs` are the architecture's options (e.g. `width=32` for the ResNets, `norm="in"` for the
     ConvNet). Unknown names, unknown options and impossible sizes raise `UsageError`.
     """
-    builder = _lookup(name)
+    builder = BACKBONES.get(name)
     for what, value in (("in_channels", in_channels), ("image_size", image_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise UsageError(f"{what} must be a positive integer, got {value!r}.")
+            raise UsageError(f"the backbone's {what} must be a positive integer, got {value!r}.")
     options = backbone_options(name)
     unknown = sorted(set(kwargs) - set(options))
     if unknown:
@@ -76,10 +75,3 @@ def create_backbone(name: str, in_channels: int, image_size: int, **kwargs: Any)
         raise RuntimeError(f"builder for {name!r} returned a backbone with arch {model.arch!r}")
     return model
 
-
-def _lookup(name: str) -> BackboneBuilder:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        valid = ", ".join(list_backbones())
-        raise UsageError(f"unknown backbone {name!r}; choose one of: {valid}.") from None

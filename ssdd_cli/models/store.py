@@ -28,7 +28,7 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from ssdd_cli.errors import SSDDError, UsageError
-from ssdd_cli.io import atomic_write
+from ssdd_cli.io import atomic_write, is_library_failure
 from ssdd_cli.models.base import Backbone
 from ssdd_cli.models.registry import create_backbone
 
@@ -91,12 +91,6 @@ def save_backbone(path: str | os.PathLike[str], model: Backbone, meta: dict[str,
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
-def _is_library_failure(error: BaseException) -> bool:
-    # safetensors' Rust side can raise pyo3's PanicException, which derives from BaseException.
-    # Anything else outside Exception (KeyboardInterrupt, SystemExit) must propagate.
-    return isinstance(error, Exception) or type(error).__name__ == "PanicException"
-
-
 def _read(path: Path) -> tuple[dict[str, str] | None, dict[str, Tensor]]:
     """(metadata, tensors) of a safetensors file; any failure of the library -> BackboneFileError."""
     try:
@@ -104,7 +98,7 @@ def _read(path: Path) -> tuple[dict[str, str] | None, dict[str, Tensor]]:
             metadata = f.metadata()
             tensors = {name: f.get_tensor(name) for name in f.keys()}
     except BaseException as error:
-        if not _is_library_failure(error):
+        if not is_library_failure(error):
             raise
         raise BackboneFileError(
             f"{path} is not a readable safetensors file ({error}); it may be truncated or "

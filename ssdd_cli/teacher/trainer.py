@@ -12,11 +12,10 @@ cosine decay to zero, and with no weight decay on biases and normalisation param
 - `sgd` (momentum 0.9), the default of the paper-scale presets, whose lr (0.3) is the paper's
   LARS rate; LARS' layer-wise trust ratio is not implemented.
 
-Checkpoints. After every epoch the loop writes (atomically) a safetensors checkpoint holding
-the backbone, the projector, the optimizer and scheduler states, the CPU generator's state and
-the per-epoch losses, plus the config as JSON. `resume=True` loads it and continues with the
-next epoch; with the same config on CPU the result is bitwise identical to an uninterrupted run.
-A checkpoint made with another config is refused rather than silently mixed.
+Checkpoints. After every epoch the loop writes (atomically) a checkpoint holding the backbone,
+the projector, the optimizer state, the CPU generator's state and the per-epoch losses, bound to
+the config and the images (`kit.checkpoint.Checkpointer`). `resume=True` continues with the next
+epoch; with the same config on CPU the result is bitwise identical to an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -33,19 +32,20 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ssdd_cli.checkpoint import load_checkpoint, save_checkpoint
-from ssdd_cli.errors import DataError, UsageError
+from ssdd_cli.errors import DataError, DivergedError, UsageError
+from ssdd_cli.kit.checkpoint import Checkpointer, flat_settings, tensor_sha256
+from ssdd_cli.kit.schedules import set_lr, warmup_cosine
+from ssdd_cli.kit.seeding import seeded
 from ssdd_cli.models import Backbone, create_backbone
-from ssdd_cli.presets import get_preset
+from ssdd_cli.presets import TeacherPreset
 from ssdd_cli.progress import Callback, ProgressEvent, silent
 from ssdd_cli.teacher.augment import AugmentConfig, two_views
 from ssdd_cli.teacher.loss import barlow_twins_loss
 from ssdd_cli.teacher.projector import Projector
 
 STAGE = "teacher"
+OPTIMIZERS = ("sgd", "adamw")
 
-
-CHECKPOINT_KIND = "teacher-checkpoint"
 
 @dataclass(frozen=True)
 class TeacherConfig:
@@ -75,10 +75,25 @@ class TeacherConfig:
     projector_out: int = 2048
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise UsageError(f"the teacher needs at least one epoch, got {self.epochs}.", option="epochs")
+        if self.batch_size < 2:
+            raise UsageError(f"the teacher's batch size must be at least 2 (the loss standardises "
+                             f"over the batch), got {self.batch_size}.", option="batch_size")
+        if not self.lr > 0:
+            raise UsageError(f"the teacher's learning rate must be positive, got {self.lr}.", option="lr")
+        if self.weight_decay < 0:
+            raise UsageError(f"the teacher's weight decay cannot be negative, got {self.weight_decay}.",
+                             option="weight_decay")
+        if self.optimizer not in OPTIMIZERS:
+            raise UsageError(f"unknown teacher optimizer {self.optimizer!r}; choose one of: "
+                             f"{', '.join(OPTIMIZERS)}.", option="optimizer")
+
     @classmethod
     def from_preset(
         cls,
-        source: str,
+        preset: TeacherPreset,
         *,
         arch: str | None = None,
         epochs: int | None = None,
@@ -86,37 +101,29 @@ class TeacherConfig:
         lr: float | None = None,
         seed: int = 0,
     ) -> TeacherConfig:
-        """The preset's teacher for `source`, with any option the caller overrides.
+        """The preset's teacher with every option that is not None overriding it.
 
-        The preset's `teacher_kwargs` hold backbone options and, optionally, the teacher settings
-        `optimizer`, `weight_decay`, `projector_hidden` and `projector_out`; the backbone options
-        apply only to the preset's own architecture (a `width` for resnet10 means nothing to a
-        ViT).
+        The preset's backbone options apply only to its own architecture (a `width` for
+        resnet10 means nothing to a ViT).
         """
-        preset = get_preset(source)
-        kwargs = dict(preset.teacher_kwargs)
-        hidden = int(str(kwargs.pop("projector_hidden", cls.projector_hidden)))
-        out = int(str(kwargs.pop("projector_out", cls.projector_out)))
-        optimizer = str(kwargs.pop("optimizer", cls.optimizer))
-        weight_decay = float(str(kwargs.pop("weight_decay", cls.weight_decay)))
-        chosen = arch or preset.teacher_arch
-        epochs = preset.teacher_epochs if epochs is None else epochs
+        chosen = preset.arch if arch is None else arch
+        epochs = preset.epochs if epochs is None else epochs
         return cls(
             arch=chosen,
-            arch_kwargs=kwargs if chosen == preset.teacher_arch else {},
+            arch_kwargs=dict(preset.arch_kwargs) if chosen == preset.arch else {},
             epochs=epochs,
-            batch_size=preset.teacher_batch_size if batch_size is None else batch_size,
-            optimizer=optimizer,
-            lr=preset.teacher_lr if lr is None else lr,
-            weight_decay=weight_decay,
+            batch_size=preset.batch_size if batch_size is None else batch_size,
+            optimizer=preset.optimizer,
+            lr=preset.lr if lr is None else lr,
+            weight_decay=preset.weight_decay,
             warmup_epochs=min(10, max(1, epochs // 10)),
             seed=seed,
-            projector_hidden=hidden,
-            projector_out=out,
+            projector_hidden=preset.projector_hidden,
+            projector_out=preset.projector_out,
         )
 
     def to_json(self) -> str:
-        """The config as canonical JSON (sorted keys), as stored in checkpoints and teachers."""
+        """The config as canonical JSON (sorted keys), as stored in teacher files."""
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
 
@@ -145,22 +152,13 @@ class TeacherResult:
         return self.losses[-1] if self.losses else math.nan
 
 
-def build_teacher(
-    config: TeacherConfig, in_channels: int, image_size: int
-) -> tuple[Backbone, Projector]:
-    """Fresh backbone and projector (on the CPU), initialised from `config.seed`.
-
-    The registry builders draw from torch's global generator, so they run inside `fork_rng`: the
-    caller's global random state is the same before and after.
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
+def build_teacher(config: TeacherConfig, in_channels: int, image_size: int) -> tuple[Backbone, Projector]:
+    """Fresh backbone and projector (on the CPU), initialised from `config.seed`; the caller's
+    global random state is the same before and after."""
+    with seeded(config.seed):
         backbone = create_backbone(config.arch, in_channels, image_size, **config.arch_kwargs)
         projector = Projector(backbone.feature_dim, config.projector_hidden, config.projector_out)
     return backbone, projector
-
-
-OPTIMIZERS = ("sgd", "adamw")
 
 
 def make_optimizer(config: TeacherConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
@@ -171,19 +169,7 @@ def make_optimizer(config: TeacherConfig, params: list[nn.Parameter]) -> torch.o
     ]
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=config.lr)
-    raise UsageError(
-        f"unknown teacher optimizer {config.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}."
-    )
-
-
-def lr_factor(step: int, total: int, warmup: int) -> float:
-    """Multiplier of the base lr after `step` optimiser steps: linear warmup, then cosine to 0."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return torch.optim.AdamW(groups, lr=config.lr)
 
 
 def train_teacher(
@@ -210,8 +196,6 @@ def train_teacher(
     if images_01.ndim != 4:
         raise ValueError(f"images_01 must be (n, c, r, r), got {tuple(images_01.shape)}")
     n, c, r = images_01.shape[0], images_01.shape[1], images_01.shape[-1]
-    if config.epochs < 1 or config.batch_size < 2:
-        raise UsageError("teacher epochs must be ≥ 1 and batch size ≥ 2; fix --epochs/--batch-size.")
     if n < 2:
         raise DataError(f"the source has {n} training image(s); the teacher needs at least 2.")
     device = torch.device(device)
@@ -222,46 +206,25 @@ def train_teacher(
     batch = min(config.batch_size, n)
     steps_per_epoch = n // batch
     total_steps = steps_per_epoch * config.epochs
-    warmup = min(config.warmup_epochs, config.epochs) * steps_per_epoch
-
+    schedule = warmup_cosine(min(config.warmup_epochs, config.epochs) * steps_per_epoch)
     optimizer = make_optimizer(config, [*backbone.parameters(), *projector.parameters()])
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, total_steps, warmup)
-    )
     generator = torch.Generator().manual_seed(config.seed)
+    modules = {"backbone": backbone, "projector": projector}
     losses: list[float] = []
     start_epoch = 0
-
-    def modules_state() -> dict[str, Any]:
-        return {
-            "backbone": backbone.state_dict(),
-            "projector": projector.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "generator": generator.get_state(),
-        }
-
-    if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
-        state, info = load_checkpoint(checkpoint_path, CHECKPOINT_KIND)
-        if info.get("config") != config.to_json():
-            raise UsageError(
-                f"checkpoint {checkpoint_path} was made with other settings; rerun with the "
-                "same options, or without --resume to start over."
-            )
-        backbone.load_state_dict(state["backbone"])
-        projector.load_state_dict(state["projector"])
+    checkpoint = None
+    if checkpoint_path is not None:
+        checkpoint = Checkpointer(checkpoint_path, STAGE,
+                                  {**flat_settings(config), "data": tensor_sha256(images_01)})
+    if resume and checkpoint is not None and checkpoint.exists():
+        state, info = checkpoint.load()
+        for name, module in modules.items():
+            module.load_state_dict(state[name])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
         start_epoch, losses = int(info["epoch"]), [float(v) for v in info["losses"]]
         callback(ProgressEvent(STAGE, message=(
-            f"resuming the teacher from epoch {start_epoch} of {config.epochs} ({checkpoint_path})"
-        )))
-
-    def checkpoint(epoch: int) -> None:
-        if checkpoint_path is not None:
-            info = {"epoch": epoch, "losses": losses, "config": config.to_json()}
-            save_checkpoint(checkpoint_path, CHECKPOINT_KIND, modules_state(), info)
+            f"resuming the teacher from epoch {start_epoch} of {config.epochs} ({checkpoint_path})")))
 
     t0 = time.perf_counter()
     seen = 0
@@ -269,35 +232,32 @@ def train_teacher(
         perm = torch.randperm(n, generator=generator)
         epoch_loss = 0.0
         for i in range(steps_per_epoch):
+            step = epoch * steps_per_epoch + i
             x = data[perm[i * batch : (i + 1) * batch].to(device)]
             v1, v2 = two_views(x, generator, config.augment, mean, std)
             loss = barlow_twins_loss(projector(backbone(v1)), projector(backbone(v2)), config.lambd)
             value = float(loss.item())
             if not math.isfinite(value):
-                raise UsageError(
-                    f"teacher training diverged (loss {value}) in epoch {epoch + 1}; "
-                    "rerun with a smaller --lr."
-                )
+                raise DivergedError(f"teacher training diverged (loss {value}) in epoch {epoch + 1}; "
+                                    "lower the learning rate.", option="lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            set_lr(optimizer, config.lr, schedule(step, total_steps))
             optimizer.step()
-            scheduler.step()
             epoch_loss += value
             seen += batch
             if i == steps_per_epoch - 1:
                 losses.append(epoch_loss / steps_per_epoch)
-                checkpoint(epoch + 1)
+                if checkpoint is not None:
+                    state = {name: module.state_dict() for name, module in modules.items()}
+                    state.update(optimizer=optimizer.state_dict(), generator=generator.get_state())
+                    checkpoint.save(state, {"epoch": epoch + 1, "losses": losses})
             elapsed = time.perf_counter() - t0
-            callback(ProgressEvent(
-                STAGE,
-                step=epoch * steps_per_epoch + i + 1,
-                total=total_steps,
-                metrics={
-                    "epoch": epoch + (i + 1) / steps_per_epoch,
-                    "loss": epoch_loss / (i + 1),
-                    "img/s": seen / elapsed if elapsed > 0 else 0.0,
-                },
-            ))
+            callback(ProgressEvent(STAGE, step=step + 1, total=total_steps, metrics={
+                "epoch": epoch + (i + 1) / steps_per_epoch,
+                "loss": epoch_loss / (i + 1),
+                "img/s": seen / elapsed if elapsed > 0 else 0.0,
+            }))
     seconds = time.perf_counter() - t0
     return TeacherResult(
         backbone=backbone.eval(),

@@ -1,7 +1,7 @@
 """Pretraining a backbone on an artifact, and the evaluation protocols.
 
     backbone, loss = pretrain(data.images, data.targets, data.labels,
-                              PretrainConfig.from_preset("digits", budget=20),
+                              PretrainConfig.from_preset(get_preset("digits"), budget=20),
                               in_channels=1, image_size=16, device=torch.device("cpu"))
     report = evaluate(backbone, load_source("digits"), "linear", seeds=3)
     report.to_dict()  # {"metrics": {"accuracy": {"mean", "std", "values"}}, ...}
@@ -9,22 +9,15 @@
 Protocols (`list_protocols()`): `linear`, `finetune`, `knn`, `align`; few-shot with `shots=k`.
 """
 
-from ssdd_cli.checkpoint import CheckpointError
 from ssdd_cli.models import extract_features
 from ssdd_cli.train.cka import linear_cka
 from ssdd_cli.train.evaluate import EvalReport, MetricSummary, check_input_shape, evaluate
 from ssdd_cli.train.knn import knn_predict
 from ssdd_cli.train.linear import LinearProbe, LinearProbeConfig, accuracy
-from ssdd_cli.train.pretrain import (
-    PretrainConfig,
-    TrainingDiverged,
-    build_backbone,
-    pretrain,
-    pretrain_metadata,
-)
+from ssdd_cli.train.pretrain import PretrainConfig, build_backbone, pretrain, pretrain_metadata
 from ssdd_cli.train.protocols import (
+    PROTOCOLS,
     AlignConfig,
-    EvalConfig,
     EvalContext,
     FinetuneConfig,
     KNNConfig,
@@ -38,9 +31,8 @@ from ssdd_cli.train.protocols import (
 from ssdd_cli.train.regression import LinearMap, mean_squared_error
 
 __all__ = [
+    "PROTOCOLS",
     "AlignConfig",
-    "CheckpointError",
-    "EvalConfig",
     "EvalContext",
     "EvalReport",
     "FinetuneConfig",
@@ -52,7 +44,6 @@ __all__ = [
     "PretrainConfig",
     "Protocol",
     "ProtocolResult",
-    "TrainingDiverged",
     "accuracy",
     "build_backbone",
     "check_input_shape",

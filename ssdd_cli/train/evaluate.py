@@ -14,7 +14,7 @@ from ssdd_cli.data import ImageSet
 from ssdd_cli.errors import DataError, UsageError
 from ssdd_cli.models import Backbone
 from ssdd_cli.progress import Callback, ProgressEvent, silent
-from ssdd_cli.train.protocols import EvalConfig, EvalContext, ProtocolResult, get_protocol
+from ssdd_cli.train.protocols import EvalContext, ProtocolResult, get_protocol
 
 
 @dataclass(frozen=True)
@@ -70,39 +70,45 @@ def evaluate(
     device: torch.device | str = "cpu",
     teacher: Backbone | None = None,
     callback: Callback = silent,
-    config: EvalConfig | None = None,
+    config: Any = None,
     first_seed: int = 0,
 ) -> EvalReport:
     """Score `backbone` on `target` with `protocol` for seeds first_seed … first_seed+seeds−1.
 
     backbone (and teacher): modules with `features(x) -> (B, d)` for images (B, c, r, r) of
     the target's shape. The backbone is never modified (fine-tuning works on a copy).
+    config: the protocol's own config (e.g. `LinearProbeConfig(epochs=50)`); None: its defaults.
     Refuses, with a one-sentence user error: an unknown protocol, a backbone or teacher whose
     input shape differs from the target's, a labelled protocol on an unlabelled target, `align`
     without a teacher, and `shots` where it does not apply or exceeds a class.
     """
     spec = get_protocol(protocol)
+    if config is None:
+        config = spec.config()
+    elif not isinstance(config, spec.config):
+        raise TypeError(f"protocol {protocol!r} takes a {spec.config.__name__}, "
+                        f"not a {type(config).__name__}")
     if seeds < 1:
-        raise UsageError(f"--seeds must be at least 1, got {seeds}.")
+        raise UsageError(f"evaluation needs at least one seed, got {seeds}.", option="seeds")
     if shots is not None and shots < 1:
-        raise UsageError(f"--shots must be at least 1, got {shots}.")
+        raise UsageError(f"few-shot evaluation needs at least one shot per class, got {shots}.",
+                         option="shots")
     if shots is not None and not spec.uses_shots:
-        raise UsageError(f"--shots does not apply to --protocol {protocol}; drop it.")
+        raise UsageError(f"shots do not apply to the {protocol} protocol; drop them.", option="shots")
     check_input_shape(backbone, target, "backbone")
     if spec.needs_labels and (target.train_labels is None or target.test_labels is None):
-        raise DataError(f"target {target.name} has no labels, so --protocol {protocol} "
-                        "cannot score it; use --protocol align.")
+        raise DataError(f"target {target.name} has no labels, so the {protocol} protocol cannot "
+                        "score it; use the align protocol.")
     if spec.needs_teacher:
         if teacher is None:
-            raise UsageError(f"--protocol {protocol} compares with a teacher; pass --teacher PATH.")
+            raise UsageError(f"the {protocol} protocol compares with a teacher; give one.", option="teacher")
         check_input_shape(teacher, target, "teacher")
-    ctx = EvalContext(backbone, target, torch.device(device), config or EvalConfig(), shots,
-                      teacher, callback)
+    ctx = EvalContext(backbone, target, torch.device(device), shots, teacher, callback)
     start = time.perf_counter()
     per_seed: list[list[ProtocolResult]] = []
     seed_list = tuple(range(first_seed, first_seed + seeds))
     for i, seed in enumerate(seed_list):
-        per_seed.append(spec.run(ctx, seed))
+        per_seed.append(spec.run(ctx, config, seed))
         callback(ProgressEvent(f"eval {protocol}", i + 1, seeds))
     names = [r.metric for r in per_seed[0]]
     metrics = tuple(MetricSummary.of(name, [res[k].value for res in per_seed])
@@ -125,5 +131,5 @@ def check_input_shape(net: nn.Module, target: ImageSet, what: str) -> None:
     if size is not None and size != target.resolution:
         raise UsageError(
             f"the {what} takes {size}×{size} images but target {target.name} is loaded at "
-            f"{target.resolution}×{target.resolution}; load it at --resolution {size}."
+            f"{target.resolution}×{target.resolution}; load it at resolution {size}.", option="resolution"
         )

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ssdd_cli.kit.schedules import cosine, set_lr
 from ssdd_cli.progress import Callback, ProgressEvent, silent
 
 
@@ -77,7 +78,7 @@ class LinearProbe:
         batch = min(cfg.batch_size, n)
         per_epoch = math.ceil(n / batch)
         total = max(cfg.epochs * per_epoch, 1)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+        step = 0
         for epoch in range(cfg.epochs):
             order = torch.randperm(n, generator=generator).to(x.device)
             epoch_loss = 0.0
@@ -86,8 +87,9 @@ class LinearProbe:
                 loss = F.cross_entropy(F.linear(x[idx], weight, bias), y[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                set_lr(opt, cfg.lr, cosine(step, total))
                 opt.step()
-                sched.step()
+                step += 1
                 epoch_loss += float(loss.detach()) * idx.numel()
             callback(ProgressEvent(stage, epoch + 1, cfg.epochs, {"loss": epoch_loss / n}))
         self.weight_ = weight.detach()

@@ -13,7 +13,6 @@ artifact's predefined augmented views are already among its images.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Callable
@@ -25,23 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ssdd_cli.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ssdd_cli.errors import SSDDError, UsageError
+from ssdd_cli.errors import DivergedError, UsageError
+from ssdd_cli.kit.checkpoint import Checkpointer, flat_settings, tensor_sha256
+from ssdd_cli.kit.schedules import SCHEDULES, set_lr
+from ssdd_cli.kit.seeding import cpu_generator, seeded
 from ssdd_cli.models import Backbone, create_backbone
-from ssdd_cli.presets import get_preset
+from ssdd_cli.presets import Preset
 from ssdd_cli.progress import Callback, ProgressEvent, silent
-from ssdd_cli.train._rng import cpu_generator, seeded
 
-LrSchedule = Callable[[int, int], float]  # (epoch, epochs) -> factor of the base lr
-
-SCHEDULES: dict[str, LrSchedule] = {
-    "constant": lambda epoch, epochs: 1.0,
-    "cosine": lambda epoch, epochs: 0.5 * (1.0 + math.cos(math.pi * epoch / epochs)),
-}
-
-
-class TrainingDiverged(SSDDError):
-    """The loss became NaN or infinite."""
+STAGE = "pretrain"
 
 
 @dataclass(frozen=True)
@@ -49,8 +40,9 @@ class PretrainConfig:
     """How to pretrain on an artifact.
 
     arch / arch_kwargs: the backbone (`create_backbone(arch, c, r, **arch_kwargs)`).
-    weight_decay: Table 5 of the SSDD paper (1e-3 for CIFAR-100 N ≤ 100); the CLI takes it from
-        the source's preset. schedule: "constant" (the paper) or "cosine" (per epoch, to 0).
+    weight_decay: Table 5 of the SSDD paper (1e-3 for CIFAR-100 N ≤ 100); `from_preset` takes it
+        from the source's budget rule. schedule: "constant" (the paper), "cosine" or "linear",
+        per epoch, to 0.
     seed: initialisation (global RNG, forked locally) and minibatch order (a CPU generator).
     """
 
@@ -65,18 +57,22 @@ class PretrainConfig:
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise UsageError("epochs and batch size must be at least 1; pass positive values.")
-        if not self.lr > 0 or self.weight_decay < 0:
-            raise UsageError("the learning rate must be positive and weight decay non-negative.")
-        if self.schedule not in SCHEDULES:
-            raise UsageError(f"unknown lr schedule {self.schedule!r}; choose one of: "
-                             f"{', '.join(sorted(SCHEDULES))}.")
+        if self.epochs < 1:
+            raise UsageError(f"pretraining needs at least one epoch, got {self.epochs}.", option="epochs")
+        if self.batch_size < 1:
+            raise UsageError(f"the batch size must be at least 1, got {self.batch_size}.",
+                             option="batch_size")
+        if not self.lr > 0:
+            raise UsageError(f"the learning rate must be positive, got {self.lr}.", option="lr")
+        if self.weight_decay < 0:
+            raise UsageError(f"the weight decay cannot be negative, got {self.weight_decay}.",
+                             option="weight_decay")
+        SCHEDULES.get(self.schedule)
 
     @classmethod
     def from_preset(
         cls,
-        source: str,
+        preset: Preset,
         *,
         budget: int | None = None,
         arch: str = "convnet",
@@ -87,21 +83,20 @@ class PretrainConfig:
         seed: int = 0,
         schedule: str = "constant",
     ) -> PretrainConfig:
-        """The paper's recipe with the source preset's defaults: `pretrain_epochs`, the weight
-        decay of the budget's Table-5 row (`preset.budget(N)`), and, when `arch` is the
-        preset's inner network, its options (so the demo's ConvNet is the one distilled with).
-        Every explicit argument overrides the preset."""
-        preset = get_preset(source)
-        row = preset.budget(budget if budget is not None else preset.default_budget)
+        """The paper's recipe with the preset's defaults: its pretraining epochs, the weight decay
+        of the budget's Table-5 row, and, when `arch` is the preset's inner network, its options
+        (so the demo's ConvNet is the one distilled with). Every option that is not None wins."""
+        N = preset.budgets.default if budget is None else budget
+        inner = preset.distill
         return cls(
             arch=arch,
-            epochs=epochs if epochs is not None else preset.pretrain_epochs,
-            batch_size=batch_size if batch_size is not None else cls.batch_size,
-            lr=lr if lr is not None else cls.lr,
-            weight_decay=weight_decay if weight_decay is not None else row.weight_decay,
+            epochs=preset.pretrain.epochs if epochs is None else epochs,
+            batch_size=cls.batch_size if batch_size is None else batch_size,
+            lr=cls.lr if lr is None else lr,
+            weight_decay=preset.budgets.weight_decay(N) if weight_decay is None else weight_decay,
             seed=seed,
             schedule=schedule,
-            arch_kwargs=dict(preset.inner_kwargs) if arch == preset.inner_arch else {},
+            arch_kwargs=dict(inner.inner_kwargs) if arch == inner.inner_arch else {},
         )
 
 
@@ -127,7 +122,7 @@ def pretrain_metadata(
         "ssdd.pretrain_images": str(images),
         "ssdd.epochs": str(config.epochs),
         "ssdd.final_loss": repr(final_loss),
-        "ssdd.pretrain_config": _config_json(config),
+        "ssdd.pretrain_config": json.dumps(asdict(config), sort_keys=True, default=str),
     }
 
 
@@ -147,12 +142,9 @@ def build_backbone(
     except (RuntimeError, ValueError, IndexError) as error:
         raise UsageError(
             f"{in_channels}×{image_size}×{image_size} images do not fit arch {config.arch!r} "
-            f"({str(error).splitlines()[0][:120]}); choose another --arch."
+            f"({str(error).splitlines()[0][:120]}); choose another architecture.", option="arch"
         ) from None
     return backbone
-
-
-CHECKPOINT_KIND = "pretrain-checkpoint"
 
 
 def pretrain(
@@ -192,13 +184,12 @@ def pretrain(
                          "pretrain on; distill it again.")
     if m == 0:
         raise UsageError("the artifact holds no images; distill it again with a larger budget.")
-    backbone = build_backbone(config, in_channels=in_channels, image_size=image_size,
-                              device=device)
+    backbone = build_backbone(config, in_channels=in_channels, image_size=image_size, device=device)
     x = images.to(device, torch.float32)
+    loss_fn: Callable[[Tensor, Tensor], Tensor]
     if targets is not None:
         y = targets.to(device, torch.float32).reshape(m, -1)
-        out_dim = y.shape[1]
-        loss_fn: Callable[[Tensor, Tensor], Tensor] = F.mse_loss
+        out_dim, loss_fn = y.shape[1], F.mse_loss
     else:
         assert labels is not None
         y = labels.to(device, torch.long)
@@ -207,37 +198,28 @@ def pretrain(
     with seeded(config.seed + 1, device):
         head = nn.Linear(backbone.feature_dim, out_dim).to(device)
     modules: dict[str, nn.Module] = {"backbone": backbone, "head": head}
-    params = [p for mod in modules.values() for p in mod.parameters()]
-    opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                          weight_decay=config.weight_decay)
+    opt = torch.optim.SGD([p for mod in modules.values() for p in mod.parameters()], lr=config.lr,
+                          momentum=config.momentum, weight_decay=config.weight_decay)
     generator = cpu_generator(config.seed)
-    run_id = _run_id(config, x, y)
+    checkpoint = None
+    if checkpoint_path is not None:
+        fingerprint = {**flat_settings(config), "data": tensor_sha256(x, y)}
+        checkpoint = Checkpointer(checkpoint_path, STAGE, fingerprint)
+    schedule = SCHEDULES.get(config.schedule)
     start, last_loss = 0, float("nan")
-    ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
 
     with seeded(config.seed + 2, device):  # BatchNorm/dropout draw from the global RNG
-        if resume and ckpt is not None and ckpt.exists():
-            state, meta = load_checkpoint(ckpt, CHECKPOINT_KIND)
-            if meta.get("run") != run_id:
-                raise CheckpointError(
-                    f"checkpoint {ckpt} belongs to another artifact or configuration; delete it "
-                    "or run without --resume."
-                )
+        if resume and checkpoint is not None and checkpoint.exists():
+            state, info = checkpoint.load()
             for name, module in modules.items():
                 module.load_state_dict(state[name])
             opt.load_state_dict(state["optimizer"])
-            rng = state["rng"]
-            generator.set_state(rng["generator"])
-            torch.set_rng_state(rng["cpu"])
-            if device.type == "cuda" and "cuda" in rng:
-                torch.cuda.set_rng_state(rng["cuda"], device)
-            start, last_loss = int(meta["epoch"]), float(meta["loss"])
-            callback(ProgressEvent("pretrain", message=f"resuming from epoch {start} of "
-                                   f"{config.epochs} ({ckpt})"))
+            _set_rng(state["rng"], generator, device)
+            start, last_loss = int(info["epoch"]), float(info["loss"])
+            callback(ProgressEvent(STAGE, message=f"resuming from epoch {start} of {config.epochs} "
+                                                  f"({checkpoint.path})"))
         for epoch in range(start, config.epochs):
-            factor = SCHEDULES[config.schedule](epoch, config.epochs)
-            for group in opt.param_groups:
-                group["lr"] = config.lr * factor
+            set_lr(opt, config.lr, schedule(epoch, config.epochs))
             backbone.train()
             total = 0.0
             for idx in _batches(m, config.batch_size, generator, device):
@@ -248,22 +230,31 @@ def pretrain(
                 total += float(loss.detach()) * idx.numel()
             last_loss = total / m
             if not math.isfinite(last_loss):
-                raise TrainingDiverged(
-                    f"pretraining diverged (loss {last_loss} at epoch {epoch + 1}); "
-                    "lower --lr or --wd."
-                )
-            callback(ProgressEvent("pretrain", epoch + 1, config.epochs, {"loss": last_loss}))
+                raise DivergedError(f"pretraining diverged (loss {last_loss} at epoch {epoch + 1}); "
+                                    "lower the learning rate or the weight decay.", option="lr")
+            callback(ProgressEvent(STAGE, epoch + 1, config.epochs, {"loss": last_loss}))
             done = epoch + 1
-            if ckpt is not None and (done % checkpoint_every == 0 or done == config.epochs):
-                rng_state = {"generator": generator.get_state(), "cpu": torch.get_rng_state()}
-                if device.type == "cuda":
-                    rng_state["cuda"] = torch.cuda.get_rng_state(device)
+            if checkpoint is not None and (done % checkpoint_every == 0 or done == config.epochs):
                 state = {name: module.state_dict() for name, module in modules.items()}
-                state.update(optimizer=opt.state_dict(), rng=rng_state)
-                info = {"run": run_id, "epoch": done, "loss": last_loss}
-                save_checkpoint(ckpt, CHECKPOINT_KIND, state, info)
+                state.update(optimizer=opt.state_dict(), rng=_get_rng(generator, device))
+                checkpoint.save(state, {"epoch": done, "loss": last_loss})
     backbone.eval()
     return backbone, last_loss
+
+
+def _get_rng(generator: torch.Generator, device: torch.device) -> dict[str, Tensor]:
+    """The minibatch generator's and the global RNG's states (BatchNorm, dropout)."""
+    state = {"generator": generator.get_state(), "cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng(state: dict[str, Tensor], generator: torch.Generator, device: torch.device) -> None:
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def _batches(m: int, batch_size: int, generator: torch.Generator,
@@ -275,17 +266,3 @@ def _batches(m: int, batch_size: int, generator: torch.Generator,
     if len(chunks) > 1 and chunks[-1].numel() == 1:
         chunks[-2:] = [torch.cat(chunks[-2:])]
     return chunks
-
-
-def _run_id(config: PretrainConfig, x: Tensor, y: Tensor) -> str:
-    """A fingerprint of the configuration and the data, so a checkpoint resumes only its run."""
-    h = hashlib.sha256(_config_json(config).encode())
-    for t in (x, y):
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def _config_json(config: PretrainConfig) -> str:
-    """A canonical JSON string of the config (metadata, and the checkpoint's run fingerprint)."""
-    return json.dumps(asdict(config), sort_keys=True, default=str)

@@ -86,7 +86,8 @@ def test_pretrain_images_that_do_not_fit_the_arch(tmp_path: Path,
     monkeypatch.setattr(module, "create_backbone", broken)
     result = runner.invoke(app, ["pretrain", str(GOLDEN / "v1-ssdd.ssdd"), "--epochs", "1",
                                  "--device", "cpu", "-o", str(tmp_path / "b.safetensors")])
-    _one_line_error(result, "1×8×8 images do not fit arch 'convnet'", "choose another --arch")
+    _one_line_error(result, "1×8×8 images do not fit arch 'convnet'", "choose another architecture")
+    assert "error: --arch: " in result.output
 
 
 def test_pretrain_unwritable_output(tmp_path: Path) -> None:
@@ -141,4 +142,4 @@ def test_eval_align_and_teacher_reference(tmp_path: Path) -> None:
     assert json.loads(out.read_text())["metrics"]["cka"]["mean"] == pytest.approx(1.0, abs=1e-5)
     result = runner.invoke(app, ["eval", "random", "--target", "digits", "--protocol", "align",
                                  "--shots", "2", "--teacher", str(teacher)])
-    _one_line_error(result, "--shots does not apply")
+    _one_line_error(result, "--shots: shots do not apply")

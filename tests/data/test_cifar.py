@@ -59,7 +59,7 @@ def test_missing_tree_says_where_and_how(tmp_path: Path) -> None:
         load_source("cifar100", data_root=tmp_path)
     message = str(err.value)
     assert str(tmp_path / "cifar-100-python") in message
-    assert "{train,test}" in message and "--download" in message
+    assert "{train,test}" in message and "download it" in message and err.value.option == "download"
     assert message.count(". ") == 0 and message.endswith(".")  # one sentence
 
 

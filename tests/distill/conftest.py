@@ -10,10 +10,11 @@ from torch import Tensor
 
 from ssdd_cli.distill.augment import get_augmentation
 from ssdd_cli.distill.engine import OuterConfig, OuterLoop
-from ssdd_cli.distill.methods.base import InitInputs
+from ssdd_cli.distill.inputs import DistillInputs, TeacherTargets
 from ssdd_cli.distill.methods.ssdd import init_parameterization
-from ssdd_cli.distill.pool import ModelPool, PoolConfig
-from ssdd_cli.distill.real import RealSampler
+from ssdd_cli.distill.objectives.krr import KRRConfig, KRRObjective
+from ssdd_cli.distill.pool import PoolConfig
+from ssdd_cli.progress import silent
 
 D_Y = 12
 
@@ -38,15 +39,10 @@ def teacher() -> Callable[[Tensor], Tensor]:
 def make_loop(source: Tensor, teacher: Callable[[Tensor], Tensor], seed: int = 0, steps: int = 6,
               aug: str = "rotate", m: int = 6) -> OuterLoop:
     g = torch.Generator().manual_seed(seed)
-    feats = teacher(source)
-    augmentation = get_augmentation(aug)
-    param = init_parameterization(InitInputs(source, feats, teacher, g), m=m, U=16, V=8, scale=2,
-                                  augmentation=augmentation)
-    pool = ModelPool(PoolConfig(size=2, max_steps=3, arch="convnet", arch_kwargs={"widths": (8, 16)}),
-                     1, 16, D_Y, torch.device("cpu"), g)
-    real = RealSampler(source, "none", 32, {"identity": feats})
-    loop = OuterLoop(param, augmentation, pool, real, OuterConfig(steps=steps, lr=1e-2, checkpoint_every=2), g)
-    with torch.no_grad():
-        x, y = loop.support()
-    pool.initialize(x, y)
+    inputs = DistillInputs(source, TeacherTargets(teacher, source, D_Y), g)
+    param = init_parameterization(inputs, m=m, U=16, V=8, scale=2, augmentation=get_augmentation(aug))
+    pool = PoolConfig(size=2, max_steps=3, arch="convnet", arch_kwargs={"widths": (8, 16)})
+    objective = KRRObjective(KRRConfig(batch_size=32, pool=pool), inputs)
+    loop = OuterLoop(param, objective, OuterConfig(steps=steps, lr=1e-2, checkpoint_every=2), g)
+    objective.prepare(param, silent)
     return loop

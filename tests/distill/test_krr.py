@@ -51,7 +51,7 @@ def test_gradient_matches_reference() -> None:
                                                                                    dtype=torch.float64)
     got = torch.autograd.grad(krr_outer_loss(phi_t, y_t, phi_s, y_s, 1e-3), (phi_s, y_s))
     want = torch.autograd.grad(reference_loss(phi_t, y_t, phi_s, y_s, 1e-3), (phi_s, y_s))
-    for a, b in zip(got, want, strict=False):
+    for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b)
 
 

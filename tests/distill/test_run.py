@@ -10,16 +10,14 @@ from typer.testing import CliRunner
 
 from ssdd_cli.bundle import load_bundle
 from ssdd_cli.cli.main import app
-from ssdd_cli.distill.engine import OuterConfig
-from ssdd_cli.distill.methods.base import MethodOptions
-from ssdd_cli.distill.pool import PoolConfig
 from ssdd_cli.distill.run import DistillRequest, checkpoint_path, run_distill
 from ssdd_cli.progress import ProgressEvent
 from tests.distill.helpers import write_tiny_teacher
 
 runner = CliRunner()
-TINY = ["--budget", "10", "--U", "8", "--V", "8", "--steps", "4", "--batch-size", "64",
-        "--pool-size", "2", "--pool-steps", "3", "--device", "cpu"]
+KRR = ["--budget", "10", "--steps", "4", "--batch-size", "64", "--pool-size", "2", "--pool-steps", "3",
+       "--device", "cpu"]
+TINY = [*KRR, "--U", "8", "--V", "8"]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +53,7 @@ def test_distill_info_reconstruct_digits(tmp_path: Path, teacher: Path) -> None:
 def test_krr_st_method(tmp_path: Path, teacher: Path) -> None:
     out = tmp_path / "k.ssdd"
     result = runner.invoke(app, ["distill", "--source", "digits", "--method", "krr-st", "--teacher", str(teacher),
-                                 "-o", str(out), *TINY])
+                                 "-o", str(out), *KRR])
     assert result.exit_code == 0, result.output
     bundle = load_bundle(out)
     assert bundle.manifest.raw is not None and bundle.tensors["images"].shape == (10, 1, 16, 16)
@@ -67,9 +65,10 @@ def test_krr_st_method(tmp_path: Path, teacher: Path) -> None:
     ("args", "fragment"),
     [
         (["--budget", "1", "--U", "64", "--V", "64"], "more than N = 1 allows"),
-        (["--method", "nope"], "unknown --method"),
-        (["--real-aug", "sideways"], "unknown --real-aug"),
-        (["--aug", "mixup"], "unknown augmentation"),
+        (["--method", "nope"], "--method: unknown method 'nope'"),
+        (["--real-aug", "sideways"], "--real-aug: unknown real-side augmentation"),
+        (["--aug", "mixup"], "--aug: unknown augmentation"),
+        (["--method", "random", "--U", "8"], "--U: method 'random' has no setting 'U'"),
     ],
 )
 def test_bad_options_are_one_line(tmp_path: Path, teacher: Path, args: list[str], fragment: str) -> None:
@@ -86,17 +85,15 @@ def test_unwritable_output_and_wrong_teacher(tmp_path: Path, teacher: Path) -> N
     rgb = write_tiny_teacher(tmp_path / "rgb.safetensors", in_channels=3, image_size=32)
     result = runner.invoke(app, ["distill", "--source", "digits", "--teacher", str(rgb), "-o",
                                  str(tmp_path / "x.ssdd"), *TINY])
-    assert result.exit_code != 0 and "pass a teacher trained on this source" in result.output
+    assert result.exit_code != 0 and "--teacher: " in result.output
+    assert "use a teacher trained on this source" in result.output
 
 
-def _request(out: Path, teacher: Path, resume: bool = False) -> DistillRequest:
-    return DistillRequest(
-        source="digits", method="ssdd",
-        options=MethodOptions(N=10, U=8, V=8, scale=2, aug="rotate", hidden=2, approx_steps=50),
-        outer=OuterConfig(steps=9, checkpoint_every=2), pool=PoolConfig(size=2, max_steps=3,
-                                                                        arch_kwargs={"widths": (8, 16)}),
-        real_aug="flip", batch_size=64, seed=7, output=out, device=torch.device("cpu"), teacher=teacher,
-        resume=resume)
+def _request(out: Path, teacher: Path, resume: bool = False, **options: object) -> DistillRequest:
+    settings = {"U": 8, "V": 8, "hidden": 2, "approx_steps": 50, "steps": 9, "pool_size": 2,
+                "pool_steps": 3, "real_aug": "flip", "batch_size": 64, "checkpoint_every": 2, **options}
+    return DistillRequest(source="digits", output=out, method="ssdd", budget=10, options=settings, seed=7,
+                          device=torch.device("cpu"), teacher=teacher, resume=resume)
 
 
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path: Path, teacher: Path) -> None:
@@ -156,18 +153,18 @@ def test_distill_cifar100_official_tree_and_missing_data(tmp_path: Path) -> None
     assert (man.parameterization.U, man.parameterization.V, man.m) == (200, 200, 256)
     assert man.budget.floats_allowed == 307_200 and man.budget.floats_used <= 307_200
     missing = runner.invoke(app, [*args, "--data-root", str(tmp_path / "empty")])
-    assert missing.exit_code == 1 and "--download" in missing.output and "Traceback" not in missing.output
+    assert missing.exit_code == 1 and "cifar100 not found" in missing.output and "Traceback" not in missing.output
 
 
 def test_budget_larger_than_the_source_is_refused(tmp_path: Path, teacher: Path) -> None:
     result = runner.invoke(app, ["distill", "--source", "digits", "--method", "random", "--teacher", str(teacher),
                                  "--budget", "5000", "-o", str(tmp_path / "x.ssdd")])
-    assert result.exit_code != 0 and "lower --budget" in result.output
+    assert result.exit_code != 0 and "--budget: the budget buys m = " in result.output
 
 
 def test_unknown_source_and_corrupt_teacher_are_one_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["distill", "--source", "nope", "-o", str(tmp_path / "x.ssdd")])
-    assert result.exit_code == 2 and "use one of" in result.output and "digits" in result.output
+    assert result.exit_code == 2 and "--source: unknown source" in result.output and "digits" in result.output
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(bytes(range(200)) * 3)
     result = runner.invoke(app, ["distill", "--source", "digits", "--teacher", str(bad), "-o",

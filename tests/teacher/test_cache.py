@@ -11,13 +11,9 @@ import torch
 from ssdd_cli.errors import UsageError
 from ssdd_cli.models import BackboneFileError
 from ssdd_cli.progress import ProgressEvent
-from ssdd_cli.teacher import cache
-from ssdd_cli.teacher.cache import (
-    default_cache_root,
-    get_or_train_teacher,
-    teacher_features,
-    teacher_path,
-)
+from ssdd_cli.teacher import cache, provide
+from ssdd_cli.teacher.cache import teacher_features
+from ssdd_cli.teacher.provide import default_cache_root, get_or_train_teacher, teacher_path
 from ssdd_cli.teacher.store import weights_sha256
 from ssdd_cli.teacher.trainer import TeacherConfig, build_teacher
 
@@ -48,7 +44,7 @@ def test_trains_once_then_loads(tmp_path: Path, tiny_config: TeacherConfig,
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("the cached teacher should have been loaded")
 
-    monkeypatch.setattr(cache, "train_teacher", no_training)
+    monkeypatch.setattr(provide, "train_teacher", no_training)
     events.clear()
     again, meta2, _ = get_or_train_teacher("digits", callback=events.append, cache_root=tmp_path,
                                            config=config)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ssdd_cli.data import load_source, normalize
+from ssdd_cli.presets import get_preset
 from ssdd_cli.teacher.cache import compute_features
 from ssdd_cli.teacher.trainer import TeacherConfig, build_teacher, train_teacher
 
@@ -48,7 +49,7 @@ def linear_accuracy(train: Tensor, train_y: Tensor, test: Tensor, test_y: Tensor
 @pytest.mark.slow
 def test_digits_teacher_beats_a_random_network() -> None:
     data = load_source("digits")
-    config = TeacherConfig.from_preset("digits")
+    config = TeacherConfig.from_preset(get_preset("digits").teacher)
     train_x = normalize(data.train, data.mean, data.std)
     test_x = normalize(data.test, data.mean, data.std)
     assert data.train_labels is not None and data.test_labels is not None

@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from ssdd_cli.checkpoint import load_checkpoint
-from ssdd_cli.errors import UsageError
+from ssdd_cli.errors import CheckpointError, UsageError
+from ssdd_cli.kit.checkpoint import Checkpointer, flat_settings, tensor_sha256
+from ssdd_cli.kit.schedules import warmup_cosine
+from ssdd_cli.presets import get_preset
 from ssdd_cli.progress import ProgressEvent
 from ssdd_cli.teacher.augment import AugmentConfig
-from ssdd_cli.teacher.trainer import CHECKPOINT_KIND, TeacherConfig, TeacherResult, lr_factor, train_teacher
+from ssdd_cli.teacher.trainer import TeacherConfig, TeacherResult, train_teacher
 
 # A network small enough for a test: 8x8 grey images, width-4 ResNet-10, 32-wide projector.
 TINY = TeacherConfig(
@@ -76,7 +78,7 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         train_teacher(_images(), MEAN, STD, TINY, callback=kill_after_epoch_1,
                       checkpoint_path=ckpt, resume=False)
-    _, info = load_checkpoint(ckpt, CHECKPOINT_KIND)
+    _, info = Checkpointer(ckpt, "teacher", {**flat_settings(TINY), "data": tensor_sha256(_images())}).load()
     assert info["epoch"] == 1
 
     events: list[ProgressEvent] = []
@@ -98,8 +100,12 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path: Path) -> None:
 def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path: Path) -> None:
     ckpt = tmp_path / "t.ckpt"
     train_teacher(_images(), MEAN, STD, dataclasses.replace(TINY, epochs=1), checkpoint_path=ckpt)
-    with pytest.raises(UsageError, match="other settings"):
+    with pytest.raises(CheckpointError, match="made with epochs = 1, but this run has 3") as err:
         train_teacher(_images(), MEAN, STD, TINY, checkpoint_path=ckpt, resume=True)
+    assert err.value.option == "epochs"
+    with pytest.raises(CheckpointError, match="other data"):
+        train_teacher(_images() * 0.5, MEAN, STD, dataclasses.replace(TINY, epochs=1), checkpoint_path=ckpt,
+                      resume=True)
 
 
 def test_resume_without_checkpoint_starts_fresh(tmp_path: Path) -> None:
@@ -110,21 +116,22 @@ def test_resume_without_checkpoint_starts_fresh(tmp_path: Path) -> None:
 
 def test_lr_schedule_warms_up_then_decays_to_zero() -> None:
     total, warm = 100, 10
-    lrs = [lr_factor(s, total, warm) for s in range(total + 1)]
+    lrs = [warmup_cosine(warm)(s, total) for s in range(total + 1)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert lrs[10] == pytest.approx(1.0) and lrs[-1] == pytest.approx(0.0, abs=1e-12)
     assert all(a >= b for a, b in zip(lrs[10:-1], lrs[11:], strict=True))
 
 
 def test_from_preset_takes_overrides() -> None:
-    preset = TeacherConfig.from_preset("digits")
+    digits = get_preset("digits").teacher
+    preset = TeacherConfig.from_preset(digits)
     assert preset.arch == "resnet10" and preset.arch_kwargs == {"width": 16}
     assert (preset.optimizer, preset.projector_hidden, preset.projector_out) == ("adamw", 512, 512)
-    cfg = TeacherConfig.from_preset("digits", epochs=2, lr=0.5, batch_size=64, seed=3)
+    cfg = TeacherConfig.from_preset(digits, epochs=2, lr=0.5, batch_size=64, seed=3)
     assert (cfg.epochs, cfg.lr, cfg.batch_size, cfg.seed) == (2, 0.5, 64, 3)
-    other = TeacherConfig.from_preset("digits", arch="convnet")
+    other = TeacherConfig.from_preset(digits, arch="convnet")
     assert other.arch == "convnet" and other.arch_kwargs == {}
-    paper = TeacherConfig.from_preset("cifar100")
+    paper = TeacherConfig.from_preset(get_preset("cifar100").teacher)
     assert (paper.arch, paper.optimizer, paper.projector_hidden) == ("resnet18", "sgd", 2048)
 
 
@@ -135,5 +142,6 @@ def test_both_optimizers_train(name: str) -> None:
 
 
 def test_unknown_optimizer_is_a_usage_error() -> None:
-    with pytest.raises(UsageError, match="unknown teacher optimizer"):
-        train_teacher(_images(), MEAN, STD, dataclasses.replace(TINY, optimizer="lars"))
+    with pytest.raises(UsageError, match="unknown teacher optimizer") as err:
+        dataclasses.replace(TINY, optimizer="lars")
+    assert err.value.option == "optimizer"

@@ -4,8 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ssdd_cli.checkpoint import CheckpointError
-from ssdd_cli.errors import UsageError
+from ssdd_cli.errors import CheckpointError, UsageError
 from ssdd_cli.train.pretrain import PretrainConfig, pretrain
 
 CPU = torch.device("cpu")
@@ -62,8 +61,11 @@ def test_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
     # an interrupted run: 2 epochs written to the checkpoint, then resumed to 3
     pretrain(x, y, None, _config(2), in_channels=1, image_size=8, device=CPU,
              checkpoint_path=ckpt)
-    with pytest.raises(CheckpointError):  # epochs differ: the checkpoint is another run's
+    with pytest.raises(CheckpointError, match="epochs = 2, but this run has 3"):  # another run's
         pretrain(x, y, None, _config(3), in_channels=1, image_size=8, device=CPU,
+                 checkpoint_path=ckpt, resume=True)
+    with pytest.raises(CheckpointError, match="other data"):
+        pretrain(x, y * 2, None, _config(2), in_channels=1, image_size=8, device=CPU,
                  checkpoint_path=ckpt, resume=True)
 
 

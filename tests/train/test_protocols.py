@@ -3,12 +3,11 @@ import json
 import pytest
 import torch
 
-from ssdd_cli.data import ImageSet, normalize
+from ssdd_cli.data import ImageSet, load_source, normalize
 from ssdd_cli.errors import DataError, UsageError
 from ssdd_cli.train.evaluate import evaluate
 from ssdd_cli.train.linear import LinearProbeConfig
 from ssdd_cli.train.protocols import (
-    EvalConfig,
     FinetuneConfig,
     few_shot_indices,
     get_protocol,
@@ -18,21 +17,21 @@ from ssdd_cli.train.protocols import (
 from .conftest import Identity, subset
 
 CPU = torch.device("cpu")
-FAST = EvalConfig(linear=LinearProbeConfig(epochs=20), finetune=FinetuneConfig(steps=3,
-                                                                              batch_size=32))
+FAST = {"linear": LinearProbeConfig(epochs=20), "finetune": FinetuneConfig(steps=3, batch_size=32)}
 
 
 def test_registry_lists_the_protocols() -> None:
     assert {"align", "finetune", "knn", "linear"} <= set(list_protocols())
     with pytest.raises(UsageError, match="choose one of: align"):
         get_protocol("nope")
+    with pytest.raises(TypeError, match="takes a LinearProbeConfig"):
+        evaluate(Identity(1, 16), subset(load_source("digits"), 20, 5, 5), "linear", config=FinetuneConfig())
 
 
 def test_linear_probe_on_raw_digit_pixels(digits: ImageSet, identity: Identity) -> None:
     """Sanity check of the protocol itself: logistic regression on pixels is ~95% on digits
     (95.3% with the default 100 epochs; 30 keep the test fast on 2 shared cores)."""
-    config = EvalConfig(linear=LinearProbeConfig(epochs=30))
-    report = evaluate(identity, digits, "linear", device=CPU, config=config)
+    report = evaluate(identity, digits, "linear", device=CPU, config=LinearProbeConfig(epochs=30))
     (acc,) = report.metrics
     assert acc.name == "accuracy"
     assert acc.mean >= 0.90
@@ -44,7 +43,7 @@ def test_label_protocols_in_range(tiny_digits: ImageSet, tiny_convnet: torch.nn.
                                   protocol: str, shots: int | None) -> None:
     before = {k: v.clone() for k, v in tiny_convnet.state_dict().items()}
     report = evaluate(tiny_convnet, tiny_digits, protocol, seeds=2, shots=shots, device=CPU,
-                      config=FAST)
+                      config=FAST.get(protocol))
     (acc,) = report.metrics
     assert len(acc.values) == 2 and report.seeds == (0, 1)
     assert all(0.0 <= v <= 1.0 for v in acc.values)
@@ -82,22 +81,23 @@ def test_few_shot_indices() -> None:
     assert torch.bincount(labels[idx]).tolist() == [2, 2, 2]
     again = few_shot_indices(labels, 2, torch.Generator().manual_seed(0))
     assert torch.equal(idx, again)
-    with pytest.raises(UsageError, match="choose --shots 3 or fewer"):
+    with pytest.raises(UsageError, match="choose 3 shots or fewer"):
         few_shot_indices(labels, 4, torch.Generator())
 
 
 def test_user_errors(tiny_digits: ImageSet, tiny_convnet: torch.nn.Module) -> None:
-    with pytest.raises(UsageError, match="pass --teacher"):
+    with pytest.raises(UsageError, match="compares with a teacher") as err:
         evaluate(tiny_convnet, tiny_digits, "align", device=CPU)
-    with pytest.raises(UsageError, match="does not apply"):
+    assert err.value.option == "teacher"
+    with pytest.raises(UsageError, match="do not apply"):
         evaluate(tiny_convnet, tiny_digits, "align", shots=1, teacher=tiny_convnet, device=CPU)
     with pytest.raises(UsageError, match="3-channel images but target"):
         evaluate(Identity(3, 16), tiny_digits, "knn", device=CPU)
-    with pytest.raises(UsageError, match="--resolution 8"):
+    with pytest.raises(UsageError, match="load it at resolution 8"):
         evaluate(Identity(1, 8), tiny_digits, "knn", device=CPU)
     unlabelled = ImageSet("npz:x", tiny_digits.train, None, tiny_digits.val, None,
                           tiny_digits.test, None, tiny_digits.mean, tiny_digits.std, None)
-    with pytest.raises(DataError, match="use --protocol align"):
+    with pytest.raises(DataError, match="use the align protocol"):
         evaluate(tiny_convnet, unlabelled, "knn", device=CPU)
     assert evaluate(tiny_convnet, subset(unlabelled, 50, 10, 20), "align",
                     teacher=tiny_convnet, device=CPU).metrics[0].name == "cka"

@@ -1,69 +1,95 @@
 """Raw-image methods: X_s (m, c, h, w) and Y_s (m, d_y) stored as they are, no bases.
 
-`RawImageMethod` holds what they share (the raw-image budget, no augmentation, the artifact's
-tensors); KRR-ST (Lee et al. 2024) optimises X_s and Y_s with the outer loop, the selection
-baselines in `select.py` only choose real images.
+`RawImageMethod` holds what they share (the raw-image budget, the initial selection of real
+images with their teacher targets, the artifact's tensors); KRR-ST (Lee et al. 2024) optimises
+X_s and Y_s with the KRR outer loss, the selection baselines in `select.py` keep them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ssdd_cli.budget import BudgetReport, ImageShape, raw_budget
 from ssdd_cli.bundle.manifest import RawImages
-from ssdd_cli.distill.augment import Augmentation, get_augmentation
-from ssdd_cli.distill.methods.base import InitInputs, MethodOptions, register_method
-from ssdd_cli.distill.param import DistilledModule
+from ssdd_cli.distill.engine import OuterConfig
+from ssdd_cli.distill.inputs import DistillInputs
+from ssdd_cli.distill.methods.base import Export, Method, Optimization, register_method
+from ssdd_cli.distill.objectives.krr import KRRConfig, KRRObjective
+from ssdd_cli.distill.param import DistilledModule, RawSet
+from ssdd_cli.distill.pool import PoolConfig
+from ssdd_cli.presets import Preset
+from ssdd_cli.progress import Callback
+
+# The options of the KRR outer loss and its optimiser, shared by `ssdd` and `krr-st`.
+KRR_OPTIONS = {"steps": "outer.steps", "lr": "outer.lr", "weight_decay": "outer.weight_decay",
+               "checkpoint_every": "outer.checkpoint_every",
+               "batch_size": "krr.batch_size", "real_aug": "krr.real_aug", "ridge": "krr.ridge",
+               "pool_size": "krr.pool.size", "pool_steps": "krr.pool.max_steps"}
 
 
-class RawDistilled(DistilledModule):
-    """X_s (m, c, h, w) and Y_s (m, d_y), both learnable."""
-
-    def __init__(self, images: Tensor, targets: Tensor) -> None:
-        super().__init__()
-        self.x = nn.Parameter(images.clone())
-        self.y = nn.Parameter(targets.clone())
-
-    def images(self) -> Tensor:
-        return self.x
-
-    def targets(self) -> Tensor:
-        return self.y
+def krr_defaults(preset: Preset) -> tuple[KRRConfig, OuterConfig]:
+    """The preset's KRR outer loss (real batch, pool) and outer optimiser (steps, lr)."""
+    d = preset.distill
+    pool = PoolConfig(size=d.pool_size, max_steps=d.pool_max_steps, arch=d.inner_arch,
+                      arch_kwargs=dict(d.inner_kwargs))
+    return KRRConfig(batch_size=d.real_batch, pool=pool), OuterConfig(steps=d.steps, lr=d.lr)
 
 
-class RawImageMethod:
+@dataclass(frozen=True)
+class RawConfig:
+    """N: the budget in images. count_targets: charge the targets to the budget (the papers do not)."""
+
+    N: int
+    count_targets: bool = False
+
+
+class RawImageMethod(Method[Any]):
     """A method whose artifact is m real-shaped images with their targets; `select` picks them."""
 
-    name = ""
-    optimized = False
+    options: ClassVar[dict[str, str]] = {"count_targets": "count_targets"}
 
-    def plan(self, options: MethodOptions, shape: ImageShape, d_y: int) -> BudgetReport:
-        return raw_budget(options.N, shape, count_targets=options.count_targets, target_floats=d_y)
+    def defaults(self, preset: Preset, N: int, d_y: int) -> Any:
+        return RawConfig(N)
 
-    def augmentation(self, options: MethodOptions) -> Augmentation:
-        return get_augmentation("none")
+    def plan(self, config: Any, shape: ImageShape, d_y: int) -> BudgetReport:
+        return raw_budget(config.N, shape, count_targets=config.count_targets, target_floats=d_y)
 
-    def select(self, inputs: InitInputs, m: int) -> Tensor:
+    def select(self, inputs: DistillInputs, m: int) -> Tensor:
         """Indices of the m source images to start from (default: uniformly at random)."""
         return torch.randperm(inputs.images.shape[0], generator=inputs.generator)[:m]
 
-    def init(self, options: MethodOptions, report: BudgetReport, inputs: InitInputs) -> DistilledModule:
-        idx = self.select(inputs, report.m).to(inputs.images.device)
-        return RawDistilled(inputs.images[idx], inputs.features[idx])
+    def init(self, config: Any, plan: BudgetReport, inputs: DistillInputs) -> DistilledModule:
+        idx = self.select(inputs, plan.m).to(inputs.images.device)
+        return RawSet(inputs.images[idx], inputs.teacher.features()[idx])
 
-    def finish(self, distilled: DistilledModule, options: MethodOptions, generator: torch.Generator
-               ) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        assert isinstance(distilled, RawDistilled)
-        tensors = {"images": distilled.x.detach(), "targets": distilled.y.detach()}
-        return tensors, {"raw": RawImages(m=distilled.x.shape[0], target_dim=distilled.y.shape[1])}
+    def finalize(self, distilled: DistilledModule, config: Any, generator: torch.Generator,
+                 callback: Callback) -> Export:
+        assert isinstance(distilled, RawSet)
+        return Export({"images": distilled.x.detach(), "targets": distilled.y.detach()},
+                      raw=RawImages(m=distilled.x.shape[0], target_dim=distilled.y.shape[1]))
+
+
+@dataclass(frozen=True)
+class KRRSTConfig(RawConfig):
+    krr: KRRConfig = field(default_factory=KRRConfig)
+    outer: OuterConfig = field(default_factory=lambda: OuterConfig(steps=30_000))
 
 
 @register_method
 class KRRST(RawImageMethod):
-    """KRR-ST: m random real images and their teacher targets, then optimised by the outer loop."""
+    """KRR-ST: m random real images and their teacher targets, optimised by the KRR outer loss."""
 
     name = "krr-st"
-    optimized = True
+    summary = "raw images and targets optimised by the KRR outer loss (Lee et al. 2024)"
+    options = {**RawImageMethod.options, **KRR_OPTIONS}
+
+    def defaults(self, preset: Preset, N: int, d_y: int) -> KRRSTConfig:
+        krr, outer = krr_defaults(preset)
+        return KRRSTConfig(N, krr=krr, outer=outer)
+
+    def optimization(self, config: KRRSTConfig, inputs: DistillInputs) -> Optimization:
+        return Optimization(KRRObjective(config.krr, inputs), config.outer)

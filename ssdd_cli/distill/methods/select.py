@@ -11,7 +11,8 @@ import torch
 from sklearn.cluster import KMeans
 from torch import Tensor
 
-from ssdd_cli.distill.methods.base import InitInputs, register_method
+from ssdd_cli.distill.inputs import DistillInputs
+from ssdd_cli.distill.methods.base import register_method
 from ssdd_cli.distill.methods.krr_st import RawImageMethod
 
 
@@ -29,12 +30,14 @@ def kmeans_nearest(features: Tensor, m: int, seed: int) -> Tensor:
 @register_method
 class RandomSelection(RawImageMethod):
     name = "random"
+    summary = "m real images drawn uniformly, with their teacher targets"
 
 
 @register_method
 class KMeansSelection(RawImageMethod):
     name = "kmeans"
+    summary = "the real image nearest each of m k-means centroids of the teacher features"
 
-    def select(self, inputs: InitInputs, m: int) -> Tensor:
+    def select(self, inputs: DistillInputs, m: int) -> Tensor:
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=inputs.generator))
-        return kmeans_nearest(inputs.features, m, seed)
+        return kmeans_nearest(inputs.teacher.features(), m, seed)

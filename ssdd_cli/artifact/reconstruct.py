@@ -12,9 +12,9 @@ from safetensors.torch import save_file
 from torch import Tensor
 from torchvision.utils import make_grid
 
+from ssdd_cli.artifact.materialize import materialize
 from ssdd_cli.bundle import Bundle
 from ssdd_cli.data import denormalize
-from ssdd_cli.distill.materialize import materialize
 from ssdd_cli.errors import OutputError
 from ssdd_cli.io import atomic_write
 
@@ -46,7 +46,8 @@ def write_reconstruction(bundle: Bundle, out: Path, views: bool = True, upscale:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise OutputError(f"cannot create {out} ({e.strerror}); choose another --out.") from None
+        raise OutputError(f"cannot create {out} ({e.strerror}); choose another output folder.",
+                          option="out") from None
     ds = materialize(bundle)
     m = bundle.manifest.m
     pixels = to_uint8(ds.images, ds.mean, ds.std)

@@ -1,0 +1,72 @@
+"""What a method may look at: the normalised source on the device and its teacher's targets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ssdd_cli.budget import ImageShape
+from ssdd_cli.models import Backbone, extract_features
+from ssdd_cli.teacher.cache import VIEWS, teacher_features
+
+
+@dataclass
+class TeacherTargets:
+    """The teacher g of a run: g(x) for new images, and g(view(X_t)) of the source, once per view.
+
+    fn: normalised images (B, c, h, w) -> (B, d_y), without gradients.
+    images: the normalised source X_t (n, c, h, w). d_y: the teacher's feature size.
+    compute: view name -> g(view(X_t)) (n, d_y); default: `fn` on the whole view at once.
+    sha256: the teacher's weights hash (recorded in the artifact).
+    """
+
+    fn: Callable[[Tensor], Tensor]
+    images: Tensor
+    d_y: int
+    sha256: str = ""
+    compute: Callable[[str], Tensor] | None = None
+    _views: dict[str, Tensor] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_backbone(cls, backbone: Backbone, meta: dict[str, str], images: Tensor,
+                      device: torch.device, file: Path | None = None) -> TeacherTargets:
+        """A teacher network; with `file`, its features are cached beside it (`teacher.cache`)."""
+        compute = partial(teacher_features, backbone, meta, images, device=device, teacher_file=file,
+                          split="train")
+        return cls(partial(extract_features, backbone, device=device), images, backbone.feature_dim,
+                   meta.get("ssdd.sha256", ""), compute)
+
+    def features(self, view: str = "identity") -> Tensor:
+        """g(view(X_t)): (n, d_y), computed once per view."""
+        if view not in self._views:
+            self._views[view] = self.compute(view) if self.compute else self.fn(VIEWS[view](self.images))
+        return self._views[view]
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """g(x) for normalised images x (B, c, h, w): (B, d_y), no grad."""
+        with torch.no_grad():
+            return self.fn(x)
+
+
+@dataclass(frozen=True)
+class DistillInputs:
+    """The source as distillation sees it, and the run's generator (every random draw)."""
+
+    images: Tensor  # (n, c, h, w) normalised train split on the device
+    teacher: TeacherTargets
+    generator: torch.Generator
+    labels: Tensor | None = None  # (n,) int64, or None for an unlabelled source
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    @property
+    def shape(self) -> ImageShape:
+        c, h, w = self.images.shape[1:]
+        return ImageShape(int(c), int(h), int(w))

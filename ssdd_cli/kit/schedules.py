@@ -1,0 +1,53 @@
+"""Learning-rate schedules as pure functions of (step, total) -> factor of the base rate.
+
+Every loop sets `lr = base · factor(step, total)` before its optimiser step, so a resumed run
+needs no scheduler state: the step count is the whole state (nanoGPT's `get_lr`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from ssdd_cli.registry import Registry
+
+Schedule = Callable[[int, int], float]
+
+SCHEDULES: Registry[Schedule] = Registry("learning-rate schedule", option="schedule")
+
+
+@SCHEDULES.register("constant")
+def constant(step: int, total: int) -> float:
+    """1 throughout (the SSDD paper's pretraining: lr "maintained at 0.1")."""
+    return 1.0
+
+
+@SCHEDULES.register("cosine")
+def cosine(step: int, total: int) -> float:
+    """½(1 + cos(π·step/total)): from 1 at step 0 to 0 at `total` (and after)."""
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / max(1, total))))
+
+
+@SCHEDULES.register("linear")
+def linear(step: int, total: int) -> float:
+    """1 − step/total: linear decay from 1 to 0 (the distillation's outer AdamW)."""
+    return 1.0 - step / max(1, total)
+
+
+def warmup_cosine(warmup: int) -> Schedule:
+    """Linear warm-up over `warmup` steps ((step+1)/warmup), then cosine from 1 to 0 over the rest."""
+
+    def schedule(step: int, total: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return cosine(step - warmup, total - warmup)
+
+    return schedule
+
+
+def set_lr(optimizer: torch.optim.Optimizer, base: float, factor: float) -> None:
+    """Set every parameter group's learning rate to base·factor."""
+    for group in optimizer.param_groups:
+        group["lr"] = base * factor
