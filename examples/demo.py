@@ -1,19 +1,18 @@
-"""The embedded demo: teacher → distill (SSDD) → reconstruct → pretrain → eval on `digits`.
+"""The embedded demo: teacher → distill → reconstruct → pretrain → eval, every step an `ssdd` command.
 
-The same pipeline runs for the `random` selection at the same budget, beside the random-init and
-teacher reference lines, and the script ends with a comparison table on protocols that separate
-methods (on digits a full linear probe saturates near 99% even for random features, so few-shot
-linear, k-NN and `align` stand beside it). Every step is the `ssdd` command a user would type.
+The pipeline runs for SSDD and for the `random` selection at the same budget, beside the
+random-init and teacher reference lines, and ends with a comparison table on protocols that
+separate methods (on digits a full linear probe saturates near 99% even for random features, so
+few-shot linear, k-NN and `align` stand beside it). Each command runs in this process, exactly as
+`ssdd ...` would from a shell.
 
-    python examples/demo.py [--out demo-out] [--device auto]
+    python examples/demo.py [--out demo-out] [--device cpu]
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,12 +20,15 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from ssdd_cli.cli.main import app
 from ssdd_cli.data import load_source
 from ssdd_cli.models import create_backbone, load_backbone
 from ssdd_cli.teacher import load_teacher
 from ssdd_cli.train.evaluate import evaluate
+from ssdd_cli.train.linear import LinearProbeConfig
 
 SOURCE = "digits"
+METHODS = {"random": "random selection", "ssdd": "SSDD (ours)"}
 # (label, protocol, shots, seeds): few-shot and k-NN separate methods; the full probe saturates.
 PROTOCOLS = [("linear 5-shot", "linear", 5, 3), ("k-NN 1-shot", "knn", 1, 3), ("k-NN", "knn", None, 1),
              ("linear", "linear", None, 1), ("align CKA", "align", None, 1)]
@@ -34,48 +36,63 @@ console = Console()
 
 
 def ssdd(*args: str) -> None:
+    """Run `ssdd ARGS` (in this process) and stop the demo if it fails."""
     console.print(f"[bold cyan]$ ssdd {shlex.join(args)}[/]")
-    subprocess.run([sys.executable, "-m", "ssdd_cli.cli.main", *args], check=True)
+    code = app(list(args), standalone_mode=False)
+    if code:
+        raise SystemExit(code)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("demo-out"))
     parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
+    parser.add_argument("--teacher-epochs", help="default: the preset's")
+    parser.add_argument("--steps", help="outer steps (default: the preset's)")
+    parser.add_argument("--pretrain-epochs", help="default: the preset's")
+    parser.add_argument("--probe-epochs", type=int, default=100, help="epochs of the linear probes")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds of the few-shot probes")
+    args = parser.parse_args(argv)
     out, dev = args.out, ["--device", args.device]
+
+    def given(flag: str, value: str | None) -> list[str]:
+        return [flag, value] if value is not None else []
+
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-
     teacher = out / "teacher.safetensors"
     if not teacher.exists():
-        ssdd("teacher", "--source", SOURCE, "-o", str(teacher), *dev)
-    for method in ("ssdd", "random"):
+        ssdd("teacher", "--source", SOURCE, "-o", str(teacher), *given("--epochs", args.teacher_epochs), *dev)
+    for method in METHODS:
+        artifact = out / f"{method}.ssdd"
+        steps = given("--steps", args.steps) if method != "random" else []
         ssdd("distill", "--source", SOURCE, "--method", method, "--teacher", str(teacher),
-             "-o", str(out / f"{method}.ssdd"), *dev)
-        ssdd("info", str(out / f"{method}.ssdd"))
-        ssdd("pretrain", str(out / f"{method}.ssdd"), "-o", str(out / f"{method}-convnet.safetensors"), *dev)
+             "-o", str(artifact), *steps, *dev)
+        ssdd("info", str(artifact))
+        ssdd("pretrain", str(artifact), "-o", str(out / f"{method}-convnet.safetensors"),
+             *given("--epochs", args.pretrain_epochs), *dev)
     ssdd("reconstruct", str(out / "ssdd.ssdd"), "--out", str(out / "images"))
 
     console.rule("evaluation on digits' test split (final models, means over seeds)")
     target = load_source(SOURCE)
     teacher_net = load_teacher(teacher)[0]
     torch.manual_seed(0)
-    backbones = {
-        "random init (lower line)": create_backbone("convnet", target.channels, target.resolution,
-                                                    widths=(64, 128)),
-        "random selection": load_backbone(out / "random-convnet.safetensors")[0],
-        "SSDD (ours)": load_backbone(out / "ssdd-convnet.safetensors")[0],
-        "teacher (upper line)": teacher_net,
-    }
+    backbones = {"random init (lower line)": create_backbone("convnet", target.channels, target.resolution,
+                                                             widths=(64, 128))}
+    backbones.update({label: load_backbone(out / f"{method}-convnet.safetensors")[0]
+                      for method, label in METHODS.items()})
+    backbones["teacher (upper line)"] = teacher_net
     table = Table(title="digits, budget from the preset; ConvNet pretrained on each artifact")
     table.add_column("backbone", no_wrap=True)
     for label, *_ in PROTOCOLS:
         table.add_column(label, justify="right")
+    probe = LinearProbeConfig(epochs=args.probe_epochs)
     for name, net in backbones.items():
         cells = []
         for _, protocol, shots, seeds in PROTOCOLS:
-            report = evaluate(net, target, protocol, seeds=seeds, shots=shots, teacher=teacher_net)
+            seeds = min(seeds, args.seeds)
+            report = evaluate(net, target, protocol, seeds=seeds, shots=shots, teacher=teacher_net,
+                              config=probe if protocol == "linear" else None)
             metric = report.metrics[0]
             spread = f" ± {metric.std:.3f}" if seeds > 1 else ""
             cells.append(f"{metric.mean:.3f}{spread}")

@@ -44,3 +44,10 @@ class CheckpointError(SSDDError):
 
 class DivergedError(SSDDError):
     """A training loss became NaN or infinite; the last good checkpoint (if any) is kept."""
+
+
+def check_whole(value: object, what: str, *, minimum: int = 1, option: str | None = None) -> None:
+    """A `UsageError` naming `what` unless `value` is an int (not a bool) of at least `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = {0: "a non-negative", 1: "a positive"}.get(minimum, f"an (at least {minimum})")
+        raise UsageError(f"{what} must be {kind} integer, got {value!r}.", option=option)

@@ -1,4 +1,5 @@
-"""Shared test setup: small thread counts (CI has 2 cores) and a Typer runner."""
+"""Shared test setup: small thread counts (CI has 2 cores; `SSDD_TEST_THREADS` overrides, e.g. 1
+when other jobs share the cores) and isolated caches."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+torch.set_num_threads(int(os.environ.get("SSDD_TEST_THREADS", min(2, os.cpu_count() or 1))))
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
-"""Writes the golden v1 files. Run once per format version (`make golden`); never regenerate v1's.
+"""Writes the golden files of each format version that has none yet (`make golden`).
 
-Every later reader must load these files unchanged (tests/bundle/test_golden.py).
+A golden file is written once, with the version it is named after, and never regenerated: every
+later reader must load it unchanged (tests/bundle/test_bundle.py).
 """
 
 from __future__ import annotations
@@ -66,6 +67,19 @@ def tensors_for(manifest: Manifest, seed: int) -> dict[str, torch.Tensor]:
             for name, (shape, dtype) in expected_tensors(manifest).items()}
 
 
+def parameterized_1_1() -> Manifest:
+    """Format 1.1: the distill record holds the method's whole config under `settings`."""
+    settings = {"N": 6, "U": 6, "V": 4, "scale": 2, "aug": "rotate", "approx.hidden": 2, "krr.pool.size": 2,
+                "krr.pool.arch_kwargs": {"widths": [8, 16]}, "outer.steps": 10, "outer.lr": 1e-3}
+    return parameterized().model_copy(update={
+        "format_version": "1.1",
+        "distill": DistillConfig(steps=10, lr=1e-3, seed=0, final_loss=0.5, settings=settings)})
+
+
+GOLDEN = {"v1-ssdd.ssdd": (parameterized, 0), "v1-raw.ssdd": (raw, 1), "v1.1-ssdd.ssdd": (parameterized_1_1, 2)}
+
 if __name__ == "__main__":
-    for name, manifest, seed in (("v1-ssdd.ssdd", parameterized(), 0), ("v1-raw.ssdd", raw(), 1)):
-        save_bundle(HERE / name, manifest, tensors_for(manifest, seed))
+    for name, (make, seed) in GOLDEN.items():
+        if not (HERE / name).exists():
+            manifest = make()
+            save_bundle(HERE / name, manifest, tensors_for(manifest, seed))

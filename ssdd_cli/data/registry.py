@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import ClassVar, TypeVar
 
 from ssdd_cli.data.imageset import ImageSet
-from ssdd_cli.errors import UsageError
+from ssdd_cli.errors import UsageError, check_whole
 from ssdd_cli.presets import Preset, get_preset
 from ssdd_cli.registry import Registry
 
@@ -124,11 +124,6 @@ def source_preset(spec: str) -> Preset:
     return get_preset(_parse(spec)[0].preset)
 
 
-def _check_positive(what: str, value: int | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise UsageError(f"the {what} must be a positive integer, got {value!r}.", option=what)
-
-
 def load_source(
     spec: str,
     *,
@@ -155,10 +150,10 @@ def load_source(
         DataError: the data is missing, malformed or unsafe.
     """
     source, path = _parse(spec)
-    _check_positive("resolution", resolution)
-    _check_positive("size", size)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise UsageError(f"the seed must be a non-negative integer, got {seed!r}.", option="seed")
+    for what, value in (("resolution", resolution), ("size", size)):
+        if value is not None:
+            check_whole(value, f"the {what}", option=what)
+    check_whole(seed, "the seed", minimum=0, option="seed")
     request = SourceRequest(
         spec=spec,
         path=path,

@@ -14,7 +14,7 @@ import math
 
 from torch import Tensor, nn
 
-from ssdd_cli.errors import UsageError
+from ssdd_cli.errors import UsageError, check_whole
 from ssdd_cli.models.base import Backbone
 from ssdd_cli.models.registry import register_backbone
 
@@ -82,12 +82,14 @@ def convnet(
     default to doubling per block ending at 512; `norm` is "bn", "in" or "none"."""
     if norm not in NORMS:
         raise UsageError(f"unknown ConvNet norm {norm!r}; choose one of: {', '.join(NORMS)}.")
-    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 1):
-        raise UsageError(f"ConvNet depth must be a positive integer, got {depth!r}.")
+    if depth is not None:
+        check_whole(depth, "the ConvNet depth")
     if widths is not None:
         widths = tuple(widths)
-        if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
-            raise UsageError(f"ConvNet widths must be positive integers, got {widths!r}.")
+        if not widths:
+            raise UsageError("a ConvNet needs at least one block width.")
+        for w in widths:
+            check_whole(w, "every ConvNet width")
         if depth is not None and depth != len(widths):
             raise UsageError(
                 f"ConvNet depth {depth} disagrees with {len(widths)} widths; give one or the other."

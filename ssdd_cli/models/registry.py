@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ssdd_cli.errors import UsageError
+from ssdd_cli.errors import UsageError, check_whole
 from ssdd_cli.models.base import Backbone
 from ssdd_cli.registry import Registry
 
@@ -61,8 +61,7 @@ def create_backbone(name: str, in_channels: int, image_size: int, **kwargs: Any)
     """
     builder = BACKBONES.get(name)
     for what, value in (("in_channels", in_channels), ("image_size", image_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise UsageError(f"the backbone's {what} must be a positive integer, got {value!r}.")
+        check_whole(value, f"the backbone's {what}")
     options = backbone_options(name)
     unknown = sorted(set(kwargs) - set(options))
     if unknown:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock
 
-from ssdd_cli.errors import UsageError
+from ssdd_cli.errors import check_whole
 from ssdd_cli.models.base import Backbone
 from ssdd_cli.models.registry import register_backbone
 
@@ -69,8 +69,7 @@ class ResNet(Backbone):
 
 
 def _check_width(width: int) -> None:
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise UsageError(f"ResNet width must be a positive integer, got {width!r}.")
+    check_whole(width, "the ResNet width")
 
 
 @register_backbone("resnet10")

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.vision_transformer import Encoder
 
-from ssdd_cli.errors import UsageError
+from ssdd_cli.errors import UsageError, check_whole
 from ssdd_cli.models.base import Backbone
 from ssdd_cli.models.registry import register_backbone
 
@@ -85,11 +85,6 @@ class ViT(Backbone):
         return self.encoder(tokens).mean(dim=1)
 
 
-def _positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UsageError(f"vit {name} must be a positive integer, got {value!r}.")
-
-
 @register_backbone("vit")
 def vit(
     in_channels: int,
@@ -112,7 +107,7 @@ def vit(
         ("num_heads", num_heads),
         ("mlp_dim", mlp_dim),
     ):
-        _positive_int(name, value)
+        check_whole(value, f"the vit {name}")
     if pooling not in POOLINGS:
         raise UsageError(f"unknown vit pooling {pooling!r}; choose one of: {', '.join(POOLINGS)}.")
     if image_size % patch_size:

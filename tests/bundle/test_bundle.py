@@ -71,9 +71,19 @@ def test_golden_v1_files_still_load() -> None:
     assert float(b.tensors["image.bases"].double().sum()) == pytest.approx(7.652709, abs=1e-5)
     assert float(b.tensors["repr.coeffs"].double().sum()) == pytest.approx(-2.363823, abs=1e-5)
     assert b.manifest.budget.floats_used == sum(t.numel() for t in b.tensors.values())
+    assert b.manifest.distill is not None and b.manifest.distill.pool_size == 2  # a 1.0 KRR field
     r = load_bundle(GOLDEN / "v1-raw.ssdd")
     assert r.manifest.raw is not None and r.manifest.raw.target_dim == 8
     assert float(r.tensors["images"].double().sum()) == pytest.approx(3.530016, abs=1e-5)
+
+
+def test_golden_v1_1_file_loads_with_its_settings() -> None:
+    b = load_bundle(GOLDEN / "v1.1-ssdd.ssdd")
+    assert b.manifest.format_version == "1.1" and b.manifest.distill is not None
+    assert b.manifest.distill.settings["krr.pool.arch_kwargs"] == {"widths": [8, 16]}
+    assert b.manifest.distill.pool_size is None  # 1.1 writes the KRR settings only in `settings`
+    # Values measured when the golden file was written (formats/golden/generate.py, seed 2).
+    assert float(b.tensors["image.bases"].double().sum()) == pytest.approx(-0.667102, abs=1e-5)
 
 
 def test_schema_file_matches_the_model() -> None:

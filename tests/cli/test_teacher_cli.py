@@ -62,6 +62,9 @@ def test_interrupt_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert ckpt.is_file() and not out.exists()
 
     monkeypatch.setattr(teacher_cli, "progress_callback", real_progress)
+    changed = runner.invoke(app, [*args, "--resume", "--lr", "0.01"])
+    assert changed.exit_code == 1 and ckpt.is_file() and not out.exists()
+    assert "--lr: checkpoint" in _one_line_error(changed) and "lr = 0.002, but this run has 0.01" in changed.output
     result = runner.invoke(app, [*args, "--resume"])
     assert result.exit_code == 0, result.output
     assert "resuming the teacher from epoch 1 of 2" in result.output

@@ -8,7 +8,6 @@ convention and are not optimised (no outer loop).
 from __future__ import annotations
 
 import torch
-from sklearn.cluster import KMeans
 from torch import Tensor
 
 from ssdd_cli.distill.inputs import DistillInputs
@@ -18,6 +17,8 @@ from ssdd_cli.distill.methods.krr_st import RawImageMethod
 
 def kmeans_nearest(features: Tensor, m: int, seed: int) -> Tensor:
     """Indices (m,) of the rows of `features` (n, d) nearest to the m k-means centroids, distinct."""
+    from sklearn.cluster import KMeans  # deferred: scikit-learn is slow to import (and loads rich)
+
     km = KMeans(n_clusters=m, n_init=3, random_state=seed).fit(features.detach().cpu().double().numpy())
     centroids = torch.from_numpy(km.cluster_centers_).to(features)
     dist = torch.cdist(centroids, features, compute_mode="donot_use_mm_for_euclid_dist")
