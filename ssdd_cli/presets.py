@@ -50,6 +50,27 @@ class DistillPreset:
 
 
 @dataclass(frozen=True)
+class MatchingPreset:
+    """The DM family (dm, datadam, iid, dsdm, idm) on this source; unset values are the papers'.
+
+    steps: outer iterations by method name (the papers: dm, iid and idm 20,000, datadam 8,000,
+        dsdm 10,000). real_batch: real images per class and step (the papers: 256).
+    pool_size, pool_epochs: the pretrained pools (DSDM's ConvNets: 10 × 20 epochs; IID's
+        ResNet-18s: 10 × 30), epochs by method name. aux_kwargs: IID's ResNet-18's options.
+    queue_steps, queue_batch: IDM's training of two queue networks per step (10 SGD steps on
+        256 real images each).
+    """
+
+    steps: dict[str, int] = field(default_factory=dict)
+    real_batch: int | None = None
+    pool_size: int | None = None
+    pool_epochs: dict[str, int] = field(default_factory=dict)
+    aux_kwargs: dict[str, Any] = field(default_factory=dict)
+    queue_steps: int | None = None
+    queue_batch: int | None = None
+
+
+@dataclass(frozen=True)
 class PretrainPreset:
     """Pretraining a fresh backbone on an artifact (SSDD A.1: SGD lr 0.1, 1,000 epochs)."""
 
@@ -97,6 +118,8 @@ class Preset:
     distill: DistillPreset = field(default_factory=DistillPreset)
     pretrain: PretrainPreset = field(default_factory=PretrainPreset)
     budgets: BudgetRule = field(default_factory=BudgetRule)
+    matching: MatchingPreset = field(default_factory=MatchingPreset)
+    classes: int | None = None  # the source's classes (the DM family distills per class)
 
     @property
     def base_dim(self) -> int:
@@ -115,25 +138,35 @@ _CIFAR_BUDGETS = BudgetRule(rows=(
 ))
 
 
-def _paper(name: str, resolution: int, scale: int, hidden: int, steps: int, budgets: BudgetRule) -> Preset:
+def _paper(name: str, resolution: int, scale: int, hidden: int, steps: int, budgets: BudgetRule,
+           classes: int) -> Preset:
     """A paper preset: ResNet18 Barlow Twins teacher, 3-channel images, Table-5 budgets."""
     return PRESETS.add(name, Preset(name, resolution, 3, TeacherPreset(),
                                     DistillPreset(steps=steps, scale=scale, hidden=hidden),
-                                    PretrainPreset(), budgets))
+                                    PretrainPreset(), budgets, classes=classes))
 
 
-_paper("cifar100", 32, 2, 4, 30_000, _CIFAR_BUDGETS)
-_paper("cifar10", 32, 2, 4, 30_000, _CIFAR_BUDGETS)
+_paper("cifar100", 32, 2, 4, 30_000, _CIFAR_BUDGETS, 100)
+_paper("cifar10", 32, 2, 4, 30_000, _CIFAR_BUDGETS, 10)
 _paper("tinyimagenet", 64, 4, 16, 20_000, BudgetRule(rows=(
     BudgetRow(50, 100, 100, 5e-3), BudgetRow(100, 200, 200, 5e-3), BudgetRow(200, 400, 400, 5e-3)),
-    default=200))
-_paper("imagenet", 64, 4, 16, 20_000, BudgetRule(rows=(BudgetRow(250, 500, 500, 5e-3),), default=250))
+    default=200), 200)
+_paper("imagenet", 64, 4, 16, 20_000, BudgetRule(rows=(BudgetRow(250, 500, 500, 5e-3),), default=250), 1000)
 
 # Embedded sources: small teacher, short schedules (the demo's budget is a few minutes).
 # Teachers: ResNet-10 width 16 (128-d features), 512-wide projector, AdamW; digits (50 epochs)
 # takes under a minute on 2 idle CPU cores. ssdd_cli/teacher/trainer.py explains the optimiser.
 _SMALL_TEACHER = TeacherPreset(arch="resnet10", arch_kwargs={"width": 16}, batch_size=128,
                                optimizer="adamw", lr=2e-3, projector_hidden=512, projector_out=512)
+# The DM family on the embedded sources (2 CPU cores, a few minutes a run): the papers' ConvNet
+# (width 128) and losses, with fewer iterations, smaller real batches and briefer pools.
+_DIGITS_MATCHING = MatchingPreset(steps={"dm": 200, "datadam": 200, "iid": 200, "dsdm": 200, "idm": 200},
+                                  real_batch=128, pool_size=4, pool_epochs={"dsdm": 5, "iid": 5},
+                                  aux_kwargs={"width": 16}, queue_steps=2, queue_batch=128)
+_SHAPES_MATCHING = MatchingPreset(steps={"dm": 100, "datadam": 100, "iid": 100, "dsdm": 100, "idm": 100},
+                                  real_batch=64, pool_size=2, pool_epochs={"dsdm": 1, "iid": 2},
+                                  aux_kwargs={"width": 16}, queue_steps=2, queue_batch=128)
+
 PRESETS.add("digits", Preset(
     "digits", 16, 1,
     replace(_SMALL_TEACHER, epochs=50),
@@ -144,6 +177,8 @@ PRESETS.add("digits", Preset(
     # (B^y alone is 128·V); these fit, with m = 49, 50 and 90.
     BudgetRule(rows=(BudgetRow(10, 8, 8, 1e-3), BudgetRow(20, 16, 16, 1e-3), BudgetRow(50, 32, 32, 1e-3)),
                default=20),
+    _DIGITS_MATCHING,
+    classes=10,
 ))
 PRESETS.add("shapes", Preset(
     "shapes", 32, 3,
@@ -152,6 +187,8 @@ PRESETS.add("shapes", Preset(
                   inner_kwargs={"widths": (64, 128, 256)}, scale=2, hidden=4),
     PretrainPreset(epochs=100),
     BudgetRule(rows=(BudgetRow(50, 100, 100, 1e-3), BudgetRow(100, 200, 200, 1e-3)), default=50),
+    _SHAPES_MATCHING,
+    classes=10,
 ))
 
 

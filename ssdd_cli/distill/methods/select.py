@@ -41,4 +41,4 @@ class KMeansSelection(RawImageMethod):
 
     def select(self, inputs: DistillInputs, m: int) -> Tensor:
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=inputs.generator))
-        return kmeans_nearest(inputs.teacher.features(), m, seed)
+        return kmeans_nearest(inputs.require_teacher().features(), m, seed)

@@ -51,7 +51,8 @@ class SSDDConfig:
 def init_parameterization(inputs: DistillInputs, m: int, U: int, V: int, scale: int,
                           augmentation: Augmentation) -> ParameterizedSet:
     """SSDD §3.2–3.3 initialisation: principal directions and projections of m random images."""
-    images, feats = inputs.images, inputs.teacher.features()
+    teacher = inputs.require_teacher()
+    images, feats = inputs.images, teacher.features()
     low = downsample(images, scale)  # (n, c, h/s, w/s)
     image_pca = UncenteredPCA(U).fit(low.flatten(1))
     repr_pca = UncenteredPCA(V).fit(feats)
@@ -60,7 +61,7 @@ def init_parameterization(inputs: DistillInputs, m: int, U: int, V: int, scale: 
     repr_coeffs = repr_pca.transform(feats[idx])
     image_bases = image_pca.components_.reshape(U, *low.shape[1:])
     x_s = reconstruct_images(image_coeffs, image_bases, scale)
-    aug_coeffs = torch.stack([repr_pca.transform(inputs.teacher(augmentation.view(x_s, a)))
+    aug_coeffs = torch.stack([repr_pca.transform(teacher(augmentation.view(x_s, a)))
                               for a in range(augmentation.A)]) if augmentation.A else \
         repr_coeffs.new_zeros(0, m, V)
     return ParameterizedSet(image_bases, image_coeffs, repr_pca.components_, repr_coeffs, aug_coeffs,

@@ -56,10 +56,11 @@ class KRRObjective(Objective):
         self.config = config
         self.generator = inputs.generator
         c, r = inputs.shape.channels, inputs.shape.height
-        self.pool = ModelPool(config.pool, c, r, inputs.teacher.d_y, inputs.device, inputs.generator)
-        cached = {view: inputs.teacher.features(view)
+        teacher = inputs.require_teacher()
+        self.pool = ModelPool(config.pool, c, r, teacher.d_y, inputs.device, inputs.generator)
+        cached = {view: teacher.features(view)
                   for view in dict.fromkeys(("identity", *CACHED_VIEWS[config.real_aug]))}
-        self.real = RealSampler(inputs.images, config.real_aug, config.batch_size, cached, inputs.teacher)
+        self.real = RealSampler(inputs.images, config.real_aug, config.batch_size, cached, teacher)
         self._inner: tuple[int, Tensor, Tensor] | None = None
 
     def prepare(self, distilled: DistilledModule, callback: Callback) -> None:
