@@ -30,9 +30,11 @@ def register(app: typer.Typer) -> None:
         aug: Annotated[str | None, Opt(help="ssdd: rotate (default), jigsaw, crop or none.")] = None,
         hidden: Annotated[int | None, Opt(help="ssdd: approximation network hidden width.")] = None,
         steps: Annotated[int | None, Opt(help="Outer steps.")] = None,
-        lr: Annotated[float | None, Opt(help="AdamW learning rate (linear decay).")] = None,
-        batch_size: Annotated[int | None, Opt(help="Real images per outer step.")] = None,
-        pool_size: Annotated[int | None, Opt(help="L, models in the pool.")] = None,
+        lr: Annotated[float | None, Opt(help="Outer lr (AdamW, linear decay; DM family: SGD).")] = None,
+        batch_size: Annotated[int | None, Opt(help="Real images per step (DM family: per class).")] = None,
+        pool_size: Annotated[int | None, Opt(help="L, models in the pool (dsdm, iid: pretrained).")] = None,
+        pool_epochs: Annotated[int | None, Opt(help="dsdm, iid: epochs of each pretrained network.")] = None,
+        width: Annotated[int | None, Opt(help="DM family: the matching ConvNet's width.")] = None,
         pool_steps: Annotated[int | None, Opt(help="Z, inner steps before a model is reset.")] = None,
         real_aug: Annotated[str | None, Opt(help="none (default), flip (cached) or crop-flip.")] = None,
         count_targets: Annotated[bool | None, Opt("--count-targets/--no-count-targets",
@@ -45,7 +47,8 @@ def register(app: typer.Typer) -> None:
         """Distill a source into a .ssdd artifact within a budget of N images."""
         options = {"U": U, "V": V, "scale": scale, "aug": aug, "hidden": hidden, "steps": steps, "lr": lr,
                    "batch_size": batch_size, "pool_size": pool_size, "pool_steps": pool_steps,
-                   "real_aug": real_aug, "count_targets": count_targets}
+                   "real_aug": real_aug, "count_targets": count_targets, "pool_epochs": pool_epochs,
+                   "width": width}
         req = DistillRequest(source=source, output=output, method=method, budget=budget, options=options,
                              seed=seed, device=resolve_device(device), data_root=data_root, teacher=teacher,
                              resume=resume)
