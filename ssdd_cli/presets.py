@@ -158,14 +158,15 @@ _paper("imagenet", 64, 4, 16, 20_000, BudgetRule(rows=(BudgetRow(250, 500, 500, 
 # takes under a minute on 2 idle CPU cores. ssdd_cli/teacher/trainer.py explains the optimiser.
 _SMALL_TEACHER = TeacherPreset(arch="resnet10", arch_kwargs={"width": 16}, batch_size=128,
                                optimizer="adamw", lr=2e-3, projector_hidden=512, projector_out=512)
-# The DM family on the embedded sources (2 CPU cores, a few minutes a run): the papers' ConvNet
-# (width 128) and losses, with fewer iterations, smaller real batches and briefer pools.
-_DIGITS_MATCHING = MatchingPreset(steps={"dm": 200, "datadam": 200, "iid": 200, "dsdm": 200, "idm": 200},
-                                  real_batch=128, pool_size=4, pool_epochs={"dsdm": 5, "iid": 5},
-                                  aux_kwargs={"width": 16}, queue_steps=2, queue_batch=128)
-_SHAPES_MATCHING = MatchingPreset(steps={"dm": 100, "datadam": 100, "iid": 100, "dsdm": 100, "idm": 100},
-                                  real_batch=64, pool_size=2, pool_epochs={"dsdm": 1, "iid": 2},
-                                  aux_kwargs={"width": 16}, queue_steps=2, queue_batch=128)
+# The DM family on the embedded sources (2 shared CPU cores, a few minutes a run): the papers'
+# ConvNet (width 128) and losses, with far fewer iterations, smaller real batches on shapes (a
+# digits class has ~130 images, fewer than the papers' 256), briefer pools and queue training.
+_DIGITS_MATCHING = MatchingPreset(steps={"dm": 150, "datadam": 150, "iid": 120, "dsdm": 100, "idm": 100},
+                                  pool_size=4, pool_epochs={"dsdm": 5, "iid": 5}, aux_kwargs={"width": 16},
+                                  queue_steps=2, queue_batch=128)
+_SHAPES_MATCHING = MatchingPreset(steps={"dm": 80, "datadam": 80, "iid": 50, "dsdm": 30, "idm": 50},
+                                  real_batch=64, pool_size=2, pool_epochs={"dsdm": 1, "iid": 1},
+                                  aux_kwargs={"width": 16}, queue_steps=2, queue_batch=64)
 
 PRESETS.add("digits", Preset(
     "digits", 16, 1,
