@@ -59,7 +59,6 @@ class DistillInputs:
     """The source as distillation sees it, and the run's generator (every random draw).
 
     teacher: None for a method that needs none (`Method.needs_teacher`, the DM family).
-    classes: the number of classes (None: max(labels) + 1, or None without labels).
     mean, std: the source's per-channel normalisation (None: unknown; DSDM's pixel space needs it).
     """
 
@@ -67,7 +66,6 @@ class DistillInputs:
     teacher: TeacherTargets | None
     generator: torch.Generator
     labels: Tensor | None = None  # (n,) int64, or None for an unlabelled source
-    classes: int | None = None
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
 
@@ -79,12 +77,6 @@ class DistillInputs:
     def d_y(self) -> int:
         """The teacher's feature size (0 without a teacher)."""
         return self.teacher.d_y if self.teacher is not None else 0
-
-    @property
-    def num_classes(self) -> int | None:
-        if self.classes is not None or self.labels is None:
-            return self.classes
-        return int(self.labels.max()) + 1
 
     def require_teacher(self) -> TeacherTargets:
         """The teacher; a method that needs one is never run without it."""

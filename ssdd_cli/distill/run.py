@@ -85,7 +85,7 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
     config = method.configure(preset, N, teacher.d_y if teacher else 0, **req.options)
     labels = data.train_labels.to(req.device) if data.train_labels is not None else None
     inputs = DistillInputs(images, teacher, torch.Generator().manual_seed(req.seed), labels,
-                           classes=data.classes, mean=data.mean, std=data.std)
+                           mean=data.mean, std=data.std)
     run = Distillation.create(method, config, inputs)
     checkpoint = Checkpointer(
         checkpoint_path(req.output), "distill",

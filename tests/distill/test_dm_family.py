@@ -56,7 +56,7 @@ def labelled_images() -> tuple[torch.Tensor, torch.Tensor]:
 
 def inputs(seed: int) -> DistillInputs:
     x, y = labelled_images()
-    return DistillInputs(x, None, torch.Generator().manual_seed(seed), y, classes=CLASSES, mean=MEAN, std=STD)
+    return DistillInputs(x, None, torch.Generator().manual_seed(seed), y, mean=MEAN, std=STD)
 
 
 def frozen_loss(method: str, config: Any, distilled: DistilledModule) -> float:

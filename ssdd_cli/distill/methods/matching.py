@@ -150,22 +150,24 @@ class MatchingMethod(Method[L]):
     def _init_class(self, config: L, sampler: ClassSampler, c: int, ipc: int,
                     generator: torch.Generator) -> Tensor:
         f = config.factor
-        if config.init == "real" or f == 1:
-            real = sampler.sample(c, ipc, generator)
-            return _short(real, ipc, c)
-        h, w = sampler.images.shape[2:]
-        if config.init == "first-tiles":  # IDC: the first l²·IPC images, tile t from images t·IPC…
+        first = config.init == "first-tiles"  # IDC: the class's first images in source order
+        if f == 1:
+            return _short(sampler.first(c, ipc) if first else sampler.sample(c, ipc, generator), ipc, c)
+        if config.init == "real":
+            return _short(sampler.sample(c, ipc, generator), ipc, c)
+        if first:  # IDC: tile t of the IPC images from the first images t·IPC … (t+1)·IPC − 1
             parts = _short(sampler.first(c, f * f * ipc), f * f * ipc, c).split(ipc)
-            mode = "nearest"
         else:  # IDM: each tile from its own random draw of IPC real images
             parts = tuple(_short(sampler.sample(c, ipc, generator), ipc, c) for _ in range(f * f))
-            mode = "bilinear"
-        out = parts[0].new_empty(ipc, parts[0].shape[1], h, w)
+        h, w = sampler.images.shape[2:]
         th, tw = h // f, w // f
+        out = parts[0].new_empty(ipc, parts[0].shape[1], h, w)
         for t, part in enumerate(parts):
             i, j = divmod(t, f)
-            small = F.interpolate(part, size=(th, tw), mode=mode,
-                                  **({"align_corners": False} if mode == "bilinear" else {}))
+            if first:  # IDC resizes with F.interpolate's default, nearest neighbour
+                small = F.interpolate(part, size=(th, tw), mode="nearest")
+            else:  # IDM downscales bilinearly
+                small = F.interpolate(part, size=(th, tw), mode="bilinear", align_corners=False)
             out[:, :, i * th:(i + 1) * th, j * tw:(j + 1) * tw] = small
         return out
 
