@@ -233,3 +233,39 @@ def test_an_unlabelled_source_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="dm distills class by class, but source npz:.* has no labels") as e:
         run_distill(DistillRequest(source=f"npz:{path}", output=tmp_path / "o.ssdd", method="dm", budget=10))
     assert e.value.option == "method"
+
+
+def test_cutmix_pastes_a_box_of_another_image_and_reports_the_rest() -> None:
+    from ssdd_cli.distill.objectives.networks import cutmix
+
+    x = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 1, 8, 8).clone()
+    y = torch.arange(4)
+    mixed, y_b, ratio = cutmix(x, y, torch.Generator().manual_seed(1))
+    pasted = (mixed != x).float().mean(dim=(1, 2, 3))  # every image gets the same box
+    # Where an image was paired with itself nothing changes; elsewhere the box holds its partner's value.
+    changed = y_b != y
+    assert torch.allclose(pasted[changed], torch.full_like(pasted[changed], 1 - ratio))
+    assert all(float(mixed[i].max()) in (float(i), float(y_b[i])) for i in range(4))
+
+
+def test_idm_queue_pushes_drops_and_meters() -> None:
+    from ssdd_cli.distill.objectives.classes import ClassSampler
+    from ssdd_cli.distill.objectives.networks import TrainConfig
+    from ssdd_cli.distill.objectives.queue import NetworkQueue, QueueConfig
+
+    x, y = labelled_images()
+    config = QueueConfig(initial=3, capacity=5, push_every=2, match_nets=1, train_nets=2, train_steps=3,
+                         meter_reset=4, train=TrainConfig(batch_size=10))
+    queue = NetworkQueue(config, ClassSampler(x, y, CLASSES), width=8, generator=torch.Generator().manual_seed(0))
+    sizes, first = [], queue.members[0]
+    for step in range(8):
+        chosen = queue.begin(step)
+        assert len(chosen) == 1 and not any(p.requires_grad for p in chosen[0].model.parameters())
+        sizes.append(len(queue.members))
+        if step == 3:  # steps 0–2 trained 2 nets × 3 SGD steps × 10 images each, none dropped yet
+            assert sum(m.seen for m in queue.members) == 3 * 2 * 3 * 10
+        queue.train()
+    assert sizes == [4, 4, 5, 5, 5, 5, 5, 5]  # a push every 2 steps, at most 5 kept
+    assert first not in queue.members  # the oldest went first
+    assert sum(m.seen for m in queue.members) <= 4 * 2 * 3 * 10  # meters reset at step 4: steps 4–7 only
+    assert all(0 <= m.accuracy <= 100 for m in queue.members)

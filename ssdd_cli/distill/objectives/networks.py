@@ -26,7 +26,7 @@ from ssdd_cli.distill.objectives.classes import ClassSampler
 from ssdd_cli.kit.seeding import build_seeded
 from ssdd_cli.models import Backbone, create_backbone
 from ssdd_cli.models.convnet import default_depth
-from ssdd_cli.progress import Callback, ProgressEvent, silent
+from ssdd_cli.progress import Callback, ProgressEvent
 
 
 def matcher_kwargs(image_size: int, width: int = 128) -> dict[str, Any]:
@@ -117,7 +117,7 @@ def cutmix(x: Tensor, y: Tensor, generator: torch.Generator) -> tuple[Tensor, Te
 
 
 def train_classifier(model: Classifier, sampler: ClassSampler, epochs: int, config: TrainConfig,
-                     generator: torch.Generator, callback: Callback = silent, stage: str = "pool") -> None:
+                     generator: torch.Generator) -> None:
     """`epochs` passes over the source in shuffled minibatches (the pools' pretraining)."""
     optimizer = make_optimizer(model, config)
     for _ in range(epochs):
