@@ -99,7 +99,8 @@ def test_the_family_uses_sgd_with_momentum_at_a_constant_lr(method: str) -> None
 def test_defaults_that_depend_on_ipc() -> None:
     cifar10 = get_preset("cifar10")
     dsdm = get_method("dsdm")
-    assert dsdm.configure(cifar10, 10, 0).outer.lr == pytest.approx(0.01)  # 0.1·IPC/10
+    assert dsdm.configure(cifar10, 10, 0).outer.lr == pytest.approx(0.01)  # 0.1·IPC/10·(32/32)²
+    assert dsdm.configure(preset(10), 100, 0).outer.lr == pytest.approx(0.025)  # 16 px: ×(16/32)²
     assert dsdm.configure(cifar10, 500, 0).outer.lr == pytest.approx(0.5)
     assert dsdm.configure(cifar10, 500, 0, lr=0.3).outer.lr == 0.3  # a given lr stays
     assert dsdm.configure(cifar10, 100, 0).history_after == 2000  # smooth_iter of 10,000 steps

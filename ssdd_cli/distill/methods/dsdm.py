@@ -13,8 +13,9 @@ augmentation of the updated images; h_c = μ_Ŝ at the first step).
 
 We follow the code where it departs from the paper (dm-family.md): the unbiased covariance
 (paper: 1/|B|), the 1/d on L_h, h initialised to the first prototype (paper: 0) and L_h on only
-after t_h, λ1 = 50, λ2 = 0.2, 10,000 iterations, image lr 0.1·IPC/10 (`tune_lr_img`; the paper's
-0.1 is its IPC-10 value) with SGD momentum 0.5, pixel-space images clamped to [0, 1] every step,
+after t_h, λ1 = 50, λ2 = 0.2, 10,000 iterations, image lr 0.1·(IPC/10)·(r/32)² at resolution r
+(`tune_lr_img`, whose base size is CIFAR's 32 px; the paper's 0.1 is its CIFAR IPC-10 value)
+with SGD momentum 0.5, pixel-space images clamped to [0, 1] every step,
 initialisation from the class's first 4·IPC images resized into the tiles. The code switches L_h
 on after `smooth_iter` = 2,000 of its 10,000 iterations; we keep that fraction (t_h = 20% of the
 steps run), so shorter runs keep all three terms. The pool: 10 ConvNets (width 128, instance norm)
@@ -191,9 +192,10 @@ class DSDM(MatchingMethod[DSDMConfig]):
                           match=replace(_DSDM_MATCH, real_batch=match.real_batch))
 
     def resolve(self, config: DSDMConfig, preset: Preset, ipc: int, given: set[str]) -> DSDMConfig:
-        """lr = 0.1·IPC/10 (`tune_lr_img`), t_h = 20% of the steps, pool networks of the set's width."""
+        """lr = 0.1·(IPC/10)·(r/32)² (`tune_lr_img`: the synthetic parameters relative to CIFAR's
+        IPC 10), t_h = 20% of the steps, pool networks of the set's width."""
         if "lr" not in given:
-            config = replace_path(config, "outer.lr", 0.1 * ipc / 10)
+            config = replace_path(config, "outer.lr", 0.1 * ipc / 10 * (preset.resolution / 32) ** 2)
         if config.history_after is None:
             config = replace_path(config, "history_after", round(HISTORY_FRACTION * config.outer.steps))
         if "width" in given:
