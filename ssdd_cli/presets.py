@@ -47,6 +47,7 @@ class DistillPreset:
     inner_kwargs: dict[str, Any] = field(default_factory=dict)
     scale: int = 2  # image bases live at resolution / scale
     hidden: int = 4  # width of the approximation networks Q_a
+    real_aug: str = "crop-flip"  # the real side: KRR-ST's code (see distill/real.py)
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ PRESETS.add("digits", Preset(
     "digits", 16, 1,
     replace(_SMALL_TEACHER, epochs=50),
     DistillPreset(steps=300, real_batch=512, pool_size=4, pool_max_steps=100,
-                  inner_kwargs={"widths": (64, 128)}, scale=2, hidden=4),
+                  inner_kwargs={"widths": (64, 128)}, scale=2, hidden=4, real_aug="none"),
     PretrainPreset(epochs=100),
     # U = V = 2N would exceed what N images' worth of floats can hold with a 128-d teacher
     # (B^y alone is 128·V); these fit, with m = 49, 50 and 90.
@@ -149,7 +150,7 @@ PRESETS.add("shapes", Preset(
     "shapes", 32, 3,
     replace(_SMALL_TEACHER, epochs=10, batch_size=256),
     DistillPreset(steps=500, real_batch=512, pool_size=4, pool_max_steps=200,
-                  inner_kwargs={"widths": (64, 128, 256)}, scale=2, hidden=4),
+                  inner_kwargs={"widths": (64, 128, 256)}, scale=2, hidden=4, real_aug="none"),
     PretrainPreset(epochs=100),
     BudgetRule(rows=(BudgetRow(50, 100, 100, 1e-3), BudgetRow(100, 200, 200, 1e-3)), default=50),
 ))

@@ -108,8 +108,9 @@ class DistillConfig(_Strict):
     """How the artifact was distilled, so the run can be repeated.
 
     `settings` (1.1) holds every setting of the method's config by dotted name (e.g.
-    "krr.pool.size"). Files of format 1.0 recorded the KRR settings in the fields `batch_size` …
-    `ridge` instead; they are read, never written.
+    "krr.pool.size"); `held_out` (1.1) the held-out signal over the run, as (step, loss) pairs.
+    Files of format 1.0 recorded the KRR settings in the fields `batch_size` … `ridge` instead;
+    they are read, never written.
     """
 
     steps: int = Field(ge=0, description="outer steps (0 for a selection baseline)")
@@ -117,6 +118,8 @@ class DistillConfig(_Strict):
     seed: int
     final_loss: float | None = None
     settings: dict[str, Any] = Field(default_factory=dict, description="the method's config, flat")
+    held_out: list[tuple[int, float]] = Field(
+        default_factory=list, description="(step, loss) of the objective on held-out validation data")
     batch_size: PositiveInt | None = None
     real_aug: Literal["none", "flip", "crop-flip"] | None = None
     pool_size: PositiveInt | None = None

@@ -55,12 +55,26 @@ class TeacherTargets:
 
 @dataclass(frozen=True)
 class DistillInputs:
-    """The source as distillation sees it, and the run's generator (every random draw)."""
+    """The source as distillation sees it, and the run's generator (every random draw).
+
+    held_out: normalised validation images (never test images), for the held-out signal.
+    mean, std: the normalisation of `images` (None: images are in [0, 1] pixel space).
+    """
 
     images: Tensor  # (n, c, h, w) normalised train split on the device
     teacher: TeacherTargets
     generator: torch.Generator
     labels: Tensor | None = None  # (n,) int64, or None for an unlabelled source
+    held_out: Tensor | None = None  # (n_val, c, h, w) on the device
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    @property
+    def black(self) -> tuple[float, ...]:
+        """The value of a black pixel per channel in the images' space (−mean/std, or 0)."""
+        if self.mean is None or self.std is None:
+            return (0.0,) * self.images.shape[1]
+        return tuple(-m / s for m, s in zip(self.mean, self.std, strict=True))
 
     @property
     def device(self) -> torch.device:

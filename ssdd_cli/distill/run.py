@@ -69,7 +69,9 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
     config = method.configure(preset, N, backbone.feature_dim, **req.options)
     images = device_tensor(data.train, data.mean, data.std, req.device)
     teacher = TeacherTargets.from_backbone(backbone, meta, images, req.device, teacher_file)
-    inputs = DistillInputs(images, teacher, torch.Generator().manual_seed(req.seed), data.train_labels)
+    inputs = DistillInputs(images, teacher, torch.Generator().manual_seed(req.seed), data.train_labels,
+                           held_out=device_tensor(data.val, data.mean, data.std, req.device),
+                           mean=data.mean, std=data.std)
     run = Distillation.create(method, config, inputs)
     checkpoint = Checkpointer(
         checkpoint_path(req.output), "distill",
@@ -93,7 +95,8 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
         teacher=Teacher(arch=backbone.arch, feature_dim=teacher.d_y, sha256=teacher.sha256),
         distill=DistillConfig(steps=outer.steps if outer else 0, lr=outer.lr if outer else None,
                               seed=req.seed, final_loss=losses[-1] if losses else None,
-                              settings=flat_settings(config)),
+                              settings=flat_settings(config),
+                              held_out=run.loop.held_out if run.loop is not None else []),
     )
     path = save_bundle(req.output, manifest, export.tensors)
     checkpoint.remove()

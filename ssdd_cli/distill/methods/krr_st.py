@@ -36,7 +36,8 @@ def krr_defaults(preset: Preset) -> tuple[KRRConfig, OuterConfig]:
     d = preset.distill
     pool = PoolConfig(size=d.pool_size, max_steps=d.pool_max_steps, arch=d.inner_arch,
                       arch_kwargs=dict(d.inner_kwargs))
-    return KRRConfig(batch_size=d.real_batch, pool=pool), OuterConfig(steps=d.steps, lr=d.lr)
+    krr = KRRConfig(real_aug=d.real_aug, batch_size=d.real_batch, pool=pool)
+    return krr, OuterConfig(steps=d.steps, lr=d.lr)
 
 
 @dataclass(frozen=True)
