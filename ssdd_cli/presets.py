@@ -21,17 +21,34 @@ from ssdd_cli.registry import Registry
 
 @dataclass(frozen=True)
 class TeacherPreset:
-    """The Barlow Twins teacher: backbone, schedule and optimiser (see `teacher.trainer`)."""
+    """The Barlow Twins teacher: backbone, schedule and optimiser (see `teacher.trainer`).
+
+    The defaults are solo-learn's CIFAR Barlow Twins recipe (scripts/pretrain/cifar/barlow.yaml),
+    with which the SSDD paper trains its teacher: ResNet-18 with solo-learn's CIFAR stem, LARS at
+    lr 0.3 for a batch of 256 (scaled linearly with the batch), eta 0.02, clip_lr, biases and
+    norms excluded, weight decay 1e-4, momentum 0.9, the loss scaled by 0.1, 10 warm-up epochs
+    from 3e-5 then cosine, 1,000 epochs, a 2048-2048-2048 projector with biases, and solo-learn's
+    CIFAR augmentation (no blur).
+    """
 
     arch: str = "resnet18"
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 800
+    epochs: int = 1000
     batch_size: int = 256
-    optimizer: str = "sgd"
+    optimizer: str = "lars"
     lr: float = 0.3
+    lr_batch: int | None = 256  # lr is for this batch size, scaled linearly (None: as given)
+    momentum: float = 0.9
     weight_decay: float = 1e-4
+    lars_eta: float = 0.02
+    lars_clip: bool = True
+    scale_loss: float = 0.1
+    warmup_epochs: int | None = 10  # None: min(10, max(1, epochs // 10))
+    warmup_start_lr: float | None = 3e-5  # None: the warm-up starts at lr / warm-up steps
     projector_hidden: int = 2048
     projector_out: int = 2048
+    projector_bias: bool = True
+    augment: str = "solo-learn-cifar"  # a recipe of `teacher.augment.AUGMENT_RECIPES`
 
 
 @dataclass(frozen=True)
@@ -132,8 +149,14 @@ _paper("imagenet", 64, 4, 16, 20_000, BudgetRule(rows=(BudgetRow(250, 500, 500, 
 # Embedded sources: small teacher, short schedules (the demo's budget is a few minutes).
 # Teachers: ResNet-10 width 16 (128-d features), 512-wide projector, AdamW; digits (50 epochs)
 # takes under a minute on 2 idle CPU cores. ssdd_cli/teacher/trainer.py explains the optimiser.
-_SMALL_TEACHER = TeacherPreset(arch="resnet10", arch_kwargs={"width": 16}, batch_size=128,
-                               optimizer="adamw", lr=2e-3, projector_hidden=512, projector_out=512)
+# They keep the recipe they were measured with: the "cifar-same" stem (padding 1), AdamW without
+# LARS scaling, unscaled loss, warm-up from lr / steps over a tenth of the epochs, a bias-free
+# projector and the Barlow Twins paper's augmentation.
+_SMALL_TEACHER = TeacherPreset(arch="resnet10", arch_kwargs={"width": 16, "stem": "cifar-same"},
+                               batch_size=128, optimizer="adamw", lr=2e-3, lr_batch=None,
+                               weight_decay=1e-4, scale_loss=1.0, warmup_epochs=None,
+                               warmup_start_lr=None, projector_hidden=512, projector_out=512,
+                               projector_bias=False, augment="barlow-twins")
 PRESETS.add("digits", Preset(
     "digits", 16, 1,
     replace(_SMALL_TEACHER, epochs=50),
