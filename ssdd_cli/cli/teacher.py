@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
         backbone_options(config.arch)  # an unknown arch fails here, before any training
         images = load_source(source, data_root=data_root, download=download)
         with progress_callback() as callback:
-            result = train_teacher(images.train, images.mean, images.std, config, device=dev,
+            result = train_teacher(images.source, images.mean, images.std, config, device=dev,
                                    callback=callback, checkpoint_path=ckpt, resume=resume)
         meta = save_teacher(output, result, source=source, mean=images.mean, std=images.std)
         ckpt.unlink(missing_ok=True)

@@ -67,9 +67,11 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
     backbone, meta, teacher_file = resolve_teacher(req.teacher, req.source, data, data_root=req.data_root,
                                                    device=req.device, callback=callback)
     config = method.configure(preset, N, backbone.feature_dim, **req.options)
-    images = device_tensor(data.train, data.mean, data.std, req.device)
+    # The source side is the whole official train split (val included): the papers distill all
+    # of it; val serves only the evaluation's choices.
+    images = device_tensor(data.source, data.mean, data.std, req.device)
     teacher = TeacherTargets.from_backbone(backbone, meta, images, req.device, teacher_file)
-    inputs = DistillInputs(images, teacher, torch.Generator().manual_seed(req.seed), data.train_labels)
+    inputs = DistillInputs(images, teacher, torch.Generator().manual_seed(req.seed), data.source_labels)
     run = Distillation.create(method, config, inputs)
     checkpoint = Checkpointer(
         checkpoint_path(req.output), "distill",

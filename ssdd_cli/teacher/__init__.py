@@ -1,7 +1,7 @@
 """The self-supervised teacher: Barlow Twins loss, projector, augmentation, trainer and caches.
 
     config = TeacherConfig.from_preset(get_preset("digits").teacher)
-    result = train_teacher(images.train, images.mean, images.std, config, device="cpu")
+    result = train_teacher(images.source, images.mean, images.std, config, device="cpu")
     save_teacher("teacher.safetensors", result, source="digits", mean=images.mean, std=images.std)
     backbone, meta = load_teacher("teacher.safetensors")
 """

@@ -70,7 +70,7 @@ def get_or_train_teacher(
         )))
         images = load_source(source_spec, data_root=data_root, download=download)
         ckpt = path.with_name(path.name + ".ckpt")
-        result = train_teacher(images.train, images.mean, images.std, config, device=device,
+        result = train_teacher(images.source, images.mean, images.std, config, device=device,
                                callback=callback, checkpoint_path=ckpt, resume=True)
         save_teacher(path, result, source=source_spec, mean=images.mean, std=images.std)
         ckpt.unlink(missing_ok=True)
