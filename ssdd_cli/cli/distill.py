@@ -34,6 +34,8 @@ def register(app: typer.Typer) -> None:
         batch_size: Annotated[int | None, Opt(help="Real images per outer step.")] = None,
         pool_size: Annotated[int | None, Opt(help="L, models in the pool.")] = None,
         pool_steps: Annotated[int | None, Opt(help="Z, inner steps before a model is reset.")] = None,
+        pool_reset: Annotated[str | None, Opt(help="paper (default: the counter restarts at a reset) "
+                                              "or legacy (KRR-ST's code: it never does).")] = None,
         real_aug: Annotated[str | None, Opt(help="none (default), flip (cached) or crop-flip.")] = None,
         count_targets: Annotated[bool | None, Opt("--count-targets/--no-count-targets",
                                                   help="Raw-image methods: charge targets.")] = None,
@@ -45,7 +47,7 @@ def register(app: typer.Typer) -> None:
         """Distill a source into a .ssdd artifact within a budget of N images."""
         options = {"U": U, "V": V, "scale": scale, "aug": aug, "hidden": hidden, "steps": steps, "lr": lr,
                    "batch_size": batch_size, "pool_size": pool_size, "pool_steps": pool_steps,
-                   "real_aug": real_aug, "count_targets": count_targets}
+                   "pool_reset": pool_reset, "real_aug": real_aug, "count_targets": count_targets}
         req = DistillRequest(source=source, output=output, method=method, budget=budget, options=options,
                              seed=seed, device=resolve_device(device), data_root=data_root, teacher=teacher,
                              resume=resume)

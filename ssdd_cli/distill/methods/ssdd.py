@@ -76,7 +76,7 @@ class SSDD(Method[SSDDConfig]):
 
     def defaults(self, preset: Preset, N: int, d_y: int) -> SSDDConfig:
         row = preset.budgets.row(N, preset.base_dim, d_y)
-        krr, outer = krr_defaults(preset)
+        krr, outer = krr_defaults(preset, self.name)
         return SSDDConfig(N, row.U, row.V, preset.distill.scale,
                           approx=ApproxConfig(hidden=preset.distill.hidden), krr=krr, outer=outer)
 
