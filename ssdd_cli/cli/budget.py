@@ -26,6 +26,8 @@ def register(app: typer.Typer) -> None:
         feature_dim: Annotated[int, typer.Option(help="d_y of the teacher.")] = 512,
         aug: Annotated[str | None, typer.Option(help="ssdd: predefined augmentation (sets A).")] = None,
         hidden: Annotated[int | None, typer.Option(help="ssdd: approximation hidden width.")] = None,
+        targets: Annotated[str | None, typer.Option(
+            help="ssdd: augmented views' targets: approx, same, bias or ideal.")] = None,
         count_targets: Annotated[bool | None, typer.Option(
             "--count-targets/--no-count-targets", help="Raw-image methods: charge targets.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -36,7 +38,7 @@ def register(app: typer.Typer) -> None:
         N = preset.budgets.default if budget is None else budget
         chosen = get_method(method)
         config = chosen.configure(preset, N, feature_dim, U=U, V=V, scale=scale, aug=aug, hidden=hidden,
-                                  count_targets=count_targets)
+                                  targets=targets, count_targets=count_targets)
         report = chosen.plan(config, shape, feature_dim)
         if as_json:
             doc = {"method": method, "source": source, "N": N, "m": report.m,

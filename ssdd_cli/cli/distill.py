@@ -29,6 +29,10 @@ def register(app: typer.Typer) -> None:
         scale: Annotated[int | None, Opt(help="ssdd: image bases at 1/scale resolution.")] = None,
         aug: Annotated[str | None, Opt(help="ssdd: rotate (default), jigsaw, crop or none.")] = None,
         hidden: Annotated[int | None, Opt(help="ssdd: approximation network hidden width.")] = None,
+        init: Annotated[str | None, Opt(help="ssdd: bases and coefficients from pca (default), "
+                                        "real images or random (Table 4).")] = None,
+        targets: Annotated[str | None, Opt(help="ssdd: augmented views' targets: approx (default), "
+                                           "same, bias or ideal (Table 11).")] = None,
         steps: Annotated[int | None, Opt(help="Outer steps.")] = None,
         lr: Annotated[float | None, Opt(help="AdamW learning rate (linear decay).")] = None,
         batch_size: Annotated[int | None, Opt(help="Real images per outer step.")] = None,
@@ -45,7 +49,8 @@ def register(app: typer.Typer) -> None:
         resume: Annotated[bool, Opt(help="Continue from OUTPUT.ckpt.")] = False,
     ) -> None:
         """Distill a source into a .ssdd artifact within a budget of N images."""
-        options = {"U": U, "V": V, "scale": scale, "aug": aug, "hidden": hidden, "steps": steps, "lr": lr,
+        options = {"U": U, "V": V, "scale": scale, "aug": aug, "hidden": hidden, "init": init,
+                   "targets": targets, "steps": steps, "lr": lr,
                    "batch_size": batch_size, "pool_size": pool_size, "pool_steps": pool_steps,
                    "pool_reset": pool_reset, "real_aug": real_aug, "count_targets": count_targets}
         req = DistillRequest(source=source, output=output, method=method, budget=budget, options=options,
