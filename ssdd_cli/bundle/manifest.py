@@ -35,6 +35,8 @@ class SourceInfo(_Strict):
     mean: list[float]
     std: list[float]
     classes: PositiveInt | None = None
+    preset: str | None = Field(None, description="the preset it was distilled with (1.1; absent: "
+                               "the source's own)")
 
     @model_validator(mode="after")
     def _per_channel(self) -> SourceInfo:

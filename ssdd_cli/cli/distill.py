@@ -43,6 +43,8 @@ def register(app: typer.Typer) -> None:
         real_aug: Annotated[str | None, Opt(help="none (default), flip (cached) or crop-flip.")] = None,
         count_targets: Annotated[bool | None, Opt("--count-targets/--no-count-targets",
                                                   help="Raw-image methods: charge targets.")] = None,
+        preset: Annotated[str | None, Opt(help="Preset (resolution and defaults; default: the "
+                                          "source's), e.g. imagenette for imagefolder:PATH.")] = None,
         seed: Annotated[int, Opt(help="Random seed.")] = 0,
         device: Annotated[str, Opt(help="auto, cpu, cuda or mps.")] = "auto",
         data_root: Annotated[Path | None, Opt(help="Where real datasets live.")] = None,
@@ -55,7 +57,7 @@ def register(app: typer.Typer) -> None:
                    "pool_reset": pool_reset, "real_aug": real_aug, "count_targets": count_targets}
         req = DistillRequest(source=source, output=output, method=method, budget=budget, options=options,
                              seed=seed, device=resolve_device(device), data_root=data_root, teacher=teacher,
-                             resume=resume)
+                             resume=resume, preset=preset)
         with progress_callback() as callback:
             result = run_distill(req, callback)
         man, losses = result.manifest, result.losses
