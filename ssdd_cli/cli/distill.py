@@ -41,6 +41,8 @@ def register(app: typer.Typer) -> None:
         pool_reset: Annotated[str | None, Opt(help="paper (default: the counter restarts at a reset) "
                                               "or legacy (KRR-ST's code: it never does).")] = None,
         real_aug: Annotated[str | None, Opt(help="none (default), flip (cached) or crop-flip.")] = None,
+        kmeans_targets: Annotated[str | None, Opt(help="kmeans: targets are the nearest image's "
+                                                  "feature (nearest, default) or the centroid.")] = None,
         count_targets: Annotated[bool | None, Opt("--count-targets/--no-count-targets",
                                                   help="Raw-image methods: charge targets.")] = None,
         preset: Annotated[str | None, Opt(help="Preset (resolution and defaults; default: the "
@@ -54,7 +56,8 @@ def register(app: typer.Typer) -> None:
         options = {"U": U, "V": V, "scale": scale, "aug": aug, "hidden": hidden, "init": init,
                    "targets": targets, "steps": steps, "lr": lr,
                    "batch_size": batch_size, "pool_size": pool_size, "pool_steps": pool_steps,
-                   "pool_reset": pool_reset, "real_aug": real_aug, "count_targets": count_targets}
+                   "pool_reset": pool_reset, "real_aug": real_aug, "count_targets": count_targets,
+                   "kmeans_targets": kmeans_targets}
         req = DistillRequest(source=source, output=output, method=method, budget=budget, options=options,
                              seed=seed, device=resolve_device(device), data_root=data_root, teacher=teacher,
                              resume=resume, preset=preset)

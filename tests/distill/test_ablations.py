@@ -143,3 +143,25 @@ def test_options_that_cannot_work_are_refused_naming_them() -> None:
     with pytest.raises(UsageError) as err:
         ssdd.configure(cifar, 100, 512, targets="exact")
     assert err.value.option == "targets"
+
+
+@pytest.mark.parametrize("kind", ["nearest", "centroid"])
+def test_kmeans_targets_are_the_nearest_images_features_or_the_centroids(
+        tmp_path: Path, teacher_file: Path, kind: str) -> None:
+    from ssdd_cli.data import device_tensor, load_source
+    from ssdd_cli.teacher import load_teacher
+
+    out = tmp_path / "k.ssdd"
+    run_distill(DistillRequest(source="digits", output=out, method="kmeans", budget=6, teacher=teacher_file,
+                               options={"kmeans_targets": kind}))
+    t = load_bundle(out).tensors
+    net, _ = load_teacher(teacher_file)
+    with torch.no_grad():
+        own = net(t["images"])
+    assert torch.allclose(own, t["targets"], atol=1e-4) == (kind == "nearest")
+    if kind == "centroid":  # a centroid is the mean of its cluster's features, not a stored image's
+        data = load_source("digits")
+        with torch.no_grad():
+            feats = net(device_tensor(data.source, data.mean, data.std, "cpu"))
+        gap = torch.cdist(t["targets"], feats).min(dim=1).values
+        assert float(gap.max()) > 1e-3
