@@ -24,7 +24,9 @@ def register(app: typer.Typer) -> None:
         arch: Annotated[str | None, typer.Option(help="Backbone (default: the preset's).")] = None,
         epochs: Annotated[int | None, typer.Option(help="Epochs (default: the preset's).")] = None,
         batch_size: Annotated[int | None, typer.Option(help="Batch size (default: preset).")] = None,
-        lr: Annotated[float | None, typer.Option(help="Peak learning rate (default: preset).")] = None,
+        lr: Annotated[float | None, typer.Option(help="Peak learning rate (default: the preset's; on "
+                                                 "the paper presets, for a batch of 256, scaled "
+                                                 "with the batch).")] = None,
         device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
         seed: Annotated[int, typer.Option(help="Seed of initialisation, shuffling, augmentation.")] = 0,
         preset: Annotated[str | None, typer.Option(help="Preset (resolution and recipe; default: "
