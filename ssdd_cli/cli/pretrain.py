@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
         lr: Annotated[float, typer.Option(help="SGD learning rate (constant, as in the paper).")] = 0.1,
         weight_decay: Annotated[float | None, typer.Option(
             "--wd", help="Weight decay (default: the budget's).")] = None,
+        preset: Annotated[str | None, typer.Option(help="Preset (default: the artifact's).")] = None,
         seed: Annotated[int, typer.Option(help="Seed of initialisation and shuffling.")] = 0,
         device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
         resume: Annotated[bool, typer.Option(help="Continue from OUTPUT.ckpt.")] = False,
@@ -43,7 +44,8 @@ def register(app: typer.Typer) -> None:
         if src.height != src.width:
             raise UsageError(f"{artifact} holds {src.height}×{src.width} images but backbones "
                              "take square images; distill a square source.", option="artifact")
-        config = PretrainConfig.from_preset(source_preset(src.name), budget=budget, arch=arch, epochs=epochs,
+        chosen = source_preset(src.name, preset if preset is not None else src.preset)
+        config = PretrainConfig.from_preset(chosen, budget=budget, arch=arch, epochs=epochs,
                                             batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                                             seed=seed)
         data = materialize(bundle, dev)

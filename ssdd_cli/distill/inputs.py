@@ -37,7 +37,7 @@ class TeacherTargets:
                       device: torch.device, file: Path | None = None) -> TeacherTargets:
         """A teacher network; with `file`, its features are cached beside it (`teacher.cache`)."""
         compute = partial(teacher_features, backbone, meta, images, device=device, teacher_file=file,
-                          split="train")
+                          split="source")
         return cls(partial(extract_features, backbone, device=device), images, backbone.feature_dim,
                    meta.get("ssdd.sha256", ""), compute)
 
@@ -61,7 +61,7 @@ class DistillInputs:
     mean, std: the normalisation of `images` (None: images are in [0, 1] pixel space).
     """
 
-    images: Tensor  # (n, c, h, w) normalised train split on the device
+    images: Tensor  # (n, c, h, w) the normalised source side (the whole official train split)
     teacher: TeacherTargets
     generator: torch.Generator
     labels: Tensor | None = None  # (n,) int64, or None for an unlabelled source

@@ -27,9 +27,10 @@ from ssdd_cli.teacher.provide import resolve_teacher
 class DistillRequest:
     """One distillation: what to distill, with which method, and where to write it.
 
-    budget: N in images (None: the source preset's default budget). options: the method's
+    budget: N in images (None: the preset's default budget). options: the method's
     settings by option name (`Method.options`, e.g. {"steps": 300, "pool_size": 4}); a value of
     None means the preset's. teacher: a teacher file (None: the source's cached teacher).
+    preset: the preset's name (None: the source's own); it sets the resolution and the defaults.
     """
 
     source: str
@@ -42,6 +43,7 @@ class DistillRequest:
     data_root: Path | None = None
     teacher: Path | None = None
     resume: bool = False
+    preset: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,21 +63,24 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
     t0 = time.perf_counter()
     check_writable(req.output)
     method = get_method(req.method)
-    preset = source_preset(req.source)
+    preset = source_preset(req.source, req.preset)
     N = preset.budgets.default if req.budget is None else req.budget
-    data = load_source(req.source, data_root=req.data_root)
+    data = load_source(req.source, data_root=req.data_root, resolution=preset.resolution)
     backbone, meta, teacher_file = resolve_teacher(req.teacher, req.source, data, data_root=req.data_root,
-                                                   device=req.device, callback=callback)
+                                                   device=req.device, callback=callback, preset=preset.name)
     config = method.configure(preset, N, backbone.feature_dim, **req.options)
-    images = device_tensor(data.train, data.mean, data.std, req.device)
+    # The source side is the whole official train split (val included): the papers distill all
+    # of it; val serves only the evaluation's choices.
+    images = device_tensor(data.source, data.mean, data.std, req.device)
     teacher = TeacherTargets.from_backbone(backbone, meta, images, req.device, teacher_file)
-    inputs = DistillInputs(images, teacher, torch.Generator().manual_seed(req.seed), data.train_labels,
+    inputs = DistillInputs(images, teacher, torch.Generator().manual_seed(req.seed), data.source_labels,
                            held_out=device_tensor(data.val, data.mean, data.std, req.device),
                            mean=data.mean, std=data.std)
     run = Distillation.create(method, config, inputs)
     checkpoint = Checkpointer(
         checkpoint_path(req.output), "distill",
-        {"source": req.source, "method": method.name, "seed": req.seed, "teacher": teacher.sha256,
+        {"source": req.source, "preset": preset.name, "method": method.name, "seed": req.seed,
+         "teacher": teacher.sha256,
          **flat_settings(config), "data": tensor_sha256(images)},
         options={path: option for option, path in method.options.items()})
     if run.loop is not None:
@@ -87,7 +92,7 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
     losses = run.losses
     manifest = Manifest(
         method=method.name,
-        source=source_info(data),
+        source=source_info(data, preset.name),
         budget=BudgetInfo(images=N, floats_allowed=run.plan.allowed, floats_used=run.plan.used,
                           components=run.plan.components, convention=run.plan.convention),
         parameterization=export.parameterization, raw=export.raw,
@@ -103,6 +108,6 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
     return DistillResult(path, manifest, losses, export.approx_fit, time.perf_counter() - t0)
 
 
-def source_info(data: ImageSet) -> SourceInfo:
+def source_info(data: ImageSet, preset: str | None = None) -> SourceInfo:
     return SourceInfo(name=data.name, channels=data.channels, height=data.resolution, width=data.resolution,
-                      mean=list(data.mean), std=list(data.std), classes=data.classes)
+                      mean=list(data.mean), std=list(data.std), classes=data.classes, preset=preset)
