@@ -1,0 +1,79 @@
+"""One overall display for a job made of many steps (`ssdd compare`).
+
+In a terminal: two bars on stderr, the whole job (steps done of all, the step at work, how many
+were reused) and the step at work (its own stage, with its metrics), and each finished step's
+line above them. Redirected to a file: plain lines only, each finished step's, every notice, and
+a line per quarter of a long stage, so a log stays short and readable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from ssdd_cli.cli._common import err_console
+from ssdd_cli.progress import Callback, ProgressEvent
+
+
+@contextmanager
+def overall_progress(stage: str) -> Iterator[Callback]:
+    """A callback for a job whose events of `stage` count its steps; other events are the step's."""
+    if not err_console.is_terminal:
+        yield _lines(stage)
+        return
+    columns = (TextColumn("[bold]{task.description:>10}"), BarColumn(bar_width=30), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+               TextColumn("{task.fields[info]}"))
+    with Progress(*columns, console=err_console, transient=False) as bars:
+        overall: TaskID | None = None
+        current = bars.add_task("step", total=None, info="", visible=False)
+
+        def on_event(event: ProgressEvent) -> None:
+            nonlocal overall
+            if event.message:
+                bars.console.print(escape(event.message), highlight=False, soft_wrap=True)
+            if event.stage == stage:
+                info = escape(event.label or "")
+                counts = "  ".join(f"{k} {int(v)}" for k, v in event.metrics.items())
+                if overall is None:
+                    overall = bars.add_task(stage, total=event.total, completed=event.step, info=info)
+                bars.update(overall, completed=event.step, total=event.total,
+                            info=f"{info}  [dim]{counts}[/]" if counts else info)
+                bars.update(current, visible=False)
+                bars.reset(current, total=None, description="step", info="", visible=False)
+                return
+            if event.total > 0:
+                metrics = "  ".join(f"{k} {v:.4g}" for k, v in event.metrics.items())
+                bars.update(current, description=event.stage[:10], completed=event.step, total=event.total,
+                            info=escape(metrics), visible=True)
+
+        yield on_event
+
+
+def _lines(stage: str) -> Callback:
+    quarter: dict[str, int] = {}
+
+    def on_event(event: ProgressEvent) -> None:
+        if event.message:
+            err_console.print(escape(event.message), highlight=False, soft_wrap=True)
+        if event.stage == stage or event.total <= 0:
+            return
+        q = 4 * event.step // event.total
+        if q > quarter.get(event.stage, 0) and event.step < event.total:
+            metrics = "  ".join(f"{k} {v:.4g}" for k, v in event.metrics.items())
+            err_console.print(escape(f"          {event.stage} {event.step}/{event.total}  {metrics}"),
+                              highlight=False, soft_wrap=True)
+        quarter[event.stage] = 0 if event.step >= event.total else max(q, quarter.get(event.stage, 0))
+
+    return on_event
