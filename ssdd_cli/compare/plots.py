@@ -180,7 +180,7 @@ def held_out_chart(curves: dict[str, list[list[list[float]]]], title: str) -> Fi
     ax.set_ylabel("held-out outer loss (eq. 3)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, title="a line per seed", title_fontsize=7)
     return fig
 
 
