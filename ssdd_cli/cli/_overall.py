@@ -8,6 +8,7 @@ a line per quarter of a long stage, so a log stays short and readable.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -61,19 +62,27 @@ def overall_progress(stage: str) -> Iterator[Callback]:
         yield on_event
 
 
-def _lines(stage: str) -> Callback:
+def _lines(stage: str, quiet_for: float = 10.0) -> Callback:
+    """Plain lines: messages, and for a stage running longer than `quiet_for` seconds a line at
+    each quarter (a probe of a second stays silent; a distillation of minutes shows its loss)."""
     quarter: dict[str, int] = {}
+    started: dict[str, float] = {}
 
     def on_event(event: ProgressEvent) -> None:
         if event.message:
             err_console.print(escape(event.message), highlight=False, soft_wrap=True)
         if event.stage == stage or event.total <= 0:
             return
+        now = time.monotonic()
+        if event.stage not in quarter:
+            quarter[event.stage], started[event.stage] = 0, now
         q = 4 * event.step // event.total
-        if q > quarter.get(event.stage, 0) and event.step < event.total:
+        if q > quarter[event.stage] and event.step < event.total and now - started[event.stage] > quiet_for:
             metrics = "  ".join(f"{k} {v:.4g}" for k, v in event.metrics.items())
             err_console.print(escape(f"          {event.stage} {event.step}/{event.total}  {metrics}"),
                               highlight=False, soft_wrap=True)
-        quarter[event.stage] = 0 if event.step >= event.total else max(q, quarter.get(event.stage, 0))
+        quarter[event.stage] = max(q, quarter[event.stage])
+        if event.step >= event.total:
+            del quarter[event.stage], started[event.stage]
 
     return on_event
