@@ -9,7 +9,6 @@ and the sha256 of every file it consumes; the source's data enters as a hash of 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from collections.abc import Mapping
@@ -25,10 +24,11 @@ from ssdd_cli.bundle import load_bundle
 from ssdd_cli.compare.plan import Step
 from ssdd_cli.compare.spec import CompareSpec, MethodEntry
 from ssdd_cli.compare.store import StepRecord
+from ssdd_cli.compare.typed import config_of, method_options
 from ssdd_cli.data import ImageSet, load_source, source_preset
 from ssdd_cli.distill.methods import get_method
 from ssdd_cli.distill.run import DistillRequest, checkpoint_path, run_distill
-from ssdd_cli.errors import SSDDError, UsageError
+from ssdd_cli.errors import SSDDError
 from ssdd_cli.io import atomic_write_bytes, sha256_file
 from ssdd_cli.kit.checkpoint import flat_settings, tensor_sha256
 from ssdd_cli.models import Backbone, load_backbone, save_backbone
@@ -124,8 +124,10 @@ def file_metadata(path: Path) -> dict[str, str]:
 def distill_config(ctx: StepContext, entry: MethodEntry, budget: int, d_y: int) -> Any:
     """The method's full config for this entry and budget (its preset's values where unset)."""
     method = get_method(entry.method)
-    return in_entry(entry, lambda: method.configure(source_preset(ctx.spec.source), budget, d_y,
-                                                    **entry.options))
+    preset = source_preset(ctx.spec.source)
+    defaults = in_entry(entry, method.defaults, preset, budget, d_y)
+    options = method_options(method, defaults, entry.options, entry.name)
+    return in_entry(entry, lambda: method.configure(preset, budget, d_y, **options))
 
 
 def entry_of(ctx: StepContext, step: Step) -> MethodEntry:
@@ -225,15 +227,8 @@ def run_pretrain(step: Step, inputs: Mapping[str, StepRecord], work: Path,
 # --- eval ------------------------------------------------------------------------------------
 
 def protocol_config(ctx: StepContext, name: str) -> Any:
-    """The protocol's config with the comparison's options for it (lists become tuples)."""
-    spec = get_protocol(name)
-    options = {k: tuple(v) if isinstance(v, list) else v for k, v in ctx.spec.eval.get(name, {}).items()}
-    known = [f.name for f in dataclasses.fields(spec.config)]
-    unknown = [k for k in options if k not in known]
-    if unknown:
-        raise UsageError(f"the {name} protocol has no setting {unknown[0]!r}; it takes: {', '.join(known)}.",
-                         option="eval")
-    return spec.config(**options)
+    """The protocol's config with the comparison's options for it, each typed by its field."""
+    return config_of(get_protocol(name).config, ctx.spec.eval.get(name, {}), f"the {name} protocol", "eval")
 
 
 def eval_material(step: Step, inputs: Mapping[str, StepRecord], ctx: StepContext) -> dict[str, Any]:

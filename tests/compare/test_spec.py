@@ -185,3 +185,22 @@ def test_other_commands_do_not_import_matplotlib_or_yaml() -> None:
             "print(sorted(m for m in ('matplotlib', 'yaml') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_values_from_a_file_are_typed_by_the_field_they_set() -> None:
+    from ssdd_cli.compare.steps import StepContext, distill_config, protocol_config
+
+    spec = spec_from_mapping({"source": "digits", "methods": {"ssdd": {"steps": "30", "lr": 1},
+                                                              "bad": {"method": "krr-st", "steps": "abc"}},
+                              "eval": {"align": {"ridges": [0.1, 1]}, "linear": {"epochs": "x", "lr": 1}}})
+    ctx = StepContext(spec)
+    config = distill_config(ctx, spec.methods[0], 20, 128)
+    assert config.outer.steps == 30 and isinstance(config.outer.lr, float)  # 1 and 1.0: one key
+    assert protocol_config(ctx, "align").ridges == (0.1, 1.0)
+    with pytest.raises(UsageError, match="method entry 'bad': steps = 'abc' is invalid"):
+        distill_config(ctx, spec.methods[1], 20, 128)
+    with pytest.raises(UsageError, match="the linear protocol: epochs = 'x' is invalid") as info:
+        protocol_config(ctx, "linear")
+    assert info.value.option == "eval"
+    with pytest.raises(UsageError, match="the knn protocol has no setting 'kk'; it takes: k, temperature"):
+        protocol_config(StepContext(spec_from_mapping({"source": "digits", "eval": {"knn": {"kk": 3}}})), "knn")
