@@ -22,6 +22,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Column
 
 from ssdd_cli.cli._common import err_console
 from ssdd_cli.progress import Callback, ProgressEvent
@@ -33,30 +34,28 @@ def overall_progress(stage: str) -> Iterator[Callback]:
     if not err_console.is_terminal:
         yield _lines(stage)
         return
-    columns = (TextColumn("[bold]{task.description:>10}"), BarColumn(bar_width=30), MofNCompleteColumn(),
+    info = Column(ratio=1, no_wrap=True, overflow="ellipsis")  # the rest of the line, cut to fit
+    columns = (TextColumn("[bold]{task.description:>12}"), BarColumn(bar_width=20), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-               TextColumn("{task.fields[info]}"))
-    with Progress(*columns, console=err_console, transient=False) as bars:
-        overall: TaskID | None = None
+               TextColumn("{task.fields[info]}", table_column=info))
+    with Progress(*columns, console=err_console, transient=False, expand=True) as bars:
+        overall: TaskID = bars.add_task(stage, total=None, info="")
         current = bars.add_task("step", total=None, info="", visible=False)
 
         def on_event(event: ProgressEvent) -> None:
-            nonlocal overall
             if event.message:
                 bars.console.print(escape(event.message), highlight=False, soft_wrap=True)
             if event.stage == stage:
                 info = escape(event.label or "")
                 counts = "  ".join(f"{k} {int(v)}" for k, v in event.metrics.items())
-                if overall is None:
-                    overall = bars.add_task(stage, total=event.total, completed=event.step, info=info)
                 bars.update(overall, completed=event.step, total=event.total,
-                            info=f"{info}  [dim]{counts}[/]" if counts else info)
+                            info=f"[dim]{counts}[/]  {info}" if counts else info)
                 bars.update(current, visible=False)
                 bars.reset(current, total=None, description="step", info="", visible=False)
                 return
             if event.total > 0:
                 metrics = "  ".join(f"{k} {v:.4g}" for k, v in event.metrics.items())
-                bars.update(current, description=event.stage[:10], completed=event.step, total=event.total,
+                bars.update(current, description=event.stage[:12], completed=event.step, total=event.total,
                             info=escape(metrics), visible=True)
 
         yield on_event

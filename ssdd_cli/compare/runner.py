@@ -101,18 +101,21 @@ def run_compare(plan: Plan, output: Path, *, device: torch.device | str = "cpu",
     callback(ProgressEvent(STAGE, 0, len(plan), message=f"{len(plan)} steps ({kinds}) in {output}"))
     outcomes: dict[str, Outcome] = {}
     for i, step in enumerate(plan):
-        callback(ProgressEvent(STAGE, i, len(plan), label=step.description))
+        callback(ProgressEvent(STAGE, i, len(plan), _counts(outcomes), label=step.description))
         started = time.perf_counter()
         outcome = _run_step(step, outcomes, store, ctx)
         outcomes[step.id] = outcome
         took = f" ({time.perf_counter() - started:.1f} s)" if outcome.status in ("ran", "failed") else ""
         why = f": {outcome.error}" if outcome.error else ""
-        callback(ProgressEvent(STAGE, i + 1, len(plan),
-                               {"reused": sum(o.status == "reused" for o in outcomes.values()),
-                                "ran": sum(o.status == "ran" for o in outcomes.values())},
+        callback(ProgressEvent(STAGE, i + 1, len(plan), _counts(outcomes),
                                message=f"{outcome.status:>7}  {step.description}{took}{why}",
                                label=step.description))
     return CompareRun(plan, tuple(outcomes.values()), Path(output), str(ctx.device), time.perf_counter() - t0)
+
+
+def _counts(outcomes: Mapping[str, Outcome]) -> dict[str, float]:
+    return {"reused": sum(o.status == "reused" for o in outcomes.values()),
+            "ran": sum(o.status == "ran" for o in outcomes.values())}
 
 
 def _run_step(step: Step, done: Mapping[str, Outcome], store: StepStore, ctx: S.StepContext) -> Outcome:
