@@ -154,3 +154,17 @@ def test_cli_compare_reuses_and_writes_the_table(finished: tuple[Path, CompareRu
     assert "0 steps ran, 19 reused" in result.output.replace("\n", " ")
     assert (out / "results.md").read_text().count("| digits | random |") == 2
     assert (out / "plots" / "bars-N10-digits-linear-accuracy.png").read_bytes().startswith(PNG)
+
+
+def test_a_diverged_training_fails_its_cells_not_the_comparison(finished: tuple[Path, CompareRun],
+                                                                tmp_path: Path) -> None:
+    run = compare(apply_setting(RAW, "pretrain.lr=1e6"), copy(finished, tmp_path))
+    status = statuses(run)
+    assert {status[s.id] for s in run.plan if s.kind == "pretrain"} == {"failed"}
+    assert {status[s.id] for s in run.plan if s.id.startswith("eval/pretrain/")} == {"skipped"}
+    assert {status[s.id] for s in run.plan if s.kind in ("teacher", "distill", "init")} == {"reused"}
+    text = write_results(run)[1].read_text()
+    assert "| digits | ssdd | — |" in text and "- failed: pretrain ssdd N=10 convnet seed 0: pretraining diverged" in text
+    again = compare(apply_setting(RAW, "pretrain.lr=1e6"), run.output)  # the failure is a result too
+    assert {statuses(again)[s.id] for s in run.plan if s.kind == "pretrain"} == {"failed"}
+    assert not ran(again)
