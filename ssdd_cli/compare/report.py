@@ -190,10 +190,25 @@ def results_markdown(run: CompareRun) -> str:
                         markdown_table(cells, archs, metric), ""]
     if any(len(s.values) < s.planned for s in summaries):
         out += ["† fewer values than seeds: a step failed or was skipped (see results.json).", ""]
-    failed = [o for o in run.outcomes if o.status == "failed"]
-    for o in failed:
-        out.append(f"- failed: {o.step.description}: {o.error}")
-    return "\n".join(out).rstrip() + "\n"
+    failed = [f"- failed: {o.step.description}: {o.error}" for o in run.outcomes if o.status == "failed"]
+    out += [*failed, ""] if failed else []
+    return "\n".join([*out, *settings_lines(run)]).rstrip() + "\n"
+
+
+def settings_lines(run: CompareRun) -> list[str]:
+    """The comparison's settings in brief (the full configs of every step are in results.json)."""
+    spec = run.plan.spec
+
+    def given(options: Any, default: str = "the preset's") -> str:
+        return ", ".join(f"{k} = {v}" for k, v in dict(options).items()) or default
+
+    lines = ["## Settings", "",
+             f"- source {spec.source}, budgets {', '.join(map(str, spec.budgets))}, "
+             f"seeds 0–{spec.seeds - 1}, targets {', '.join(spec.targets)}"]
+    lines += [f"- method {e.name}: {e.method}, {given(e.options)}" for e in spec.methods]
+    lines += [f"- teacher: {given(spec.teacher)}", f"- pretrain: {given(spec.pretrain)}"]
+    lines += [f"- eval {p.label}: {given(spec.eval.get(p.name, {}), 'its defaults')}" for p in spec.protocols]
+    return lines
 
 
 def write_results(run: CompareRun) -> tuple[Path, Path]:

@@ -20,8 +20,12 @@ from ssdd_cli.errors import UsageError
 
 
 def field_type(cls: type, name: str) -> Any:
-    """The resolved annotation of dataclass `cls`'s field `name`."""
-    return typing.get_type_hints(cls)[name]
+    """The resolved annotation of dataclass `cls`'s field `name` (`Any` where it cannot be
+    resolved, e.g. a method whose config is not a dataclass: its value then passes as it is)."""
+    try:
+        return typing.get_type_hints(cls)[name]
+    except (KeyError, NameError, TypeError):
+        return Any
 
 
 def check_value(annotation: Any, value: Any, what: str, option: str) -> Any:

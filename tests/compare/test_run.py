@@ -168,3 +168,13 @@ def test_a_diverged_training_fails_its_cells_not_the_comparison(finished: tuple[
     again = compare(apply_setting(RAW, "pretrain.lr=1e6"), run.output)  # the failure is a result too
     assert {statuses(again)[s.id] for s in run.plan if s.kind == "pretrain"} == {"failed"}
     assert not ran(again)
+
+
+def test_cli_ctrl_c_says_how_to_resume(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def interrupted(*args: Any, **kwargs: Any) -> CompareRun:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("ssdd_cli.cli.compare.run_compare", interrupted)
+    result = CliRunner().invoke(app, ["compare", "--source", "digits", "-o", str(tmp_path / "r")])
+    assert result.exit_code == 130 and "rerun the same command: finished steps are reused" in result.output
+    assert "Traceback" not in result.output
