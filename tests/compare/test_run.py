@@ -120,12 +120,14 @@ def test_a_changed_pretrain_setting_reruns_only_pretraining_and_its_evals(
                         (s.kind == "eval" and s.id.startswith("eval/pretrain/"))}
 
 
+@pytest.mark.slow  # the pretraining case above covers reuse in the default suite
 def test_a_changed_probe_setting_reruns_only_those_probes(finished: tuple[Path, CompareRun], tmp_path: Path) -> None:
     run = compare(apply_setting(RAW, "eval.linear.epochs=3"), copy(finished, tmp_path))
     assert ran(run) == {s.id for s in run.plan if s.kind == "eval" and s.id.endswith("/linear")}
     assert len(ran(run)) == (6 + 2 + 2)  # 6 pretrained backbones, 2 random inits, the teacher at 2 seeds
 
 
+@pytest.mark.slow
 def test_a_changed_method_setting_reruns_only_that_method(finished: tuple[Path, CompareRun], tmp_path: Path) -> None:
     run = compare(apply_setting(RAW, "methods.ssdd.steps=3"), copy(finished, tmp_path))
     assert ran(run) == {s.id for s in run.plan if s.cell.row == "ssdd"} and len(ran(run)) == 2 * (1 + 1 + 2)
