@@ -49,22 +49,24 @@ class StepContext:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     data_root: Path | None = None
     callback: Callback = silent
-    _data: dict[tuple[str, int | None], ImageSet] = field(default_factory=dict, repr=False)
-    _hashes: dict[tuple[str, int | None], str] = field(default_factory=dict, repr=False)
+    _data: dict[tuple[str, int], ImageSet] = field(default_factory=dict, repr=False)
+    _hashes: dict[tuple[str, int], str] = field(default_factory=dict, repr=False)
 
     def data(self, spec: str, resolution: int | None = None) -> ImageSet:
         """A source loaded once (at `resolution`, default its preset's)."""
-        if (spec, resolution) not in self._data:
-            self._data[spec, resolution] = load_source(spec, data_root=self.data_root, resolution=resolution)
-        return self._data[spec, resolution]
+        key = (spec, resolution or source_preset(spec).resolution)
+        if key not in self._data:
+            self._data[key] = load_source(spec, data_root=self.data_root, resolution=key[1])
+        return self._data[key]
 
     def data_sha256(self, spec: str, resolution: int | None = None) -> str:
         """A hash of every split and label of a loaded source (its content, not its name)."""
-        if (spec, resolution) not in self._hashes:
-            d = self.data(spec, resolution)
+        key = (spec, resolution or source_preset(spec).resolution)
+        if key not in self._hashes:
+            d = self.data(*key)
             labels = [t for t in (d.train_labels, d.val_labels, d.test_labels) if t is not None]
-            self._hashes[spec, resolution] = tensor_sha256(d.train, d.val, d.test, *labels)
-        return self._hashes[spec, resolution]
+            self._hashes[key] = tensor_sha256(d.train, d.val, d.test, *labels)
+        return self._hashes[key]
 
     @property
     def resolution(self) -> int:
