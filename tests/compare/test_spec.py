@@ -204,3 +204,10 @@ def test_values_from_a_file_are_typed_by_the_field_they_set() -> None:
     assert info.value.option == "eval"
     with pytest.raises(UsageError, match="the knn protocol has no setting 'kk'; it takes: k, temperature"):
         protocol_config(StepContext(spec_from_mapping({"source": "digits", "eval": {"knn": {"kk": 3}}})), "knn")
+
+
+def test_the_example_comparison_file_plans() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "compare-digits.toml"
+    plan = build_plan(spec_from_mapping(load_config_file(example)))
+    assert [e.name for e in plan.spec.methods] == ["ssdd", "ssdd@init", "krr-st", "random", "kmeans"]
+    assert plan.count("distill") == 15 and plan.count("pretrain") == 30
