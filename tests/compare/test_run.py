@@ -140,7 +140,13 @@ def test_results_and_plots_are_written(finished: tuple[Path, CompareRun], tmp_pa
     assert "## N = 10: knn@1shot, accuracy (%)" in text and "| digits | ssdd |" in text
     assert "| *random init* |" in text and "| *teacher* |" in text and "**" in text
     plots = write_plots(first)
-    assert {p.name for p in plots} == {"bars-N10-digits-knn-1shot-accuracy.png", "bars-N10-digits-linear-accuracy.png"}
+    # the held-out plot appears when the artifacts record `manifest.distill.held_out`
+    curves = [o.record.metrics["held_out"] for o in first.outcomes if o.step.kind == "distill" and o.record]
+    assert not any(curves[i] for i, o in enumerate(o for o in first.outcomes if o.step.kind == "distill")
+                   if o.step.cell.method == "random")
+    held_out = {"held-out-N10.png"} if any(curves) else set()
+    assert {p.name for p in plots} == {"bars-N10-digits-knn-1shot-accuracy.png",
+                                       "bars-N10-digits-linear-accuracy.png", *held_out}
     assert all(p.read_bytes().startswith(PNG) for p in plots)
     assert '"counts"' in json_path.read_text()
 
