@@ -34,7 +34,10 @@ class DistilledSet:
 
 @torch.no_grad()
 def materialize(bundle: Bundle, device: torch.device | str = "cpu") -> DistilledSet:
-    """X̃_s = [X_s, τ_1(X_s), …] with X_s = D(C^x B^x, s); Ỹ^Q = [Y_s, Y_s + Q_a(C^y) B^y, …]."""
+    """X̃_s = [X_s, τ_1(X_s), …] with X_s = D(C^x B^x, s), and the targets of the views, as the
+    artifact stores them (SSDD Table 11): Ỹ^Q = [Y_s, Y_s + Q_a(C^y) B^y, …] ("approx", the
+    method), [Y_s, Y_s, …] ("same"), [Y_s, (C^y + b_a) B^y, …] ("bias") or
+    [Y_s, C^y_a B^y, …] ("ideal")."""
     man, t = bundle.manifest, {k: v.to(device) for k, v in bundle.tensors.items()}
     src = man.source
     mean, std = tuple(src.mean), tuple(src.std)
@@ -43,10 +46,16 @@ def materialize(bundle: Bundle, device: torch.device | str = "cpu") -> Distilled
         x_s = reconstruct_images(t["image.coeffs"], t["image.bases"], p.scale)
         aug = get_augmentation(man.augmentations.name if man.augmentations else "none")
         c_y, b_y = t["repr.coeffs"], t["repr.bases"]
-        if man.approx is not None:
+        kind = man.aug_targets
+        if kind == "approx":
             nets = [ApproxNet.from_tensors(t, a).to(device) for a in range(aug.A)]
             targets = approx_targets(c_y, b_y, nets)
-        else:  # views without approximation nets share the unaugmented target ("Same", Table 11)
+        elif kind == "bias":
+            shifted = c_y.unsqueeze(0) + t["repr.aug_shift"].unsqueeze(1)  # (A, m, V)
+            targets = torch.cat([c_y, shifted.reshape(-1, c_y.shape[1])]) @ b_y
+        elif kind == "ideal":
+            targets = torch.cat([c_y, t["repr.aug_coeffs"].reshape(-1, c_y.shape[1])]) @ b_y
+        else:  # "same" (or no views): every view shares the unaugmented target
             targets = (c_y @ b_y).repeat(aug.A + 1, 1)
         return DistilledSet(aug.expand(x_s), targets, None, mean, std, src.name, ("identity", *aug.views))
     raw = man.raw

@@ -29,6 +29,10 @@ def register(app: typer.Typer) -> None:
         scale: Annotated[int | None, Opt(help="ssdd: image bases at 1/scale resolution.")] = None,
         aug: Annotated[str | None, Opt(help="ssdd: rotate (default), jigsaw, crop or none.")] = None,
         hidden: Annotated[int | None, Opt(help="ssdd: approximation network hidden width.")] = None,
+        init: Annotated[str | None, Opt(help="ssdd: bases and coefficients from pca (default), "
+                                        "real images or random (Table 4).")] = None,
+        targets: Annotated[str | None, Opt(help="ssdd: augmented views' targets: approx (default), "
+                                           "same, bias or ideal (Table 11).")] = None,
         steps: Annotated[int | None, Opt(help="Outer steps.")] = None,
         lr: Annotated[float | None, Opt(help="Outer lr (AdamW, linear decay; DM family: SGD).")] = None,
         batch_size: Annotated[int | None, Opt(help="Real images per step (DM family: per class).")] = None,
@@ -36,22 +40,29 @@ def register(app: typer.Typer) -> None:
         pool_epochs: Annotated[int | None, Opt(help="dsdm, iid: epochs of each pretrained network.")] = None,
         width: Annotated[int | None, Opt(help="DM family: the matching ConvNet's width.")] = None,
         pool_steps: Annotated[int | None, Opt(help="Z, inner steps before a model is reset.")] = None,
+        pool_reset: Annotated[str | None, Opt(help="paper (default: the counter restarts at a reset) "
+                                              "or legacy (KRR-ST's code: it never does).")] = None,
         real_aug: Annotated[str | None, Opt(help="none (default), flip (cached) or crop-flip.")] = None,
+        kmeans_targets: Annotated[str | None, Opt(help="kmeans: targets are the nearest image's "
+                                                  "feature (nearest, default) or the centroid.")] = None,
         count_targets: Annotated[bool | None, Opt("--count-targets/--no-count-targets",
                                                   help="Raw-image methods: charge targets.")] = None,
+        preset: Annotated[str | None, Opt(help="Preset (resolution and defaults; default: the "
+                                          "source's), e.g. imagenette for imagefolder:PATH.")] = None,
         seed: Annotated[int, Opt(help="Random seed.")] = 0,
         device: Annotated[str, Opt(help="auto, cpu, cuda or mps.")] = "auto",
         data_root: Annotated[Path | None, Opt(help="Where real datasets live.")] = None,
         resume: Annotated[bool, Opt(help="Continue from OUTPUT.ckpt.")] = False,
     ) -> None:
         """Distill a source into a .ssdd artifact within a budget of N images."""
-        options = {"U": U, "V": V, "scale": scale, "aug": aug, "hidden": hidden, "steps": steps, "lr": lr,
+        options = {"U": U, "V": V, "scale": scale, "aug": aug, "hidden": hidden, "init": init,
+                   "targets": targets, "steps": steps, "lr": lr,
                    "batch_size": batch_size, "pool_size": pool_size, "pool_steps": pool_steps,
-                   "real_aug": real_aug, "count_targets": count_targets, "pool_epochs": pool_epochs,
-                   "width": width}
+                   "pool_reset": pool_reset, "real_aug": real_aug, "count_targets": count_targets,
+                   "kmeans_targets": kmeans_targets, "pool_epochs": pool_epochs, "width": width}
         req = DistillRequest(source=source, output=output, method=method, budget=budget, options=options,
                              seed=seed, device=resolve_device(device), data_root=data_root, teacher=teacher,
-                             resume=resume)
+                             resume=resume, preset=preset)
         with progress_callback() as callback:
             result = run_distill(req, callback)
         man, losses = result.manifest, result.losses

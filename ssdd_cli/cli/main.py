@@ -7,7 +7,18 @@ from typing import Annotated
 import typer
 
 from ssdd_cli import __version__
-from ssdd_cli.cli import budget, datasets, distill, eval, info, pretrain, reconstruct, teacher
+from ssdd_cli.cli import (
+    budget,
+    compare,
+    datasets,
+    distill,
+    eval,
+    import_teacher,
+    info,
+    pretrain,
+    reconstruct,
+    teacher,
+)
 from ssdd_cli.cli._common import UserErrorGroup, console
 
 app = typer.Typer(
@@ -35,7 +46,8 @@ def _root(
     """Self-supervised dataset distillation."""
 
 
-for module in (teacher, distill, reconstruct, pretrain, eval, budget, info, datasets):
+for module in (teacher, import_teacher, distill, reconstruct, pretrain, eval, compare, budget, info,
+               datasets):
     module.register(app)
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ def register(app: typer.Typer) -> None:
             help="SGD learning rate (default: 0.1 for targets; 0.01, ×0.1 at half, for labels).")] = None,
         weight_decay: Annotated[float | None, typer.Option(
             "--wd", help="Weight decay (default: the budget's; 5e-4 for labels).")] = None,
+        preset: Annotated[str | None, typer.Option(help="Preset (default: the artifact's).")] = None,
         seed: Annotated[int, typer.Option(help="Seed of initialisation and shuffling.")] = 0,
         device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
         resume: Annotated[bool, typer.Option(help="Continue from OUTPUT.ckpt.")] = False,
@@ -47,7 +48,8 @@ def register(app: typer.Typer) -> None:
                              "take square images; distill a square source.", option="artifact")
         raw = bundle.manifest.raw
         labelled = raw is not None and raw.labels and raw.target_dim is None
-        config = PretrainConfig.from_preset(source_preset(src.name), budget=budget, arch=arch, epochs=epochs,
+        chosen = source_preset(src.name, preset if preset is not None else src.preset)
+        config = PretrainConfig.from_preset(chosen, budget=budget, arch=arch, epochs=epochs,
                                             batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                                             seed=seed, labelled=labelled)
         data = materialize(bundle, dev)

@@ -2,7 +2,7 @@
 
     from ssdd_cli.data import load_source
     data = load_source("digits")          # ImageSet: train/val/test (n, 1, 16, 16) in [0, 1]
-    real = device_tensor(data.train, data.mean, data.std, device)
+    real = device_tensor(data.source, data.mean, data.std, device)  # the source side: train + val
 
 Sources: `digits` and `shapes` (embedded), `cifar10` and `cifar100` (official pickles under the
 data root), `imagefolder:PATH` and `npz:PATH`. See `registry` for the contract a source follows.

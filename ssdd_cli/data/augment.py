@@ -1,10 +1,12 @@
 """Batched random crop and horizontal flip (torchvision's `RandomCrop(padding)` + flip, on tensors).
 
-Used by fine-tuning (zero padding in pixel space, as KRR-ST) and by the distillation's
-`--real-aug crop-flip` (reflect padding in normalised space).
+Used by fine-tuning and by the distillation's crop-flip real side; both pad with black, as
+KRR-ST's code does (zero fill in [0, 1] pixel space, before normalisation).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -13,19 +15,24 @@ from torch import Tensor
 
 def random_crop_flip(
     images: Tensor, *, padding: int, flip: bool, generator: torch.Generator,
-    padding_mode: str = "constant",
+    fill: Sequence[float] | None = None,
 ) -> Tensor:
-    """Pad by `padding` pixels (`padding_mode`: "constant" zeros or "reflect"), crop back to the
-    input size at a random offset, and mirror left-right with probability 1/2, per image.
+    """Pad by `padding` pixels of the constant `fill`, crop back to the input size at a random
+    offset, and mirror left-right with probability 1/2, per image.
 
-    images: (B, c, h, w). Zero padding is black only in pixel space ([0, 1], before
-    normalisation, as torchvision/kornia pad); in normalised space use "reflect". Random draws come
-    from `generator` (CPU). Returns (B, c, h, w) on the images' device.
+    images: (B, c, h, w). fill: (c,) per-channel padding value, default 0 (black in [0, 1] pixel
+    space); for normalised images pass black's normalised value, −mean/std. Random draws come from
+    `generator` (CPU). Returns (B, c, h, w) on the images' device.
     """
     b, _, h, w = images.shape
     out = images
     if padding > 0:
-        padded = F.pad(images, [padding] * 4, mode=padding_mode)
+        shift = torch.as_tensor(tuple(fill), dtype=images.dtype, device=images.device).view(1, -1, 1, 1) \
+            if fill is not None else None
+        # Constant padding of `fill`: pad (x − fill) with zeros, then add fill back.
+        padded = F.pad(images if shift is None else images - shift, [padding] * 4)
+        if shift is not None:
+            padded = padded + shift
         oy = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(images.device)
         ox = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(images.device)
         rows = oy[:, None] + torch.arange(h, device=images.device)  # (B, h)

@@ -33,14 +33,18 @@ class OuterConfig:
     """The optimiser of the distilled tensors: AdamW with its lr decayed linearly to 0 over
     `steps` (SSDD, KRR-ST), or SGD with `momentum` (the DM family: lr 1, momentum 0.5, constant).
 
+    weight_decay: 0, as KRR-ST's official code (`--outer_wd 0`); the papers name only "AdamW".
+    held_out_every: steps between two evaluations of the objective's held-out signal (also at
+    the start and at the end).
     schedule: a name in `kit.schedules.SCHEDULES`, a factor of `lr` per outer step.
     momentum: SGD's momentum (AdamW ignores it).
     """
 
     steps: int
     lr: float = 1e-3
-    weight_decay: float = 0.01  # torch's AdamW default; the papers give only "AdamW, lr 1e-3"
+    weight_decay: float = 0.0
     checkpoint_every: int = 50
+    held_out_every: int = 25
     optimizer: str = "adamw"
     momentum: float = 0.0
     schedule: str = "linear"
@@ -56,6 +60,8 @@ class OuterConfig:
                              option="weight_decay")
         if self.checkpoint_every < 1:
             raise UsageError("checkpoints must be at least one step apart.", option="checkpoint_every")
+        if self.held_out_every < 1:
+            raise UsageError("held-out evaluations must be at least one step apart.", option="held_out_every")
         if self.optimizer not in OPTIMIZERS:
             raise UsageError(f"unknown outer optimiser {self.optimizer!r}; choose one of: "
                              f"{', '.join(OPTIMIZERS)}.", option="optimizer")
@@ -82,6 +88,14 @@ class OuterLoop:
         self.schedule = SCHEDULES.get(config.schedule)
         self.step = 0
         self.losses: list[float] = []
+        self.held_out: list[tuple[int, float]] = []  # (step, the objective's held-out loss)
+
+    def record_held_out(self) -> float | None:
+        """Evaluate the objective's held-out signal now, keep (step, value), return the value."""
+        value = self.objective.held_out_loss(self.distilled)
+        if value is not None:
+            self.held_out = [*(p for p in self.held_out if p[0] != self.step), (self.step, value)]
+        return value
 
     def outer_step(self) -> float:
         """One outer step: an optimiser step per loss the objective yields, then its
@@ -112,9 +126,10 @@ class OuterLoop:
         self.generator.set_state(state["generator"])  # after the objective: rebuilding draws seeds
         self.step = int(progress["step"])
         self.losses = [float(v) for v in progress["losses"]]
+        self.held_out = [(int(s), float(v)) for s, v in progress["held_out"]]
 
     def save(self, checkpoint: Checkpointer) -> None:
-        checkpoint.save(self.state(), {"step": self.step, "losses": self.losses})
+        checkpoint.save(self.state(), {"step": self.step, "losses": self.losses, "held_out": self.held_out})
 
     def start(self, checkpoint: Checkpointer, resume: bool, callback: Callback = silent) -> None:
         """Resume from `checkpoint` when asked and possible; else prepare the objective (the
@@ -126,6 +141,7 @@ class OuterLoop:
         if resume:
             callback(ProgressEvent(STAGE, message=f"no checkpoint at {checkpoint.path}: starting afresh"))
         self.objective.prepare(self.distilled, callback)
+        self.record_held_out()
         self.save(checkpoint)
 
     def run(self, callback: Callback = silent, checkpoint: Checkpointer | None = None) -> list[float]:
@@ -142,8 +158,12 @@ class OuterLoop:
             except DivergedError as e:
                 where = f"; the last good checkpoint is {checkpoint.path}" if checkpoint else ""
                 raise DivergedError(f"{e}{where}; resume with a lower learning rate.", option="lr") from None
+            if self.step % self.config.held_out_every == 0 or self.step == total:
+                self.record_held_out()
             rate = (self.step - start) / max(1e-9, time.perf_counter() - t0)
-            callback(ProgressEvent(STAGE, self.step, total, {"loss": loss, "steps/s": rate}))
+            metrics = {"loss": loss, **({"held-out": self.held_out[-1][1]} if self.held_out else {}),
+                       "steps/s": rate}
+            callback(ProgressEvent(STAGE, self.step, total, metrics))
             due = self.step % self.config.checkpoint_every == 0 or self.step == total
             if checkpoint is not None and due:
                 self.save(checkpoint)

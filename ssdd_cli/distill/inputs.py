@@ -38,7 +38,7 @@ class TeacherTargets:
                       device: torch.device, file: Path | None = None) -> TeacherTargets:
         """A teacher network; with `file`, its features are cached beside it (`teacher.cache`)."""
         compute = partial(teacher_features, backbone, meta, images, device=device, teacher_file=file,
-                          split="train")
+                          split="source")
         return cls(partial(extract_features, backbone, device=device), images, backbone.feature_dim,
                    meta.get("ssdd.sha256", ""), compute)
 
@@ -59,15 +59,26 @@ class DistillInputs:
     """The source as distillation sees it, and the run's generator (every random draw).
 
     teacher: None for a method that needs none (`Method.needs_teacher`, the DM family).
-    mean, std: the source's per-channel normalisation (None: unknown; DSDM's pixel space needs it).
+    held_out: normalised validation images (never test images), for the held-out signal;
+        held_out_labels their labels (None for an unlabelled source).
+    mean, std: the normalisation of `images` (None: images are in [0, 1] pixel space).
     """
 
-    images: Tensor  # (n, c, h, w) normalised train split on the device
+    images: Tensor  # (n, c, h, w) the normalised source side (the whole official train split)
     teacher: TeacherTargets | None
     generator: torch.Generator
     labels: Tensor | None = None  # (n,) int64, or None for an unlabelled source
+    held_out: Tensor | None = None  # (n_val, c, h, w) on the device
+    held_out_labels: Tensor | None = None  # (n_val,) int64 on the device
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+
+    @property
+    def black(self) -> tuple[float, ...]:
+        """The value of a black pixel per channel in the images' space (−mean/std, or 0)."""
+        if self.mean is None or self.std is None:
+            return (0.0,) * self.images.shape[1]
+        return tuple(-m / s for m, s in zip(self.mean, self.std, strict=True))
 
     @property
     def device(self) -> torch.device:

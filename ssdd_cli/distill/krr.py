@@ -5,14 +5,19 @@ problem has the closed form W* = Φ_sᵀ (K + λI)⁻¹ Ỹ_s, so the outer loss
 
     L = ½ ‖Y_t − Φ_t Φ_sᵀ (K + λI)⁻¹ Ỹ_s‖²_F,   K = Φ_s Φ_sᵀ,   λ = ridge · tr(K)
 
-(λ relative to tr(K) as in KRR-ST's code). Features carry a constant-1 column (the bias of the
-linear head, as in KRR-ST's code): see `with_bias_column`.
+(λ relative to tr(K) as in KRR-ST's code, which detaches tr(K): λ is a constant of the solve,
+not a path for the gradient). Features carry a constant-1 column (the bias of the linear head,
+as in KRR-ST's code): see `with_bias_column`.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from ssdd_cli.errors import DivergedError
+
+RETRIES = 8  # factorisations tried, λ ×10 each time
 
 
 def with_bias_column(phi: Tensor) -> Tensor:
@@ -27,18 +32,20 @@ def krr_solve(phi_s: Tensor, y_s: Tensor, ridge: float = 1e-6) -> Tensor:
 
     The M×M factorisation and solve run in float64 (O(M³) with M at most a few thousand, cheap
     next to the network's forward pass), so the loss is stable when features are float32. If the
-    factorisation fails (K numerically indefinite), λ grows tenfold until it succeeds.
+    factorisation fails (K numerically indefinite), λ grows tenfold, up to `RETRIES` times; if it
+    still fails the features are degenerate and `DivergedError` says so (never a solve with an
+    invalid factor).
     """
     k = phi_s.double() @ phi_s.double().T
-    lam = ridge * torch.trace(k)
+    lam = ridge * torch.trace(k).detach()
     eye = torch.eye(k.shape[0], dtype=k.dtype, device=k.device)
-    for _ in range(8):
+    for _ in range(RETRIES):
         chol, info = torch.linalg.cholesky_ex(k + lam * eye)
         if int(info) == 0:
-            break
-        lam = lam * 10 if lam > 0 else k.diagonal().abs().mean() * 1e-6 + 1e-12
-    alpha = torch.cholesky_solve(y_s.double(), chol)
-    return alpha.to(y_s.dtype)
+            return torch.cholesky_solve(y_s.double(), chol).to(y_s.dtype)
+        lam = lam * 10 if lam > 0 else k.diagonal().abs().mean().detach() * 1e-6 + 1e-12
+    raise DivergedError(f"the support set's kernel stayed singular with the ridge raised "
+                        f"{10 ** (RETRIES - 1):.0e}-fold (its features are degenerate)")
 
 
 def krr_predict(phi_t: Tensor, phi_s: Tensor, y_s: Tensor, ridge: float = 1e-6) -> Tensor:

@@ -1,13 +1,15 @@
 """The real side of the outer loss: batches X̄_t of the source and their teacher targets g(X̄_t).
 
-`none` and `flip` draw targets from a cache computed once per view (the fast path: no teacher
-forward inside the loop); `crop-flip` recomputes the teacher on every augmented batch (faithful to
-KRR-ST's code, which pays a teacher forward pass each outer step).
+`crop-flip` is KRR-ST's code: every outer step takes a random 32-px crop of the image padded by 4
+black pixels (zero fill in [0, 1] pixel space, i.e. −mean/std after normalisation) and a random
+horizontal flip, and recomputes the teacher's targets of that batch. `none` and `flip` are
+departures offered for speed: their targets come from a cache computed once per view, so no
+teacher forward pass runs inside the loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -16,6 +18,7 @@ from ssdd_cli.data.augment import random_crop_flip
 from ssdd_cli.errors import UsageError
 
 REAL_AUGS = ("none", "flip", "crop-flip")
+PADDING = 4  # pixels of black around the image before the random crop (KRR-ST's RandomCrop(32, 4))
 # The deterministic real-side views whose teacher targets are cached (teacher.cache.VIEWS).
 CACHED_VIEWS = {"none": ("identity",), "flip": ("identity", "flip"), "crop-flip": ()}
 
@@ -28,12 +31,17 @@ def check_real_aug(name: str) -> str:
 
 
 class RealSampler:
-    """Samples (X̄_t, g(X̄_t)) batches from the whole normalised source tensor on the device."""
+    """Samples (X̄_t, g(X̄_t)) batches from the whole normalised source tensor on the device.
+
+    black: the normalised value of a black pixel per channel, the padding of `crop-flip`.
+    """
 
     def __init__(self, images: Tensor, real_aug: str, batch_size: int,
                  cached: dict[str, Tensor] | None = None,
-                 teacher: Callable[[Tensor], Tensor] | None = None) -> None:
+                 teacher: Callable[[Tensor], Tensor] | None = None,
+                 black: Sequence[float] | None = None) -> None:
         self.images = images
+        self.black = black
         self.real_aug = check_real_aug(real_aug)
         self.batch_size = min(batch_size, images.shape[0])
         self.cached = cached or {}
@@ -55,6 +63,6 @@ class RealSampler:
             y = torch.where(flip[:, None], self.cached["flip"][idx], self.cached["identity"][idx])
             return x, y
         assert self.teacher is not None
-        x = random_crop_flip(x, padding=4, flip=True, generator=generator, padding_mode="reflect")
+        x = random_crop_flip(x, padding=PADDING, flip=True, generator=generator, fill=self.black)
         with torch.no_grad():
             return x, self.teacher(x)

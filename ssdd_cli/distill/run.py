@@ -32,9 +32,10 @@ from ssdd_cli.teacher.provide import resolve_teacher
 class DistillRequest:
     """One distillation: what to distill, with which method, and where to write it.
 
-    budget: N in images (None: the source preset's default budget). options: the method's
+    budget: N in images (None: the preset's default budget). options: the method's
     settings by option name (`Method.options`, e.g. {"steps": 300, "pool_size": 4}); a value of
     None means the preset's. teacher: a teacher file (None: the source's cached teacher).
+    preset: the preset's name (None: the source's own); it sets the resolution and the defaults.
     """
 
     source: str
@@ -47,6 +48,7 @@ class DistillRequest:
     data_root: Path | None = None
     teacher: Path | None = None
     resume: bool = False
+    preset: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,30 +70,36 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
     method = get_method(req.method)
     # The preset carries the loaded source's classes (a user's image folder need not have the
     # preset's), which the per-class methods budget by.
-    data = load_source(req.source, data_root=req.data_root)
-    preset = replace(source_preset(req.source), classes=data.classes)
+    base = source_preset(req.source, req.preset)
+    data = load_source(req.source, data_root=req.data_root, resolution=base.resolution)
+    preset = replace(base, classes=data.classes)
     N = preset.budgets.default if req.budget is None else req.budget
-    if method.needs_labels and data.train_labels is None:
+    if method.needs_labels and data.source_labels is None:
         raise UsageError(f"{method.name} distills class by class, but source {data.name} has no labels; "
                          "use a labelled source or a self-supervised method.", option="method")
+    # The source side is the whole official train split (val included): the papers distill all
+    # of it; val serves only the evaluation's choices.
+    images = device_tensor(data.source, data.mean, data.std, req.device)
     teacher: TeacherTargets | None = None
     record: Teacher | None = None
-    images = device_tensor(data.train, data.mean, data.std, req.device)
     if method.needs_teacher:
         backbone, meta, teacher_file = resolve_teacher(req.teacher, req.source, data, data_root=req.data_root,
-                                                       device=req.device, callback=callback)
+                                                       device=req.device, callback=callback,
+                                                       preset=preset.name)
         teacher = TeacherTargets.from_backbone(backbone, meta, images, req.device, teacher_file)
         record = Teacher(arch=backbone.arch, feature_dim=teacher.d_y, sha256=teacher.sha256)
     config = method.configure(preset, N, teacher.d_y if teacher else 0, **req.options)
-    labels = data.train_labels.to(req.device) if data.train_labels is not None else None
+    labels = data.source_labels.to(req.device) if data.source_labels is not None else None
+    val_labels = data.val_labels.to(req.device) if data.val_labels is not None else None
     inputs = DistillInputs(images, teacher, torch.Generator().manual_seed(req.seed), labels,
-                           mean=data.mean, std=data.std)
+                           held_out=device_tensor(data.val, data.mean, data.std, req.device),
+                           held_out_labels=val_labels, mean=data.mean, std=data.std)
     run = Distillation.create(method, config, inputs)
     checkpoint = Checkpointer(
         checkpoint_path(req.output), "distill",
-        {"source": req.source, "method": method.name, "seed": req.seed,
-         "teacher": teacher.sha256 if teacher else None, **flat_settings(config),
-         "data": tensor_sha256(images)},
+        {"source": req.source, "preset": preset.name, "method": method.name, "seed": req.seed,
+         "teacher": teacher.sha256 if teacher else None,
+         **flat_settings(config), "data": tensor_sha256(images)},
         options={path: option for option, path in method.options.items()})
     if run.loop is not None:
         run.loop.start(checkpoint, req.resume, callback)
@@ -102,7 +110,7 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
     losses = run.losses
     manifest = Manifest(
         method=method.name,
-        source=source_info(data),
+        source=source_info(data, preset.name),
         budget=BudgetInfo(images=N, floats_allowed=run.plan.allowed, floats_used=run.plan.used,
                           components=run.plan.components, convention=run.plan.convention),
         parameterization=export.parameterization, raw=export.raw,
@@ -110,13 +118,14 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
         teacher=record,
         distill=DistillConfig(steps=outer.steps if outer else 0, lr=outer.lr if outer else None,
                               seed=req.seed, final_loss=losses[-1] if losses else None,
-                              settings=flat_settings(config)),
+                              settings=flat_settings(config),
+                              held_out=run.loop.held_out if run.loop is not None else []),
     )
     path = save_bundle(req.output, manifest, export.tensors)
     checkpoint.remove()
     return DistillResult(path, manifest, losses, export.approx_fit, time.perf_counter() - t0)
 
 
-def source_info(data: ImageSet) -> SourceInfo:
+def source_info(data: ImageSet, preset: str | None = None) -> SourceInfo:
     return SourceInfo(name=data.name, channels=data.channels, height=data.resolution, width=data.resolution,
-                      mean=list(data.mean), std=list(data.std), classes=data.classes)
+                      mean=list(data.mean), std=list(data.std), classes=data.classes, preset=preset)

@@ -1,11 +1,13 @@
 """KRR-ST's ConvNet: the inner model of the distillation pool and the papers' evaluation net.
 
 Blocks of conv3x3 (padding 1) -> norm -> ReLU -> avgpool2, depth from the resolution
-(log2(image_size) - 2: 16 px -> 2, 32 px -> 3, 64 px -> 4). KRR-ST's code doubles the width per
-block, ending at 512: 128-256-512 at 32 px, 64-128-256-512 at 64 px (and 128-256 at 16 px). The
-SSDD paper follows it. Unlike the DC/DSA ConvNet there is no global pooling: the features are the
-flattened output of the last block, so feature_dim = widths[-1] * (image_size / 2**depth)**2
-(8,192 at 32 px).
+(round(log2(image_size)) - 2: 16 px -> 2, 32 px -> 3, 64 px -> 4, 128 px -> 5, 224 px -> 6, the
+depths of the KRR-ST and SSDD papers, A.6 included). KRR-ST's code doubles the width per block,
+ending at 512: 128-256-512 at 32 px, 64-128-256-512 at 64 px, 32-...-512 at 128 px,
+16-...-512 at 224 px (and 128-256 at 16 px). The SSDD paper follows it. Unlike the DC/DSA
+ConvNet there is no global pooling: the features are the flattened output of the last block.
+Each pool floors an odd side (KRR-ST's `HW // 2`), so feature_dim = widths[-1]·side² with side
+the image size halved (rounding down) `depth` times: 8,192 at 32 px, 4,608 at 224 px (3x3).
 
 The DM family (DM, DataDAM, IID, DSDM, IDM) uses the DC ConvNet: width 128 at every depth with
 instance norm, `convnet(c, r, widths=(128,) * depth, norm="in")`. `taps(x)` exposes what those
@@ -28,8 +30,16 @@ NORMS = ("bn", "in", "none")
 
 
 def default_depth(image_size: int) -> int:
-    """log2(image_size) - 2 (at least 1): 16 px -> 2, 32 px -> 3, 64 px -> 4."""
-    return max(1, int(math.floor(math.log2(image_size))) - 2)
+    """round(log2(image_size)) - 2 (at least 1): 16 px -> 2, 32 -> 3, 64 -> 4, 128 -> 5, 224 -> 6."""
+    return max(1, round(math.log2(image_size)) - 2)
+
+
+def final_side(image_size: int, depth: int) -> int:
+    """The side of the last block's map: image_size halved, rounding down, `depth` times."""
+    side = image_size
+    for _ in range(depth):
+        side //= 2
+    return side
 
 
 def default_widths(depth: int) -> tuple[int, ...]:
@@ -63,7 +73,7 @@ def _norm(kind: str, channels: int) -> nn.Module:
 class ConvNet(Backbone):
     """conv3x3 -> norm -> ReLU -> avgpool2, `len(widths)` times; features are the flat last map.
 
-    Input (B, in_channels, S, S); features (B, widths[-1] * (S / 2**depth)**2).
+    Input (B, in_channels, S, S); features (B, widths[-1] * final_side(S, depth)**2).
     """
 
     def __init__(self, in_channels: int, image_size: int, widths: tuple[int, ...], norm: str) -> None:
@@ -79,7 +89,7 @@ class ConvNet(Backbone):
             ]
             channels = width
         self.blocks = nn.Sequential(*layers)
-        side = image_size // 2 ** len(widths)
+        side = final_side(image_size, len(widths))
         self.feature_dim = widths[-1] * side * side
 
     def features(self, x: Tensor) -> Tensor:
@@ -124,9 +134,9 @@ def convnet(
         depth = len(widths)
     if depth is None:
         depth = default_depth(image_size)
-    if image_size % 2**depth:
+    if final_side(image_size, depth) < 1:
         raise UsageError(
-            f"a depth-{depth} ConvNet halves the image {depth} times, so image_size must be a "
-            f"multiple of {2**depth}, got {image_size}."
+            f"a depth-{depth} ConvNet halves the image {depth} times, so image_size must be at "
+            f"least {2**depth}, got {image_size}."
         )
     return ConvNet(in_channels, image_size, widths or default_widths(depth), norm)

@@ -19,12 +19,17 @@ def test_crop_flip_shapes_and_content() -> None:
     assert torch.equal(a, b2)
 
 
-def test_reflect_padding_introduces_no_new_values() -> None:
-    x = torch.full((6, 3, 8, 8), 2.5)
-    x[:, :, 0, :] = -1.0  # a distinct top row, so reflected crops differ from constant ones
+def test_padding_is_black_in_normalised_space() -> None:
+    mean, std = (0.5, 0.25, 0.1), (0.2, 0.5, 0.25)
+    x = torch.full((6, 3, 8, 8), 2.0)
     out = random_crop_flip(x, padding=3, flip=True, generator=torch.Generator().manual_seed(0),
-                           padding_mode="reflect")
-    assert out.shape == x.shape
-    assert set(out.unique().tolist()) <= {2.5, -1.0}  # zero padding would add 0.0
+                           fill=[-m / s for m, s in zip(mean, std, strict=True)])
+    black = torch.tensor([-m / s for m, s in zip(mean, std, strict=True)]).view(3, 1, 1)
+    padded = out != 2.0  # every pixel that is not the image is padding
+    assert padded.any()
+    for c in range(3):  # padding is black: after denormalising, 0 in [0, 1] pixel space
+        values = out[:, c][padded[:, c]].unique()
+        assert torch.allclose(values, black[c].flatten()), values
+        assert torch.allclose(values * std[c] + mean[c], torch.zeros(1), atol=1e-6)
     zero = random_crop_flip(x, padding=3, flip=True, generator=torch.Generator().manual_seed(0))
-    assert 0.0 in zero.unique().tolist()
+    assert set(zero.unique().tolist()) == {0.0, 2.0}  # the default fill is 0 (pixel-space black)

@@ -37,12 +37,12 @@ def teacher() -> Callable[[Tensor], Tensor]:
 
 
 def make_loop(source: Tensor, teacher: Callable[[Tensor], Tensor], seed: int = 0, steps: int = 6,
-              aug: str = "rotate", m: int = 6) -> OuterLoop:
+              aug: str = "rotate", m: int = 6, held_out: Tensor | None = None) -> OuterLoop:
     g = torch.Generator().manual_seed(seed)
-    inputs = DistillInputs(source, TeacherTargets(teacher, source, D_Y), g)
+    inputs = DistillInputs(source, TeacherTargets(teacher, source, D_Y), g, held_out=held_out)
     param = init_parameterization(inputs, m=m, U=16, V=8, scale=2, augmentation=get_augmentation(aug))
     pool = PoolConfig(size=2, max_steps=3, arch="convnet", arch_kwargs={"widths": (8, 16)})
     objective = KRRObjective(KRRConfig(batch_size=32, pool=pool), inputs)
-    loop = OuterLoop(param, objective, OuterConfig(steps=steps, lr=1e-2, checkpoint_every=2), g)
+    loop = OuterLoop(param, objective, OuterConfig(steps=steps, lr=1e-2, checkpoint_every=2, held_out_every=2), g)
     objective.prepare(param, silent)
     return loop

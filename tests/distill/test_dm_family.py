@@ -20,7 +20,7 @@ from ssdd_cli.distill.engine import OuterConfig, OuterLoop
 from ssdd_cli.distill.inputs import DistillInputs
 from ssdd_cli.distill.labelled import LabelledSet
 from ssdd_cli.distill.methods import get_method
-from ssdd_cli.distill.objectives.matching import MatchingObjective
+from ssdd_cli.distill.objectives import Objective
 from ssdd_cli.distill.param import DistilledModule
 from ssdd_cli.distill.run import DistillRequest, checkpoint_path, run_distill
 from ssdd_cli.errors import BudgetError, UsageError
@@ -171,16 +171,10 @@ def test_pixel_space_sets_are_clamped_before_each_step() -> None:
 def test_sgd_outer_loop_keeps_a_constant_lr() -> None:
     s = LabelledSet(torch.zeros(2, 1, 4, 4), classes=2)
 
-    class Pull(MatchingObjective):
-        def __init__(self) -> None:
-            self.step = 0
-
+    class Pull(Objective):
         def losses(self, distilled: DistilledModule) -> Any:
             assert isinstance(distilled, LabelledSet)
             yield (distilled.x - 1).pow(2).sum()
-
-        def after_step(self, distilled: DistilledModule) -> None:
-            pass
 
     loop = OuterLoop(s, Pull(), OuterConfig(steps=5, lr=0.1, weight_decay=0.0, optimizer="sgd", momentum=0.5,
                                             schedule="constant"), torch.Generator())
@@ -226,6 +220,7 @@ def test_a_dm_run_needs_no_teacher(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     labels = load_bundle(result.path).tensors["labels"]
     assert labels.tolist() == [c for c in range(10) for _ in range(2)]
     assert man.distill is not None and man.distill.settings["outer.optimizer"] == "sgd"
+    assert [step for step, _ in man.distill.held_out] == [0, 2]  # the held-out signal, start and end
 
 
 def test_an_unlabelled_source_is_refused(tmp_path: Path) -> None:
@@ -270,3 +265,15 @@ def test_idm_queue_pushes_drops_and_meters() -> None:
     assert first not in queue.members  # the oldest went first
     assert sum(m.seen for m in queue.members) <= 4 * 2 * 3 * 10  # meters reset at step 4: steps 4–7 only
     assert all(0 <= m.accuracy <= 100 for m in queue.members)
+
+
+def test_the_held_out_signal_is_dm_loss_on_validation_images() -> None:
+    from ssdd_cli.distill.objectives.matching import HeldOut
+
+    x, y = labelled_images()
+    first = torch.cat([x[y == c][:2] for c in range(CLASSES)])  # 2 validation images per class
+    held = HeldOut(first, torch.arange(CLASSES).repeat_interleave(2), CLASSES, width=8)
+    same = LabelledSet(first.clone(), CLASSES)  # the synthetic set is the validation set itself
+    assert held.loss(same) == pytest.approx(0.0, abs=1e-8)
+    other = LabelledSet(torch.cat([x[y == c][2:4] for c in range(CLASSES)]), CLASSES)
+    assert (held.loss(other) or 0.0) > 0

@@ -77,3 +77,15 @@ def test_checkpoint_resume_is_exact(source: Tensor, teacher, tmp_path) -> None: 
     for name in a:
         assert torch.equal(a[name], b[name]), name
     assert full.losses == resumed.losses
+
+
+def test_held_out_loss_falls_and_leaves_the_run_unchanged(source: Tensor, teacher) -> None:  # type: ignore[no-untyped-def]
+    held_out = source.flip(-1)[:64]  # images the distillation never samples
+    loop = make_loop(source, teacher, steps=40, held_out=held_out)
+    before = loop.record_held_out()
+    loop.run()
+    assert before is not None and [s for s, _ in loop.held_out] == list(range(0, 41, 2))
+    assert loop.held_out[-1][1] < 0.8 * before
+    plain = make_loop(source, teacher, steps=40)
+    plain.run()
+    assert plain.held_out == [] and plain.losses == loop.losses  # the signal draws no randomness

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from ssdd_cli.distill.krr import krr_outer_loss, krr_predict, with_bias_column
+from ssdd_cli.errors import DivergedError
 
 
 def reference_loss(phi_t, y_t, phi_s, y_s, ridge):  # type: ignore[no-untyped-def]
+    """Eq. 3 with λ = ridge·tr(K), tr(K) a constant (KRR-ST's code detaches it)."""
     phi_t, y_t, phi_s, y_s = (t.double() for t in (phi_t, y_t, phi_s, y_s))
     k = phi_s @ phi_s.T
-    lam = ridge * torch.trace(k)
+    lam = ridge * torch.trace(k).detach()
     w = torch.linalg.solve(k + lam * torch.eye(k.shape[0], dtype=k.dtype), y_s)
     return 0.5 * ((y_t - phi_t @ phi_s.T @ w) ** 2).sum()
 
@@ -58,3 +61,9 @@ def test_gradient_matches_reference() -> None:
 def test_bias_column() -> None:
     out = with_bias_column(torch.zeros(3, 2))
     assert out.shape == (3, 3) and torch.equal(out[:, 2], torch.ones(3))
+
+
+def test_singular_kernel_raises_instead_of_solving_with_a_bad_factor() -> None:
+    phi_s = torch.full((6, 4), float("nan"))
+    with pytest.raises(DivergedError, match="kernel stayed singular"):
+        krr_outer_loss(torch.randn(3, 4), torch.randn(3, 2), phi_s, torch.randn(6, 2))

@@ -26,10 +26,11 @@ def test_convnet_taps_expose_each_relu_and_the_last_map() -> None:
 
 
 def test_resnet_instance_norm_has_no_batch_norm_and_rebuilds_from_its_config() -> None:
-    net = create_backbone("resnet18", 3, 32, width=16, norm="in")
+    net = create_backbone("resnet18", 3, 32, width=16, stem="cifar-same", norm="in")  # IID's (DC's) ResNet
     assert not any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
     assert sum(isinstance(m, nn.GroupNorm) and m.num_groups == m.num_channels for m in net.modules()) == 20
-    assert net.config == {"width": 16, "norm": "in"} and net.feature_dim == 128
+    assert net.config == {"width": 16, "stem": "cifar-same", "norm": "in"} and net.feature_dim == 128
     again = create_backbone("resnet18", 3, 32, **net.config)
     again.load_state_dict(net.state_dict())
-    assert create_backbone("resnet18", 3, 32, width=16).config == {"width": 16}  # bn files are unchanged
+    # bn files are unchanged
+    assert create_backbone("resnet18", 3, 32, width=16).config == {"width": 16, "stem": "cifar"}

@@ -36,7 +36,6 @@ from ssdd_cli.distill.methods.matching import (
     matching_defaults,
     sgd,
 )
-from ssdd_cli.distill.objectives.matching import MatchingConfig, MatchingObjective
 from ssdd_cli.models.convnet import ConvNet
 from ssdd_cli.presets import Preset
 
@@ -81,10 +80,8 @@ class DataDAMTerm(RandomNetworkTerm):
 class DataDAMConfig(LabelledConfig):
     """power: p of the attention maps (paper 4, code 1); task_balance: λ of the MMD term."""
 
-    width: int = 128
     power: float = 4.0
     task_balance: float = 0.01
-    match: MatchingConfig = field(default_factory=MatchingConfig)
     outer: OuterConfig = field(default_factory=lambda: sgd(DATADAM_STEPS, 1.0))
 
 
@@ -108,5 +105,4 @@ class DataDAM(MatchingMethod[DataDAMConfig]):
 
     def optimization(self, config: DataDAMConfig, inputs: DistillInputs) -> Optimization:
         term = DataDAMTerm(inputs, config.width, config.power, config.task_balance)
-        return Optimization(MatchingObjective(config.match, term, self.sampler(config, inputs),
-                                              inputs.generator), config.outer)
+        return Optimization(self.objective(config, term, self.sampler(config, inputs), inputs), config.outer)

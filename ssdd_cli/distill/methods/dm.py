@@ -27,7 +27,7 @@ from ssdd_cli.distill.methods.matching import (
     matching_defaults,
     sgd,
 )
-from ssdd_cli.distill.objectives.matching import MatchingConfig, MatchingObjective, MatchTerm
+from ssdd_cli.distill.objectives.matching import MatchTerm
 from ssdd_cli.distill.objectives.networks import random_matcher
 from ssdd_cli.models import Backbone
 from ssdd_cli.presets import Preset
@@ -67,10 +67,6 @@ class DMTerm(RandomNetworkTerm):
 
 @dataclass(frozen=True)
 class DMConfig(LabelledConfig):
-    """width: the matching ConvNet's width at every block (DC: 128)."""
-
-    width: int = 128
-    match: MatchingConfig = field(default_factory=MatchingConfig)
     outer: OuterConfig = field(default_factory=lambda: sgd(DM_STEPS, 1.0))
 
 
@@ -92,5 +88,4 @@ class DM(MatchingMethod[DMConfig]):
 
     def optimization(self, config: DMConfig, inputs: DistillInputs) -> Optimization:
         term = DMTerm(inputs, config.width)
-        return Optimization(MatchingObjective(config.match, term, self.sampler(config, inputs),
-                                              inputs.generator), config.outer)
+        return Optimization(self.objective(config, term, self.sampler(config, inputs), inputs), config.outer)

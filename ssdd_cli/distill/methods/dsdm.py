@@ -45,7 +45,7 @@ from ssdd_cli.distill.methods.matching import (
     matching_defaults,
     sgd,
 )
-from ssdd_cli.distill.objectives.matching import Augmenter, MatchingConfig, MatchingObjective, MatchTerm
+from ssdd_cli.distill.objectives.matching import Augmenter, MatchingConfig, MatchTerm
 from ssdd_cli.distill.objectives.networks import (
     Classifier,
     PoolConfig,
@@ -159,7 +159,6 @@ class DSDMConfig(LabelledConfig):
     factor: int = 2
     init: str = "first-tiles"
     pixel_space: bool = True
-    width: int = 128
     cov_weight: float = 50.0
     history_weight: float = 0.2
     smoothing: float = 0.99
@@ -208,4 +207,4 @@ class DSDM(MatchingMethod[DSDMConfig]):
         assert config.history_after is not None
         term = DSDMTerm(pool, config.classes, config.cov_weight, config.history_weight, config.smoothing,
                         config.history_after, config.match.syn_max)
-        return Optimization(MatchingObjective(config.match, term, sampler, inputs.generator), config.outer)
+        return Optimization(self.objective(config, term, sampler, inputs), config.outer)

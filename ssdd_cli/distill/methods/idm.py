@@ -42,7 +42,7 @@ from ssdd_cli.distill.methods.matching import (
     matching_defaults,
     sgd,
 )
-from ssdd_cli.distill.objectives.matching import Augmenter, MatchingConfig, MatchingObjective, MatchTerm
+from ssdd_cli.distill.objectives.matching import Augmenter, MatchingConfig, MatchTerm
 from ssdd_cli.distill.objectives.networks import TrainConfig
 from ssdd_cli.distill.objectives.queue import Member, NetworkQueue, QueueConfig
 from ssdd_cli.presets import Preset
@@ -95,7 +95,6 @@ class IDMConfig(LabelledConfig):
 
     factor: int = 2
     init: str = "real-tiles"
-    width: int = 128
     ce_weight: float | None = None
     queue: QueueConfig = field(default_factory=QueueConfig)
     match: MatchingConfig = field(default_factory=lambda: MatchingConfig(per_class_step=True))
@@ -129,5 +128,5 @@ class IDM(MatchingMethod[IDMConfig]):
         sampler = self.sampler(config, inputs)
         queue = NetworkQueue(config.queue, sampler, config.width, inputs.generator)
         assert config.ce_weight is not None
-        return Optimization(MatchingObjective(config.match, IDMTerm(queue, config.ce_weight), sampler,
-                                              inputs.generator), config.outer)
+        term = IDMTerm(queue, config.ce_weight)
+        return Optimization(self.objective(config, term, sampler, inputs), config.outer)

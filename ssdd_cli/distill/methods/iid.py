@@ -6,7 +6,8 @@ X̃_c, S̃_c: the Siamese-augmented real and synthetic images of class c; f: DM'
 (flat last-block output); Σ: the *local* covariance (eq. 6–7): each image's last-block output
 reshaped to F_i ∈ R^{d×hw} (d channels, hw positions), Σ = (1/n) Σ_i (F_i − F̄)(F_i − F̄)ᵀ with
 F̄ the element-wise batch mean (biased, as the paper's 1/K and 1/B); g: a ResNet-18 with
-instance norm pretrained on the source, drawn from a pool each iteration and frozen.
+instance norm and DC's stem (3×3 conv, stride 1, padding 1: "cifar-same") pretrained on the
+source, drawn from a pool each iteration and frozen.
 
 Choices where the paper and the official code (VincenDen/IID, `DM+ours/main_DM_IID.py`) differ
 (dm-family.md): the centralisation term is the code's linear form (the paper's eq. 3,
@@ -39,7 +40,7 @@ from ssdd_cli.distill.methods.matching import (
     matching_defaults,
     sgd,
 )
-from ssdd_cli.distill.objectives.matching import Augmenter, MatchingConfig, MatchingObjective
+from ssdd_cli.distill.objectives.matching import Augmenter
 from ssdd_cli.distill.objectives.networks import Classifier, PoolConfig, PretrainedPool
 from ssdd_cli.models.convnet import ConvNet
 from ssdd_cli.presets import Preset
@@ -113,12 +114,10 @@ class IIDTerm(RandomNetworkTerm):
 class IIDConfig(LabelledConfig):
     """cm_weight: λ_CM; cc_weight: λ_CC (0.05 up to IPC 10, 0.003 above); aux: the pool of g."""
 
-    width: int = 128
     cm_weight: float = 0.01
     cc_weight: float = 0.05
     aux: PoolConfig = field(default_factory=lambda: PoolConfig(
-        size=10, epochs=30, arch="resnet18", arch_kwargs={"norm": "in"}))
-    match: MatchingConfig = field(default_factory=MatchingConfig)
+        size=10, epochs=30, arch="resnet18", arch_kwargs={"norm": "in", "stem": "cifar-same"}))
     outer: OuterConfig = field(default_factory=lambda: sgd(DM_STEPS, 1.0))
 
 
@@ -134,7 +133,7 @@ class IID(MatchingMethod[IIDConfig]):
         steps, match = matching_defaults(preset, self.name, DM_STEPS)
         p = preset.matching
         aux = PoolConfig(size=p.pool_size or 10, epochs=p.pool_epochs.get(self.name, 30), arch="resnet18",
-                         arch_kwargs={"norm": "in", **p.aux_kwargs})
+                         arch_kwargs={"norm": "in", "stem": "cifar-same", **p.aux_kwargs})
         return IIDConfig(N, classes_of(preset, self.name), aux=aux, match=match, outer=sgd(steps, 1.0))
 
     def resolve(self, config: IIDConfig, preset: Preset, ipc: int, given: set[str]) -> IIDConfig:
@@ -147,5 +146,5 @@ class IID(MatchingMethod[IIDConfig]):
         sampler = self.sampler(config, inputs)
         pool = PretrainedPool(config.aux, sampler, inputs.generator, name="aux-pool")
         term = IIDTerm(inputs, config.width, pool, config.cm_weight, config.cc_weight)
-        return Optimization(MatchingObjective(config.match, term, sampler, inputs.generator), config.outer)
+        return Optimization(self.objective(config, term, sampler, inputs), config.outer)
 

@@ -14,7 +14,7 @@ budget's IPC is known, unless the user gave them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 import torch
@@ -28,7 +28,7 @@ from ssdd_cli.distill.inputs import DistillInputs
 from ssdd_cli.distill.labelled import LabelledSet, to_pixels
 from ssdd_cli.distill.methods.base import Export, Method
 from ssdd_cli.distill.objectives.classes import ClassSampler
-from ssdd_cli.distill.objectives.matching import MatchingConfig
+from ssdd_cli.distill.objectives.matching import HeldOut, MatchingConfig, MatchingObjective, MatchTerm
 from ssdd_cli.distill.param import DistilledModule
 from ssdd_cli.errors import BudgetError, UsageError
 from ssdd_cli.presets import Preset
@@ -67,6 +67,7 @@ class LabelledConfig:
     real images of the class, DM), "first-tiles" (the class's first l²·IPC images, resized by
     nearest neighbour into l×l tiles: IDC/DSDM), "real-tiles" (random real images bilinearly
     downscaled into the tiles: IDM). pixel_space: optimise [0, 1] pixels, clamped (IDC/DSDM).
+    width: the matching DC ConvNet's width at every block (DC: 128). match: the shared loop.
     """
 
     N: int
@@ -75,6 +76,8 @@ class LabelledConfig:
     factor: int = 1
     init: str = "real"
     pixel_space: bool = False
+    width: int = 128
+    match: MatchingConfig = field(default_factory=MatchingConfig)
 
     def __post_init__(self) -> None:
         if self.init not in INITS:
@@ -127,6 +130,14 @@ class MatchingMethod(Method[L]):
                              f"{config.factor} tiles; use a factor that divides the resolution.",
                              option="factor")
         return report
+
+    def objective(self, config: L, term: MatchTerm, sampler: ClassSampler,
+                  inputs: DistillInputs) -> MatchingObjective:
+        """The shared loop around `term`, with the held-out signal when validation labels exist."""
+        held_out = None
+        if inputs.held_out is not None and inputs.held_out_labels is not None and len(inputs.held_out):
+            held_out = HeldOut(inputs.held_out, inputs.held_out_labels, config.classes, config.width)
+        return MatchingObjective(config.match, term, sampler, inputs.generator, held_out)
 
     def sampler(self, config: L, inputs: DistillInputs) -> ClassSampler:
         if inputs.labels is None:

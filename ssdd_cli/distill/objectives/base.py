@@ -31,6 +31,11 @@ class Objective:
     def after_step(self, distilled: DistilledModule) -> None:
         """After the optimiser steps of an outer step: e.g. the sampled model's inner step."""
 
+    def held_out_loss(self, distilled: DistilledModule) -> float | None:
+        """The objective on fixed held-out data (validation images, a fixed network), or None if
+        the objective has none: a signal of the distilled set's progress alone."""
+        return None
+
     def state(self) -> dict[str, Any]:
         """Everything needed to resume (a checkpoint state tree)."""
         return {}

@@ -5,7 +5,12 @@ batch and its teacher targets, and yield the KRR outer loss (eq. 3) from a singl
 Φ_t needs no graph: the outer gradient reaches the distilled tensors only through Φ_s and Ỹ_s,
 and the pool's weights are frozen while the engine backpropagates, so no weight gradients are
 computed. After the engine's optimiser step, the sampled model takes its one inner step on the
-(detached) support set of that step.
+support set as updated by that step (KRR-ST's code trains on the new x_syn).
+
+The held-out signal: eq. 3 on a fixed batch of validation images (never test images) and their
+teacher targets, with one fixed, freshly initialised network of the pool's architecture, per
+held-out image. It moves only with the distilled set, so a user sees whether the set still
+improves (the outer loss itself mixes in the pool models' own training).
 """
 
 from __future__ import annotations
@@ -24,7 +29,11 @@ from ssdd_cli.distill.param import DistilledModule
 from ssdd_cli.distill.pool import ModelPool, PoolConfig
 from ssdd_cli.distill.real import CACHED_VIEWS, RealSampler, check_real_aug
 from ssdd_cli.errors import UsageError
+from ssdd_cli.kit.seeding import build_seeded
+from ssdd_cli.models import Backbone, create_backbone
 from ssdd_cli.progress import Callback
+
+HELD_OUT_SEED = 0  # the fixed fresh network of the held-out signal
 
 
 @dataclass(frozen=True)
@@ -60,8 +69,23 @@ class KRRObjective(Objective):
         self.pool = ModelPool(config.pool, c, r, teacher.d_y, inputs.device, inputs.generator)
         cached = {view: teacher.features(view)
                   for view in dict.fromkeys(("identity", *CACHED_VIEWS[config.real_aug]))}
-        self.real = RealSampler(inputs.images, config.real_aug, config.batch_size, cached, teacher)
-        self._inner: tuple[int, Tensor, Tensor] | None = None
+        self.real = RealSampler(inputs.images, config.real_aug, config.batch_size, cached, teacher,
+                                black=inputs.black)
+        self._sampled: int | None = None
+        self._held_out = self._held_out_batch(inputs) if inputs.held_out is not None else None
+
+    def _held_out_batch(self, inputs: DistillInputs) -> tuple[Backbone, Tensor, Tensor]:
+        """The fixed network and (Φ_t, g(X̄_t)) of the held-out batch (computed once).
+
+        The network's seed is private (HELD_OUT_SEED), so the run's generator is untouched.
+        """
+        assert inputs.held_out is not None
+        x_t = inputs.held_out[: self.config.batch_size]
+        pool, (c, r) = self.config.pool, (inputs.shape.channels, inputs.shape.height)
+        net = build_seeded(lambda: create_backbone(pool.arch, c, r, **pool.arch_kwargs),
+                           torch.Generator().manual_seed(HELD_OUT_SEED)).to(inputs.device).eval()
+        with torch.no_grad():
+            return net, with_bias_column(net.features(x_t)), inputs.require_teacher()(x_t)
 
     def prepare(self, distilled: DistilledModule, callback: Callback) -> None:
         """Algorithm 1 lines 4–6: each pool model trained z ~ U{1..Z} steps on the initial set."""
@@ -82,14 +106,25 @@ class KRRObjective(Objective):
             yield krr_outer_loss(phi_t, y_t, phi_s, y_s, self.config.ridge)
         finally:
             f.requires_grad_(True)
-        self._inner = (j, x_s.detach(), y_s.detach())
+        self._sampled = j
 
     def after_step(self, distilled: DistilledModule) -> None:
-        """Algorithm 1 lines 13–19 on the support set of the step just taken."""
-        assert self._inner is not None
-        j, x_s, y_s = self._inner
-        self._inner = None
-        self.pool.step(j, x_s, y_s)
+        """Algorithm 1 lines 13–19: the sampled model's inner step on the updated support set."""
+        assert self._sampled is not None
+        with torch.no_grad():
+            x_s, y_s = distilled.support()
+        self.pool.step(self._sampled, x_s, y_s)
+        self._sampled = None
+
+    def held_out_loss(self, distilled: DistilledModule) -> float | None:
+        """Eq. 3 on the fixed held-out batch with the fixed fresh network, per held-out image."""
+        if self._held_out is None:
+            return None
+        net, phi_t, y_t = self._held_out
+        with torch.no_grad():
+            x_s, y_s = distilled.support()
+            loss = krr_outer_loss(phi_t, y_t, with_bias_column(net.features(x_s)), y_s, self.config.ridge)
+        return float(loss) / phi_t.shape[0]
 
     def state(self) -> dict[str, Any]:
         return {"pool": self.pool.state()}

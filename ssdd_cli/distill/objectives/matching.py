@@ -14,6 +14,10 @@ Per outer step t (DM's `main_DM.py`, IDC/DSDM's `condense`):
 What differs between methods is the `MatchTerm`: its networks and its pure loss. The
 augmentation parameters come from a generator private to the objective (seeded from the run's),
 so the augmentations are reproducible and do not shift the other draws of the run.
+
+The held-out signal (`HeldOut`) is the family's common core on validation data: DM's loss
+between each class's validation images and its decoded synthetic images under one fixed random
+DC ConvNet (private seed), without augmentation, averaged over the classes.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from ssdd_cli.distill import dsa
 from ssdd_cli.distill.labelled import LabelledSet
 from ssdd_cli.distill.objectives.base import Objective
 from ssdd_cli.distill.objectives.classes import ClassSampler
+from ssdd_cli.distill.objectives.networks import random_matcher
 from ssdd_cli.distill.param import DistilledModule
 from ssdd_cli.errors import UsageError
 from ssdd_cli.kit.seeding import draw_seed
@@ -106,12 +111,40 @@ class Augmenter:
         return dsa.sample(self.strategy, self.mode, size, self.generator, shared=True)
 
 
+HELD_OUT_SEED = 0  # the fixed random network of the held-out signal
+
+
+class HeldOut:
+    """Σ_c ‖μ f(V_c) − μ f(S_c)‖² / C over the classes c with validation images V_c, f a fixed
+    random DC ConvNet: how far the synthetic set is from held-out data of its classes."""
+
+    def __init__(self, images: Tensor, labels: Tensor, classes: int, width: int, batch: int = 512) -> None:
+        c, r = images.shape[1], images.shape[2]
+        self.net = random_matcher(c, r, width, torch.Generator().manual_seed(HELD_OUT_SEED), images.device)
+        with torch.no_grad():
+            feats = torch.cat([self.net.features(x) for x in images.split(batch)])
+        labels = labels.to(images.device)
+        self.present = [k for k in range(classes) if bool((labels == k).any())]
+        self.means = {k: feats[labels == k].mean(dim=0) for k in self.present}
+
+    @torch.no_grad()
+    def loss(self, distilled: LabelledSet) -> float | None:
+        if not self.present:
+            return None
+        total = 0.0
+        for k in self.present:
+            syn = self.net.features(distilled.class_images(k)).mean(dim=0)
+            total += float((self.means[k] - syn).pow(2).sum())
+        return total / len(self.present)
+
+
 class MatchingObjective(Objective):
     """The loop above over a `LabelledSet`, for any `MatchTerm`."""
 
     def __init__(self, config: MatchingConfig, term: MatchTerm, sampler: ClassSampler,
-                 generator: torch.Generator) -> None:
+                 generator: torch.Generator, held_out: HeldOut | None = None) -> None:
         self.config, self.term, self.sampler, self.generator = config, term, sampler, generator
+        self.held_out = held_out
         private = torch.Generator().manual_seed(draw_seed(generator))
         self.augment = Augmenter(config.dsa, config.dsa_mode, private)
         self.step = 0
@@ -143,6 +176,10 @@ class MatchingObjective(Objective):
         assert isinstance(distilled, LabelledSet)
         self.term.after_step(self.step, distilled, self.augment)
         self.step += 1
+
+    def held_out_loss(self, distilled: DistilledModule) -> float | None:
+        assert isinstance(distilled, LabelledSet)
+        return self.held_out.loss(distilled) if self.held_out is not None else None
 
     def state(self) -> dict[str, Any]:
         return {"step": self.step, "augment": self.augment.generator.get_state(), "term": self.term.state()}
