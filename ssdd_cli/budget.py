@@ -14,6 +14,10 @@ projected images without a separate mean: nothing else is stored, and the count 
 
 Raw-image methods store m images of c·h·w floats, plus (with `count_targets`) a d_y-float target
 or a one-float label per image; the papers do not count targets, the manifest records the choice.
+
+Labelled methods (the DM family) store the same number of images per class:
+    IPC = ⌊N·c·h·w / (classes · (c·h·w [+ 1]))⌋,   m = IPC · classes,
+the "+ 1" being the label when labels are counted. (Without labels counted, IPC = ⌊N / classes⌋.)
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class BudgetReport:
     convention: str
     components: dict[str, int]
     allowed: int
+    per_class: int | None = None  # images per class (IPC) for labelled methods
 
     @property
     def used(self) -> int:
@@ -165,6 +170,25 @@ def raw_budget(
         )
     convention = RAW_IMAGES_TARGETS if count_targets else RAW_IMAGES
     return BudgetReport(N=N, m=m, convention=convention, components=comps, allowed=allowed)
+
+
+def class_budget(N: int, shape: ImageShape, classes: int, *, count_targets: bool = False) -> BudgetReport:
+    """Labelled raw images: IPC = ⌊N·c·h·w / (classes·(c·h·w [+ 1 label]))⌋ per class.
+
+    Raises `BudgetError` (option "budget") when N buys less than one image per class.
+    """
+    _check_positive(N=N, classes=classes)
+    allowed = floats_allowed(N, shape)
+    per_image = shape.floats + (1 if count_targets else 0)
+    ipc = allowed // (classes * per_image)
+    if ipc < 1:
+        need = math.ceil(classes * per_image / shape.floats)
+        raise BudgetError(f"a budget of N = {N} images buys less than one image for each of the {classes} "
+                          f"classes; use N ≥ {need}.", option="budget")
+    m = ipc * classes
+    comps = {"images": m * shape.floats, "labels": m if count_targets else 0}
+    convention = RAW_IMAGES_TARGETS if count_targets else RAW_IMAGES
+    return BudgetReport(N=N, m=m, convention=convention, components=comps, allowed=allowed, per_class=ipc)
 
 
 def _largest_equal_bases(

@@ -80,6 +80,27 @@ class MethodPreset:
 
 
 @dataclass(frozen=True)
+class MatchingPreset:
+    """The DM family (dm, datadam, iid, dsdm, idm) on this source; unset values are the papers'.
+
+    steps: outer iterations by method name (the papers: dm, iid and idm 20,000, datadam 8,000,
+        dsdm 10,000). real_batch: real images per class and step (the papers: 256).
+    pool_size, pool_epochs: the pretrained pools (DSDM's ConvNets: 10 × 20 epochs; IID's
+        ResNet-18s: 10 × 30), epochs by method name. aux_kwargs: IID's ResNet-18's options.
+    queue_steps, queue_batch: IDM's training of two queue networks per step (10 SGD steps on
+        256 real images each).
+    """
+
+    steps: dict[str, int] = field(default_factory=dict)
+    real_batch: int | None = None
+    pool_size: int | None = None
+    pool_epochs: dict[str, int] = field(default_factory=dict)
+    aux_kwargs: dict[str, Any] = field(default_factory=dict)
+    queue_steps: int | None = None
+    queue_batch: int | None = None
+
+
+@dataclass(frozen=True)
 class PretrainPreset:
     """Pretraining a fresh backbone on an artifact (SSDD A.1: SGD lr 0.1, 1,000 epochs)."""
 
@@ -128,6 +149,8 @@ class Preset:
     pretrain: PretrainPreset = field(default_factory=PretrainPreset)
     budgets: BudgetRule = field(default_factory=BudgetRule)
     methods: dict[str, MethodPreset] = field(default_factory=dict)  # by method name
+    matching: MatchingPreset = field(default_factory=MatchingPreset)
+    classes: int | None = None  # the source's classes (the DM family distills per class)
 
     def method(self, name: str) -> MethodPreset:
         """Method `name`'s own record (empty when it follows `distill`)."""
@@ -151,23 +174,25 @@ _CIFAR_BUDGETS = BudgetRule(rows=(
 
 
 def _paper(name: str, resolution: int, scale: int, hidden: int, steps: int, budgets: BudgetRule,
-           krr_st_lr: float) -> Preset:
+           krr_st_lr: float, classes: int) -> Preset:
     """A paper preset: ResNet18 Barlow Twins teacher, 3-channel images, Table-5 budgets, and
     KRR-ST's own outer schedule (its paper: 160,000 steps at `krr_st_lr`)."""
     return PRESETS.add(name, Preset(name, resolution, 3, TeacherPreset(),
                                     DistillPreset(steps=steps, scale=scale, hidden=hidden),
                                     PretrainPreset(), budgets,
-                                    methods={"krr-st": MethodPreset(steps=160_000, lr=krr_st_lr)}))
+                                    methods={"krr-st": MethodPreset(steps=160_000, lr=krr_st_lr)},
+                                    classes=classes))
 
 
 # KRR-ST's outer lr for CIFAR-100 is its paper's 1e-3; its README's command uses 1e-4 (`--lr 1e-4`).
 # CIFAR-10 is only a target in KRR-ST; its source preset takes CIFAR-100's values.
-_paper("cifar100", 32, 2, 4, 30_000, _CIFAR_BUDGETS, 1e-3)
-_paper("cifar10", 32, 2, 4, 30_000, _CIFAR_BUDGETS, 1e-3)
+_paper("cifar100", 32, 2, 4, 30_000, _CIFAR_BUDGETS, 1e-3, 100)
+_paper("cifar10", 32, 2, 4, 30_000, _CIFAR_BUDGETS, 1e-3, 10)
 _paper("tinyimagenet", 64, 4, 16, 20_000, BudgetRule(rows=(
     BudgetRow(50, 100, 100, 5e-3), BudgetRow(100, 200, 200, 5e-3), BudgetRow(200, 400, 400, 5e-3)),
-    default=200), 1e-5)
-_paper("imagenet", 64, 4, 16, 20_000, BudgetRule(rows=(BudgetRow(250, 500, 500, 5e-3),), default=250), 1e-5)
+    default=200), 1e-5, 200)
+_paper("imagenet", 64, 4, 16, 20_000, BudgetRule(rows=(BudgetRow(250, 500, 500, 5e-3),), default=250), 1e-5,
+       1000)
 
 # The SSDD paper's larger settings (Appendix A.6): ImageNette at 128 px with a 5-block ConvNet and
 # ImageNet-1K at 224 px with a 6-block one (`models.convnet.default_depth`), budgets N = 10 and
@@ -181,12 +206,12 @@ _paper("imagenet", 64, 4, 16, 20_000, BudgetRule(rows=(BudgetRow(250, 500, 500, 
 #   ImageNet stem, LARS as on CIFAR, 400 epochs, the Barlow Twins paper's views with blur);
 # - KRR-ST: 160,000 steps at its ImageNet rate 1e-5.
 _IMAGENET_TEACHER = TeacherPreset(arch_kwargs={"stem": "imagenet"}, epochs=400, augment="barlow-twins")
-for _name, _res, _scale, _row in (("imagenette", 128, 8, BudgetRow(10, 320, 320, 5e-3)),
-                                  ("imagenet-1k", 224, 14, BudgetRow(100, 200, 200, 5e-3))):
+for _name, _res, _scale, _row, _classes in (("imagenette", 128, 8, BudgetRow(10, 320, 320, 5e-3), 10),
+                                            ("imagenet-1k", 224, 14, BudgetRow(100, 200, 200, 5e-3), 1000)):
     PRESETS.add(_name, Preset(_name, _res, 3, _IMAGENET_TEACHER,
                               DistillPreset(steps=20_000, scale=_scale, hidden=16), PretrainPreset(),
                               BudgetRule(rows=(_row,), default=_row.N),
-                              methods={"krr-st": MethodPreset(steps=160_000, lr=1e-5)}))
+                              methods={"krr-st": MethodPreset(steps=160_000, lr=1e-5)}, classes=_classes))
 
 # Embedded sources: small teacher, short schedules (the demo's budget is a few minutes).
 # Teachers: ResNet-10 width 16 (128-d features), 512-wide projector, AdamW; digits (50 epochs)
@@ -199,6 +224,16 @@ _SMALL_TEACHER = TeacherPreset(arch="resnet10", arch_kwargs={"width": 16, "stem"
                                weight_decay=1e-4, scale_loss=1.0, warmup_epochs=None,
                                warmup_start_lr=None, projector_hidden=512, projector_out=512,
                                projector_bias=False, augment="barlow-twins")
+# The DM family on the embedded sources (2 shared CPU cores, a few minutes a run): the papers'
+# ConvNet (width 128) and losses, with far fewer iterations, smaller real batches on shapes (a
+# digits class has ~130 images, fewer than the papers' 256), briefer pools and queue training.
+_DIGITS_MATCHING = MatchingPreset(steps={"dm": 150, "datadam": 150, "iid": 120, "dsdm": 100, "idm": 100},
+                                  pool_size=4, pool_epochs={"dsdm": 5, "iid": 5}, aux_kwargs={"width": 16},
+                                  queue_steps=2, queue_batch=128)
+_SHAPES_MATCHING = MatchingPreset(steps={"dm": 80, "datadam": 80, "iid": 50, "dsdm": 30, "idm": 50},
+                                  real_batch=64, pool_size=2, pool_epochs={"dsdm": 1, "iid": 1},
+                                  aux_kwargs={"width": 16}, queue_steps=2, queue_batch=64)
+
 PRESETS.add("digits", Preset(
     "digits", 16, 1,
     replace(_SMALL_TEACHER, epochs=50),
@@ -209,6 +244,8 @@ PRESETS.add("digits", Preset(
     # (B^y alone is 128·V); these fit, with m = 49, 50 and 90.
     BudgetRule(rows=(BudgetRow(10, 8, 8, 1e-3), BudgetRow(20, 16, 16, 1e-3), BudgetRow(50, 32, 32, 1e-3)),
                default=20),
+    matching=_DIGITS_MATCHING,
+    classes=10,
 ))
 PRESETS.add("shapes", Preset(
     "shapes", 32, 3,
@@ -217,6 +254,8 @@ PRESETS.add("shapes", Preset(
                   inner_kwargs={"widths": (64, 128, 256)}, scale=2, hidden=4, real_aug="none"),
     PretrainPreset(epochs=100),
     BudgetRule(rows=(BudgetRow(50, 100, 100, 1e-3), BudgetRow(100, 200, 200, 1e-3)), default=50),
+    matching=_SHAPES_MATCHING,
+    classes=10,
 ))
 
 

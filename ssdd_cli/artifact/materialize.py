@@ -1,4 +1,8 @@
-"""Algorithm 2 on a stored artifact: rebuild X̃_s and the regression targets Ỹ^Q (or labels)."""
+"""Algorithm 2 on a stored artifact: rebuild X̃_s and the regression targets Ỹ^Q (or labels).
+
+Multi-formation raw artifacts (DSDM, IDM: `raw.factor` = l > 1) store m images of l×l tiles;
+the training set is every tile upsampled to a full image (l²·m images, tile-major, each with
+its image's label), and `packed` keeps the stored images."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from torch import Tensor
 from ssdd_cli.bundle import Bundle
 from ssdd_cli.distill.approx import ApproxNet, approx_targets
 from ssdd_cli.distill.augment import get_augmentation
+from ssdd_cli.distill.labelled import decode_tiles, tile_names
 from ssdd_cli.distill.param import reconstruct_images
 
 
@@ -23,7 +28,8 @@ class DistilledSet:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     source: str
-    views: tuple[str, ...]  # ("identity", τ_1, …)
+    views: tuple[str, ...]  # ("identity", τ_1, …), or the tiles ("tile-0-0", …) of `packed`
+    packed: Tensor | None = None  # (m, c, h, w) stored multi-formation images, if any
 
 
 @torch.no_grad()
@@ -52,4 +58,13 @@ def materialize(bundle: Bundle, device: torch.device | str = "cpu") -> Distilled
         else:  # "same" (or no views): every view shares the unaugmented target
             targets = (c_y @ b_y).repeat(aug.A + 1, 1)
         return DistilledSet(aug.expand(x_s), targets, None, mean, std, src.name, ("identity", *aug.views))
+    raw = man.raw
+    assert raw is not None
+    if raw.factor > 1:
+        tiles = raw.factor**2
+        labels, raw_targets = t.get("labels"), t.get("targets")
+        return DistilledSet(decode_tiles(t["images"], raw.factor),
+                            raw_targets.repeat(tiles, 1) if raw_targets is not None else None,
+                            labels.repeat(tiles) if labels is not None else None, mean, std,
+                            src.name, tile_names(raw.factor), packed=t["images"])
     return DistilledSet(t["images"], t.get("targets"), t.get("labels"), mean, std, src.name, ("identity",))

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 from ssdd_cli import __version__
 
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 1
+FORMAT_MINOR = 2
 FORMAT_VERSION = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 MANIFEST_KEY = "ssdd.manifest"
 
@@ -83,6 +83,9 @@ class RawImages(_Strict):
     m: PositiveInt
     target_dim: PositiveInt | None = Field(None, description="d_y of stored `targets`, if any")
     labels: bool = Field(False, description="whether integer `labels` are stored")
+    factor: PositiveInt = Field(
+        1, description="multi-formation (1.2): each stored image holds factor×factor tiles, each "
+                       "upsampled bilinearly to a full training image; 1: plain images")
 
 
 AugTargets = Literal["approx", "same", "bias", "ideal"]

@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
                                   hidden=hidden, targets=targets, count_targets=count_targets)
         report = chosen.plan(config, shape, feature_dim)
         if as_json:
-            doc = {"method": method, "source": source, "N": N, "m": report.m,
+            doc = {"method": method, "source": source, "N": N, "m": report.m, "per_class": report.per_class,
                    "convention": report.convention, "components": report.components,
                    "total": report.used, "allowed": report.allowed, "spare": report.spare}
             console.print_json(json.dumps(doc))
@@ -50,4 +50,5 @@ def register(app: typer.Typer) -> None:
         title = f"{method} budget · {source} {shape.channels}×{shape.height}×{shape.width}"
         console.print(budget_table(report.components, report.allowed, report.m, N,
                                    report.convention, title))
-        console.print(f"largest m that fits: [bold]m = {report.m}[/]")
+        per_class = f" ({report.per_class} per class)" if report.per_class is not None else ""
+        console.print(f"largest m that fits: [bold]m = {report.m}[/]{per_class}")

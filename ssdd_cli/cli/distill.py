@@ -34,9 +34,11 @@ def register(app: typer.Typer) -> None:
         targets: Annotated[str | None, Opt(help="ssdd: augmented views' targets: approx (default), "
                                            "same, bias or ideal (Table 11).")] = None,
         steps: Annotated[int | None, Opt(help="Outer steps.")] = None,
-        lr: Annotated[float | None, Opt(help="AdamW learning rate (linear decay).")] = None,
-        batch_size: Annotated[int | None, Opt(help="Real images per outer step.")] = None,
-        pool_size: Annotated[int | None, Opt(help="L, models in the pool.")] = None,
+        lr: Annotated[float | None, Opt(help="Outer lr (AdamW, linear decay; DM family: SGD).")] = None,
+        batch_size: Annotated[int | None, Opt(help="Real images per step (DM family: per class).")] = None,
+        pool_size: Annotated[int | None, Opt(help="L, models in the pool (dsdm, iid: pretrained).")] = None,
+        pool_epochs: Annotated[int | None, Opt(help="dsdm, iid: epochs of each pretrained network.")] = None,
+        width: Annotated[int | None, Opt(help="DM family: the matching ConvNet's width.")] = None,
         pool_steps: Annotated[int | None, Opt(help="Z, inner steps before a model is reset.")] = None,
         pool_reset: Annotated[str | None, Opt(help="paper (default: the counter restarts at a reset) "
                                               "or legacy (KRR-ST's code: it never does).")] = None,
@@ -57,7 +59,7 @@ def register(app: typer.Typer) -> None:
                    "targets": targets, "steps": steps, "lr": lr,
                    "batch_size": batch_size, "pool_size": pool_size, "pool_steps": pool_steps,
                    "pool_reset": pool_reset, "real_aug": real_aug, "count_targets": count_targets,
-                   "kmeans_targets": kmeans_targets}
+                   "kmeans_targets": kmeans_targets, "pool_epochs": pool_epochs, "width": width}
         req = DistillRequest(source=source, output=output, method=method, budget=budget, options=options,
                              seed=seed, device=resolve_device(device), data_root=data_root, teacher=teacher,
                              resume=resume, preset=preset)

@@ -182,8 +182,10 @@ def pretrain_config(ctx: StepContext, step: Step) -> PretrainConfig:
     preset = source_preset(ctx.spec.source)
     if step.kind == "init":  # the lower reference: what `ssdd eval random` builds
         return PretrainConfig.from_preset(preset, arch=cell.arch, seed=cell.seed)
+    # Labelled artifacts (the DM family) train under their own protocol, as `ssdd pretrain` does.
+    labelled = cell.method is not None and get_method(cell.method).needs_labels
     return PretrainConfig.from_preset(preset, budget=cell.budget, arch=cell.arch, seed=cell.seed,
-                                      **ctx.spec.pretrain)
+                                      labelled=labelled, **ctx.spec.pretrain)
 
 
 def init_material(step: Step, inputs: Mapping[str, StepRecord], ctx: StepContext) -> dict[str, Any]:

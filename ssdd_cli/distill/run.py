@@ -1,10 +1,14 @@
-"""`distill` end to end: source → teacher → config → budget → init → outer loop → export → artifact."""
+"""`distill` end to end: source → teacher → config → budget → init → outer loop → export → artifact.
+
+Methods without a teacher (`Method.needs_teacher` False: the DM family) neither train nor load
+one, and their artifact records no teacher; methods that need labels refuse an unlabelled source.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,7 @@ from ssdd_cli.distill.approx import ApproxFit
 from ssdd_cli.distill.distillation import Distillation
 from ssdd_cli.distill.inputs import DistillInputs, TeacherTargets
 from ssdd_cli.distill.methods import get_method
+from ssdd_cli.errors import UsageError
 from ssdd_cli.io import check_writable
 from ssdd_cli.kit.checkpoint import Checkpointer, flat_settings, tensor_sha256
 from ssdd_cli.progress import Callback, silent
@@ -63,24 +68,37 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
     t0 = time.perf_counter()
     check_writable(req.output)
     method = get_method(req.method)
-    preset = source_preset(req.source, req.preset)
+    # The preset carries the loaded source's classes (a user's image folder need not have the
+    # preset's), which the per-class methods budget by.
+    base = source_preset(req.source, req.preset)
+    data = load_source(req.source, data_root=req.data_root, resolution=base.resolution)
+    preset = replace(base, classes=data.classes)
     N = preset.budgets.default if req.budget is None else req.budget
-    data = load_source(req.source, data_root=req.data_root, resolution=preset.resolution)
-    backbone, meta, teacher_file = resolve_teacher(req.teacher, req.source, data, data_root=req.data_root,
-                                                   device=req.device, callback=callback, preset=preset.name)
-    config = method.configure(preset, N, backbone.feature_dim, **req.options)
+    if method.needs_labels and data.source_labels is None:
+        raise UsageError(f"{method.name} distills class by class, but source {data.name} has no labels; "
+                         "use a labelled source or a self-supervised method.", option="method")
     # The source side is the whole official train split (val included): the papers distill all
     # of it; val serves only the evaluation's choices.
     images = device_tensor(data.source, data.mean, data.std, req.device)
-    teacher = TeacherTargets.from_backbone(backbone, meta, images, req.device, teacher_file)
-    inputs = DistillInputs(images, teacher, torch.Generator().manual_seed(req.seed), data.source_labels,
+    teacher: TeacherTargets | None = None
+    record: Teacher | None = None
+    if method.needs_teacher:
+        backbone, meta, teacher_file = resolve_teacher(req.teacher, req.source, data, data_root=req.data_root,
+                                                       device=req.device, callback=callback,
+                                                       preset=preset.name)
+        teacher = TeacherTargets.from_backbone(backbone, meta, images, req.device, teacher_file)
+        record = Teacher(arch=backbone.arch, feature_dim=teacher.d_y, sha256=teacher.sha256)
+    config = method.configure(preset, N, teacher.d_y if teacher else 0, **req.options)
+    labels = data.source_labels.to(req.device) if data.source_labels is not None else None
+    val_labels = data.val_labels.to(req.device) if data.val_labels is not None else None
+    inputs = DistillInputs(images, teacher, torch.Generator().manual_seed(req.seed), labels,
                            held_out=device_tensor(data.val, data.mean, data.std, req.device),
-                           mean=data.mean, std=data.std)
+                           held_out_labels=val_labels, mean=data.mean, std=data.std)
     run = Distillation.create(method, config, inputs)
     checkpoint = Checkpointer(
         checkpoint_path(req.output), "distill",
         {"source": req.source, "preset": preset.name, "method": method.name, "seed": req.seed,
-         "teacher": teacher.sha256,
+         "teacher": teacher.sha256 if teacher else None,
          **flat_settings(config), "data": tensor_sha256(images)},
         options={path: option for option, path in method.options.items()})
     if run.loop is not None:
@@ -97,7 +115,7 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
                           components=run.plan.components, convention=run.plan.convention),
         parameterization=export.parameterization, raw=export.raw,
         augmentations=export.augmentations, approx=export.approx,
-        teacher=Teacher(arch=backbone.arch, feature_dim=teacher.d_y, sha256=teacher.sha256),
+        teacher=record,
         distill=DistillConfig(steps=outer.steps if outer else 0, lr=outer.lr if outer else None,
                               seed=req.seed, final_loss=losses[-1] if losses else None,
                               settings=flat_settings(config),

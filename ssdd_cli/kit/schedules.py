@@ -36,6 +36,13 @@ def linear(step: int, total: int) -> float:
     return 1.0 - step / max(1, total)
 
 
+@SCHEDULES.register("step")
+def step_half(step: int, total: int) -> float:
+    """1 for the first half of `total`, then 0.1: the DM family's evaluation (DC's
+    `evaluate_synset`: lr ×0.1 once, at half of the epochs)."""
+    return 1.0 if 2 * step < total else 0.1
+
+
 def warmup_cosine(warmup: int, start: float | None = None) -> Schedule:
     """Linear warm-up over `warmup` steps, then cosine from 1 to 0 over the rest.
 

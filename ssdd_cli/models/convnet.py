@@ -8,11 +8,17 @@ ending at 512: 128-256-512 at 32 px, 64-128-256-512 at 64 px, 32-...-512 at 128 
 ConvNet there is no global pooling: the features are the flattened output of the last block.
 Each pool floors an odd side (KRR-ST's `HW // 2`), so feature_dim = widths[-1]·side² with side
 the image size halved (rounding down) `depth` times: 8,192 at 32 px, 4,608 at 224 px (3x3).
+
+The DM family (DM, DataDAM, IID, DSDM, IDM) uses the DC ConvNet: width 128 at every depth with
+instance norm, `convnet(c, r, widths=(128,) * depth, norm="in")`. `taps(x)` exposes what those
+methods match besides the flat features: each block's ReLU output (DataDAM's attention maps)
+and the last block's unflattened output (IID's local covariance).
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from torch import Tensor, nn
 
@@ -41,6 +47,18 @@ def default_widths(depth: int) -> tuple[int, ...]:
     if depth <= 2:
         return tuple(128 * 2**k for k in range(depth))
     return tuple(512 // 2 ** (depth - 1 - k) for k in range(depth))
+
+
+class ConvNetTaps(NamedTuple):
+    """Intermediate outputs of one ConvNet forward pass.
+
+    relus: per block l, its ReLU output before pooling (B, widths[l], S/2**l, S/2**l).
+    final: the last block's output after pooling (B, widths[-1], S/2**depth, S/2**depth);
+        `final.flatten(1)` is `features(x)`.
+    """
+
+    relus: tuple[Tensor, ...]
+    final: Tensor
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -77,6 +95,15 @@ class ConvNet(Backbone):
     def features(self, x: Tensor) -> Tensor:
         """x: (B, in_channels, S, S) -> (B, feature_dim), the flattened last block's output."""
         return self.blocks(x).flatten(1)
+
+    def taps(self, x: Tensor) -> ConvNetTaps:
+        """x: (B, in_channels, S, S) -> every block's ReLU output and the last block's output."""
+        relus: list[Tensor] = []
+        for layer in self.blocks:
+            x = layer(x)
+            if isinstance(layer, nn.ReLU):
+                relus.append(x)  # pooling is out of place, so the in-place ReLU output stays intact
+        return ConvNetTaps(tuple(relus), x)
 
 
 @register_backbone("convnet")

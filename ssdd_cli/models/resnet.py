@@ -14,9 +14,14 @@ Stages of width w, 2w, 4w, 8w (w = `width`, 64 by default) with strides 1, 2, 2,
 average pooling: feature_dim = 8w (512 by default). The stem's modules are `stem.0` (conv),
 `stem.1` (BatchNorm); torchvision's `conv1`, `bn1`, `layer{k}` map onto `stem.0`, `stem.1`,
 `stages.{k-1}` (see `teacher.imports`).
+
+`norm="in"` swaps every BatchNorm for instance norm with a learned affine (GroupNorm(c, c), the
+DC code's "instancenorm"), as in IID's ResNet-18 (DC's ResNet: the "cifar-same" stem).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock
@@ -26,21 +31,25 @@ from ssdd_cli.models.base import Backbone
 from ssdd_cli.models.registry import register_backbone
 
 STEMS = ("cifar", "cifar-same", "imagenet")
+NORMS: dict[str, Callable[[int], nn.Module]] = {
+    "bn": nn.BatchNorm2d,
+    "in": lambda c: nn.GroupNorm(c, c, affine=True),
+}
 
 
-def _stem(kind: str, in_channels: int, width: int) -> nn.Sequential:
-    """The stem `kind` (module docstring): conv, BatchNorm, ReLU (and the ImageNet max-pool)."""
+def _stem(kind: str, in_channels: int, width: int, norm: Callable[[int], nn.Module]) -> nn.Sequential:
+    """The stem `kind` (module docstring): conv, norm, ReLU (and the ImageNet max-pool)."""
     if kind == "imagenet":
         return nn.Sequential(
             nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3, bias=False),
-            nn.BatchNorm2d(width),
+            norm(width),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
         )
     padding = 2 if kind == "cifar" else 1
     return nn.Sequential(
         nn.Conv2d(in_channels, width, kernel_size=3, stride=1, padding=padding, bias=False),
-        nn.BatchNorm2d(width),
+        norm(width),
         nn.ReLU(inplace=True),
     )
 
@@ -56,15 +65,19 @@ class ResNet(Backbone):
         image_size: int,
         width: int,
         stem: str,
+        norm: str = "bn",
     ) -> None:
-        super().__init__(arch, in_channels, image_size, {"width": width, "stem": stem})
-        self.stem = _stem(stem, in_channels, width)
+        # The norm is recorded only when it is not the default, so existing files keep their config.
+        config = {"width": width, "stem": stem, **({"norm": norm} if norm != "bn" else {})}
+        super().__init__(arch, in_channels, image_size, config)
+        norm_layer = NORMS[norm]
+        self.stem = _stem(stem, in_channels, width, norm_layer)
         stages: list[nn.Module] = []
         channels = width
         for i, blocks in enumerate(layers):
             out = width * 2**i
             stride = 1 if i == 0 else 2
-            stages.append(self._stage(channels, out, blocks, stride))
+            stages.append(self._stage(channels, out, blocks, stride, norm_layer))
             channels = out
         self.stages = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -77,15 +90,16 @@ class ResNet(Backbone):
                 nn.init.zeros_(m.bias)
 
     @staticmethod
-    def _stage(inp: int, out: int, blocks: int, stride: int) -> nn.Sequential:
+    def _stage(inp: int, out: int, blocks: int, stride: int,
+               norm: Callable[[int], nn.Module]) -> nn.Sequential:
         downsample = None
         if stride != 1 or inp != out:
             downsample = nn.Sequential(
                 nn.Conv2d(inp, out, kernel_size=1, stride=stride, bias=False),
-                nn.BatchNorm2d(out),
+                norm(out),
             )
-        layers = [BasicBlock(inp, out, stride, downsample)]
-        layers += [BasicBlock(out, out) for _ in range(blocks - 1)]
+        layers = [BasicBlock(inp, out, stride, downsample, norm_layer=norm)]
+        layers += [BasicBlock(out, out, norm_layer=norm) for _ in range(blocks - 1)]
         return nn.Sequential(*layers)
 
     def features(self, x: Tensor) -> Tensor:
@@ -93,21 +107,27 @@ class ResNet(Backbone):
         return self.pool(self.stages(self.stem(x))).flatten(1)
 
 
-def _check(width: int, stem: str) -> None:
+def _check(width: int, stem: str, norm: str) -> None:
     check_whole(width, "the ResNet width")
     if stem not in STEMS:
         raise UsageError(f"unknown ResNet stem {stem!r}; choose one of: {', '.join(STEMS)}.")
+    if norm not in NORMS:
+        raise UsageError(f"unknown ResNet norm {norm!r}; choose one of: {', '.join(NORMS)}.")
 
 
 @register_backbone("resnet10")
-def resnet10(in_channels: int, image_size: int, *, width: int = 64, stem: str = "cifar") -> ResNet:
-    """ResNet-10 (one BasicBlock per stage); feature_dim = 8*width; stem as in the module docstring."""
-    _check(width, stem)
-    return ResNet("resnet10", (1, 1, 1, 1), in_channels, image_size, width, stem)
+def resnet10(in_channels: int, image_size: int, *, width: int = 64, stem: str = "cifar",
+             norm: str = "bn") -> ResNet:
+    """ResNet-10 (one BasicBlock per stage); feature_dim = 8*width; stem as in the module docstring;
+    norm "bn" | "in"."""
+    _check(width, stem, norm)
+    return ResNet("resnet10", (1, 1, 1, 1), in_channels, image_size, width, stem, norm)
 
 
 @register_backbone("resnet18")
-def resnet18(in_channels: int, image_size: int, *, width: int = 64, stem: str = "cifar") -> ResNet:
-    """ResNet-18 (two BasicBlocks per stage); feature_dim = 8*width; stem as in the module docstring."""
-    _check(width, stem)
-    return ResNet("resnet18", (2, 2, 2, 2), in_channels, image_size, width, stem)
+def resnet18(in_channels: int, image_size: int, *, width: int = 64, stem: str = "cifar",
+             norm: str = "bn") -> ResNet:
+    """ResNet-18 (two BasicBlocks per stage); feature_dim = 8*width; stem as in the module docstring;
+    norm "bn" | "in"."""
+    _check(width, stem, norm)
+    return ResNet("resnet18", (2, 2, 2, 2), in_channels, image_size, width, stem, norm)

@@ -9,6 +9,13 @@ Recipe (paper): SGD, lr 0.1, momentum 0.9, minibatches of 256, 1,000 epochs, wei
 budget (Table 5). The paper says the lr is "maintained at 0.1" and KRR-ST's code has no
 scheduler, so the default schedule is `constant`; `cosine` is offered. No augmentation: the
 artifact's predefined augmented views are already among its images.
+
+Labelled artifacts (the DM family) train under that family's own evaluation protocol
+(`PretrainConfig.from_preset(..., labelled=True)`; DC's `evaluate_synset`): cross-entropy, SGD lr
+0.01, momentum 0.9, weight decay 5e-4, batch 256, lr ×0.1 at half of the epochs ("step"), DSA on
+every minibatch (one op group of `color_crop_cutout_flip_scale_rotate` per batch, parameters per
+image), the final model. The epochs are the preset's (the protocol's 1,000 on the paper sources;
+DC's loop runs 1,001 and decays after epoch 501, we run the epochs given and decay at half).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ssdd_cli.distill import dsa
 from ssdd_cli.errors import DivergedError, UsageError
 from ssdd_cli.kit.checkpoint import Checkpointer, flat_settings, tensor_sha256
 from ssdd_cli.kit.schedules import SCHEDULES, set_lr
@@ -33,6 +41,9 @@ from ssdd_cli.presets import Preset
 from ssdd_cli.progress import Callback, ProgressEvent, silent
 
 STAGE = "pretrain"
+AUGMENTS = ("none", "dsa")
+DM_PROTOCOL_LR = 0.01  # DC's evaluate_synset: SGD lr 0.01, momentum 0.9, weight decay 5e-4
+DM_PROTOCOL_WD = 5e-4
 
 
 @dataclass(frozen=True)
@@ -41,9 +52,12 @@ class PretrainConfig:
 
     arch / arch_kwargs: the backbone (`create_backbone(arch, c, r, **arch_kwargs)`).
     weight_decay: Table 5 of the SSDD paper (1e-3 for CIFAR-100 N ≤ 100); `from_preset` takes it
-        from the source's budget rule. schedule: "constant" (the paper), "cosine" or "linear",
-        per epoch, to 0.
-    seed: initialisation (global RNG, forked locally) and minibatch order (a CPU generator).
+        from the source's budget rule. schedule: a `kit.schedules` name, per epoch: "constant"
+        (the paper), "cosine", "linear", "step" (×0.1 at half: the DM family's protocol).
+    augment: "none", or "dsa": differentiable augmentation drawn per image on every minibatch
+        (the DM family's protocol).
+    seed: initialisation (global RNG, forked locally), minibatch order and augmentation (a CPU
+        generator).
     """
 
     arch: str = "convnet"
@@ -55,6 +69,7 @@ class PretrainConfig:
     seed: int = 0
     schedule: str = "constant"
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    augment: str = "none"
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -68,6 +83,9 @@ class PretrainConfig:
             raise UsageError(f"the weight decay cannot be negative, got {self.weight_decay}.",
                              option="weight_decay")
         SCHEDULES.get(self.schedule)
+        if self.augment not in AUGMENTS:
+            raise UsageError(f"unknown pretraining augmentation {self.augment!r}; choose one of: "
+                             f"{', '.join(AUGMENTS)}.", option="augment")
 
     @classmethod
     def from_preset(
@@ -81,22 +99,30 @@ class PretrainConfig:
         lr: float | None = None,
         weight_decay: float | None = None,
         seed: int = 0,
-        schedule: str = "constant",
+        schedule: str | None = None,
+        labelled: bool = False,
     ) -> PretrainConfig:
         """The paper's recipe with the preset's defaults: its pretraining epochs, the weight decay
         of the budget's Table-5 row, and, when `arch` is the preset's inner network, its options
-        (so the demo's ConvNet is the one distilled with). Every option that is not None wins."""
+        (so the demo's ConvNet is the one distilled with). `labelled`: the DM family's protocol
+        instead (lr 0.01, weight decay 5e-4, "step" schedule, DSA), for artifacts of labels.
+        Every option that is not None wins."""
         N = preset.budgets.default if budget is None else budget
         inner = preset.distill
+        if labelled:
+            base = cls(lr=DM_PROTOCOL_LR, weight_decay=DM_PROTOCOL_WD, schedule="step", augment="dsa")
+        else:
+            base = cls(weight_decay=preset.budgets.weight_decay(N))
         return cls(
             arch=arch,
             epochs=preset.pretrain.epochs if epochs is None else epochs,
-            batch_size=cls.batch_size if batch_size is None else batch_size,
-            lr=cls.lr if lr is None else lr,
-            weight_decay=preset.budgets.weight_decay(N) if weight_decay is None else weight_decay,
+            batch_size=base.batch_size if batch_size is None else batch_size,
+            lr=base.lr if lr is None else lr,
+            weight_decay=base.weight_decay if weight_decay is None else weight_decay,
             seed=seed,
-            schedule=schedule,
+            schedule=base.schedule if schedule is None else schedule,
             arch_kwargs=dict(inner.inner_kwargs) if arch == inner.inner_arch else {},
+            augment=base.augment,
         )
 
 
@@ -223,7 +249,12 @@ def pretrain(
             backbone.train()
             total = 0.0
             for idx in _batches(m, config.batch_size, generator, device):
-                loss = loss_fn(head(backbone.features(x[idx])), y[idx])
+                batch = x[idx]
+                if config.augment == "dsa":  # DC's DiffAugment without a seed: per-image parameters
+                    omega = dsa.sample(dsa.DSA_STRATEGY, "dsa", (batch.shape[2], batch.shape[3]), generator,
+                                       n=len(idx), shared=False)
+                    batch = dsa.apply(omega, batch)
+                loss = loss_fn(head(backbone.features(batch)), y[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -211,3 +211,13 @@ def test_the_example_comparison_file_plans() -> None:
     plan = build_plan(spec_from_mapping(load_config_file(example)))
     assert [e.name for e in plan.spec.methods] == ["ssdd", "ssdd@init", "krr-st", "random", "kmeans"]
     assert plan.count("distill") == 15 and plan.count("pretrain") == 30
+
+
+def test_dm_family_artifacts_pretrain_under_their_protocol() -> None:
+    from ssdd_cli.compare.steps import StepContext, pretrain_config
+
+    spec = spec_from_mapping({"source": "digits", "budgets": [20], "methods": {"dm": {}, "random": {}}})
+    pretrains = {s.cell.method: s for s in build_plan(spec) if s.kind == "pretrain"}
+    dm, ssl = (pretrain_config(StepContext(spec), pretrains[m]) for m in ("dm", "random"))
+    assert (dm.lr, dm.weight_decay, dm.schedule, dm.augment) == (0.01, 5e-4, "step", "dsa")
+    assert (ssl.lr, ssl.schedule, ssl.augment) == (0.1, "constant", "none")

@@ -65,7 +65,7 @@ def test_unknown_name_lists_the_valid_ones() -> None:
 def test_unknown_option_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="width"):
         create_backbone("convnet", 3, 32, width=3)
-    assert backbone_options("resnet18") == ["width", "stem"]
+    assert backbone_options("resnet18") == ["width", "stem", "norm"]
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True])

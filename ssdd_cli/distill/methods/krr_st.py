@@ -69,7 +69,7 @@ class RawImageMethod(Method[Any]):
 
     def init(self, config: Any, plan: BudgetReport, inputs: DistillInputs) -> DistilledModule:
         idx = self.select(inputs, plan.m).to(inputs.images.device)
-        return RawSet(inputs.images[idx], inputs.teacher.features()[idx])
+        return RawSet(inputs.images[idx], inputs.require_teacher().features()[idx])
 
     def finalize(self, distilled: DistilledModule, config: Any, generator: torch.Generator,
                  callback: Callback) -> Export:

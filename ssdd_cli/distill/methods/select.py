@@ -72,7 +72,7 @@ class KMeansSelection(RawImageMethod):
 
     def init(self, config: Any, plan: BudgetReport, inputs: DistillInputs) -> DistilledModule:
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=inputs.generator))
-        feats = inputs.teacher.features()
+        feats = inputs.require_teacher().features()
         idx, centroids = kmeans_nearest(feats, plan.m, seed)
         idx = idx.to(inputs.images.device)
         targets = centroids if config.targets == "centroid" else feats[idx]

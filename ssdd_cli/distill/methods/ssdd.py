@@ -88,7 +88,8 @@ def init_parameterization(inputs: DistillInputs, m: int, U: int, V: int, scale: 
     """
     if init != "pca":
         return _init_ablation(inputs, m, U, V, scale, augmentation, init)
-    images, feats = inputs.images, inputs.teacher.features()
+    teacher = inputs.require_teacher()
+    images, feats = inputs.images, teacher.features()
     low = downsample(images, scale)  # (n, c, h/s, w/s)
     image_pca = UncenteredPCA(U).fit(low.flatten(1))
     repr_pca = UncenteredPCA(V).fit(feats)
@@ -97,7 +98,7 @@ def init_parameterization(inputs: DistillInputs, m: int, U: int, V: int, scale: 
     repr_coeffs = repr_pca.transform(feats[idx])
     image_bases = image_pca.components_.reshape(U, *low.shape[1:])
     x_s = reconstruct_images(image_coeffs, image_bases, scale)
-    aug_coeffs = torch.stack([repr_pca.transform(inputs.teacher(augmentation.view(x_s, a)))
+    aug_coeffs = torch.stack([repr_pca.transform(teacher(augmentation.view(x_s, a)))
                               for a in range(augmentation.A)]) if augmentation.A else \
         repr_coeffs.new_zeros(0, m, V)
     return ParameterizedSet(image_bases, image_coeffs, repr_pca.components_, repr_coeffs, aug_coeffs,
@@ -109,14 +110,14 @@ def _init_ablation(inputs: DistillInputs, m: int, U: int, V: int, scale: int,
     """Table 4's rows I (`random`) and II (`real`); see `init_parameterization`."""
     images, g, device = inputs.images, inputs.generator, inputs.images.device
     c, h, w = images.shape[1], images.shape[2] // scale, images.shape[3] // scale
-    d_y = inputs.teacher.d_y
+    d_y = inputs.require_teacher().d_y
     if init == "real":
         n = images.shape[0]
         if max(U, V) > n:
             raise UsageError(f"real-image bases need {max(U, V)} source images but the source has {n}; "
                              "use fewer bases.", option="init")
         image_bases = downsample(images[torch.randperm(n, generator=g)[:U].to(device)], scale)
-        repr_bases = inputs.teacher.features()[torch.randperm(n, generator=g)[:V].to(device)]
+        repr_bases = inputs.require_teacher().features()[torch.randperm(n, generator=g)[:V].to(device)]
     else:
         image_bases = torch.randn(U, c, h, w, generator=g).to(device)
         repr_bases = torch.randn(V, d_y, generator=g).to(device)

@@ -65,10 +65,11 @@ class KRRObjective(Objective):
         self.config = config
         self.generator = inputs.generator
         c, r = inputs.shape.channels, inputs.shape.height
-        self.pool = ModelPool(config.pool, c, r, inputs.teacher.d_y, inputs.device, inputs.generator)
-        cached = {view: inputs.teacher.features(view)
+        teacher = inputs.require_teacher()
+        self.pool = ModelPool(config.pool, c, r, teacher.d_y, inputs.device, inputs.generator)
+        cached = {view: teacher.features(view)
                   for view in dict.fromkeys(("identity", *CACHED_VIEWS[config.real_aug]))}
-        self.real = RealSampler(inputs.images, config.real_aug, config.batch_size, cached, inputs.teacher,
+        self.real = RealSampler(inputs.images, config.real_aug, config.batch_size, cached, teacher,
                                 black=inputs.black)
         self._sampled: int | None = None
         self._held_out = self._held_out_batch(inputs) if inputs.held_out is not None else None
@@ -84,7 +85,7 @@ class KRRObjective(Objective):
         net = build_seeded(lambda: create_backbone(pool.arch, c, r, **pool.arch_kwargs),
                            torch.Generator().manual_seed(HELD_OUT_SEED)).to(inputs.device).eval()
         with torch.no_grad():
-            return net, with_bias_column(net.features(x_t)), inputs.teacher(x_t)
+            return net, with_bias_column(net.features(x_t)), inputs.require_teacher()(x_t)
 
     def prepare(self, distilled: DistilledModule, callback: Callback) -> None:
         """Algorithm 1 lines 4–6: each pool model trained z ~ U{1..Z} steps on the initial set."""
