@@ -1,10 +1,16 @@
-"""Device selection: `auto` picks cuda, then mps, then cpu."""
+"""Device selection: `auto` picks cuda, then mps, then cpu.
+
+torch is imported inside `resolve_device`, so the command line can offer the choices without it.
+"""
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from ssdd_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
@@ -12,6 +18,8 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 def resolve_device(name: str = "auto") -> torch.device:
     """Turn a device name ("auto", "cpu", "cuda[:i]", "mps") into a `torch.device`, refusing one
     this machine lacks."""
+    import torch
+
     name = name.lower()
     if name == "auto":
         if torch.cuda.is_available():

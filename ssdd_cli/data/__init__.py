@@ -6,7 +6,13 @@
 
 Sources: `digits` and `shapes` (embedded), `cifar10` and `cifar100` (official pickles under the
 data root), `imagefolder:PATH` and `npz:PATH`. See `registry` for the contract a source follows.
+
+Importing the package registers the sources without importing torch (`ssdd datasets` lists them
+fast): the modules imported here use torch only inside the functions that make images
+(`resize` and `augment`, imported by those functions and by training code, use it freely).
 """
+
+from __future__ import annotations
 
 from ssdd_cli.data import cifar, digits, imagefolder, npz, shapes  # noqa: F401  (registers)
 from ssdd_cli.data.imageset import ImageSet, channel_stats

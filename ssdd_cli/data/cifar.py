@@ -15,18 +15,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
-from torch import Tensor
 
-from ssdd_cli.data.imageset import ImageSet
 from ssdd_cli.data.registry import Source, SourceRequest, SourceStatus, register_source, sizes_text
-from ssdd_cli.data.resize import resize_images
 from ssdd_cli.data.safe_pickle import load_restricted_pickle
 from ssdd_cli.data.splits import assemble, val_count
 from ssdd_cli.errors import DataError
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from ssdd_cli.data.imageset import ImageSet
 
 SIDE = 32
 ROW = 3 * SIDE * SIDE
@@ -80,6 +81,8 @@ def read_batch(path: Path, layout: CifarLayout) -> tuple[np.ndarray, np.ndarray]
 
 def to_images(rows: np.ndarray) -> Tensor:
     """uint8 rows (N, 3072), channel-first row-major, -> float32 images (N, 3, 32, 32) in [0, 1]."""
+    import torch
+
     return torch.from_numpy(rows).view(-1, 3, SIDE, SIDE).to(torch.float32).div_(255.0)
 
 
@@ -114,6 +117,8 @@ class CifarSource(Source):
         )
 
     def load(self, request: SourceRequest) -> ImageSet:
+        from ssdd_cli.data.resize import resize_images
+
         root, layout = request.data_root, self.layout
         folder = root / layout.folder
         if request.download and not all((folder / f).is_file() for f in layout.files):

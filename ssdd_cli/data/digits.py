@@ -9,14 +9,15 @@ is a stratified 10% of the rest (144), leaving 1,294 training images.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from ssdd_cli.data.imageset import ImageSet
 from ssdd_cli.data.registry import Source, SourceRequest, SourceStatus, register_source, sizes_text
-from ssdd_cli.data.resize import resize_images
 from ssdd_cli.data.splits import TEST_FRACTION, assemble, carve, val_count
+
+if TYPE_CHECKING:
+    from ssdd_cli.data.imageset import ImageSet
 
 TOTAL = 1797
 
@@ -32,7 +33,10 @@ class Digits(Source):
     preset = "digits"
 
     def load(self, request: SourceRequest) -> ImageSet:
+        import torch
         from sklearn.datasets import load_digits
+
+        from ssdd_cli.data.resize import resize_images
 
         bunch = load_digits()
         x = torch.from_numpy(np.asarray(bunch.images, dtype=np.float32) / 16.0).unsqueeze(1)

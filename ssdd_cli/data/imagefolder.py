@@ -21,15 +21,18 @@ Every image is converted to RGB and resized (PIL bilinear, antialiased) to the r
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import Tensor
 
-from ssdd_cli.data.imageset import ImageSet
 from ssdd_cli.data.registry import Source, SourceRequest, SourceStatus, register_source
 from ssdd_cli.data.splits import TEST_FRACTION, assemble, carve
 from ssdd_cli.errors import DataError
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from ssdd_cli.data.imageset import ImageSet
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"})
 ANNOTATIONS = "val_annotations.txt"
@@ -84,6 +87,7 @@ def _labelled_split(folder: Path, classes: list[str]) -> Labelled | None:
 
 def read_images(paths: list[Path], resolution: int) -> Tensor:
     """Images at `paths` -> (n, 3, resolution, resolution) float32 in [0, 1]."""
+    import torch
     from PIL import Image
 
     out = np.empty((len(paths), resolution, resolution, 3), dtype=np.uint8)
@@ -114,6 +118,8 @@ class ImageFolder(Source):
     takes_path = True
 
     def load(self, request: SourceRequest) -> ImageSet:
+        import torch
+
         root = _root(request.path)
         train_dir = root / "train" if (root / "train").is_dir() else root
         by_class = _class_folders(train_dir)

@@ -1,11 +1,15 @@
-"""`ImageSet`: the train/val/test tensors of one source, with its per-channel statistics."""
+"""`ImageSet`: the train/val/test tensors of one source, with its per-channel statistics.
+
+torch is imported inside the methods, so that `ssdd_cli.data` loads without it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
+if TYPE_CHECKING:
+    from torch import Tensor
 
 # A channel whose train-split std is below this (a blank channel) is divided by this instead,
 # so normalising it never divides by zero.
@@ -44,6 +48,8 @@ class ImageSet:
     classes: int | None
 
     def __post_init__(self) -> None:
+        import torch
+
         shape = tuple(self.train.shape[1:])
         if self.train.dim() != 4 or shape[1] != shape[2]:
             raise ValueError(f"train must be (n, c, r, r), got {tuple(self.train.shape)}")
@@ -72,11 +78,15 @@ class ImageSet:
         """The source side: the whole official train split, train then val (n_train + n_val, c,
         r, r). The papers' teacher, PCA and distillation see all of it; val is carved out only
         for the probes' choices. A new tensor on each call: keep it rather than calling again."""
+        import torch
+
         return torch.cat([self.train, self.val]) if len(self.val) else self.train
 
     @property
     def source_labels(self) -> Tensor | None:
         """Labels (n_train + n_val,) of `source`, or None for an unlabelled source."""
+        import torch
+
         if self.train_labels is None or self.val_labels is None:
             return self.train_labels if not len(self.val) else None
         return torch.cat([self.train_labels, self.val_labels])
@@ -94,6 +104,8 @@ def channel_stats(*parts: Tensor, chunk: int = 4096) -> tuple[tuple[float, ...],
     Chunked so a CIFAR-sized split never needs a float64 copy of itself (nor the parts a joint
     copy). A blank channel's std is floored at `MIN_STD`.
     """
+    import torch
+
     c = parts[0].shape[1]
     total = torch.zeros(c, dtype=torch.float64)
     squares = torch.zeros(c, dtype=torch.float64)

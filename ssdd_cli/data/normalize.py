@@ -1,15 +1,22 @@
-"""Per-channel normalisation: distillation and training work on (x - mean) / std."""
+"""Per-channel normalisation: distillation and training work on (x - mean) / std.
+
+torch is imported inside the functions, so that `ssdd_cli.data` loads without it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
 
 
 def _per_channel(values: Sequence[float], like: Tensor) -> Tensor:
     """values (c,) as a (c, 1, 1) tensor on `like`'s device and dtype, broadcasting over (h, w)."""
+    import torch
+
     t = torch.as_tensor(tuple(values), dtype=like.dtype, device=like.device)
     if t.dim() != 1 or t.numel() != like.shape[-3]:
         raise ValueError(f"need {like.shape[-3]} per-channel values, got {t.numel()}")
@@ -41,6 +48,8 @@ def device_tensor(
     (`real[torch.randint(n, (b,), generator=g)]`), so it never goes back through the CPU.
     The copy is moved first, then normalised in place on the device.
     """
+    import torch
+
     x = images.to(device=device, dtype=torch.float32, copy=True)
     x.sub_(_per_channel(mean, x)).div_(_per_channel(std, x))
     return x.contiguous()

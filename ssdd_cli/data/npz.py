@@ -11,20 +11,26 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import Tensor
 
-from ssdd_cli.data.imageset import ImageSet
 from ssdd_cli.data.registry import Source, SourceRequest, SourceStatus, register_source
-from ssdd_cli.data.resize import resize_images
 from ssdd_cli.data.splits import TEST_FRACTION, assemble, carve
 from ssdd_cli.errors import DataError
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from ssdd_cli.data.imageset import ImageSet
 
 
 def _images(path: Path, key: str, x: np.ndarray, resolution: int) -> Tensor:
     """`x` (N, H, W[, C]) -> float32 (N, C, resolution, resolution) in [0, 1], validated."""
+    import torch
+
+    from ssdd_cli.data.resize import resize_images
+
     if x.ndim == 3:
         x = x[..., None]
     if x.ndim != 4 or x.shape[-1] not in (1, 3):
@@ -80,6 +86,8 @@ class Npz(Source):
     takes_path = True
 
     def load(self, request: SourceRequest) -> ImageSet:
+        import torch
+
         path = Path(request.path or "").expanduser()
         arrays = _read(path)
         r = request.resolution

@@ -18,12 +18,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
-from ssdd_cli.data.imageset import ImageSet
 from ssdd_cli.errors import UsageError, check_whole
 from ssdd_cli.presets import Preset, get_preset
 from ssdd_cli.registry import Registry
+
+if TYPE_CHECKING:
+    from ssdd_cli.data.imageset import ImageSet
 
 DATA_ENV = "SSDD_DATA"
 
@@ -66,7 +68,11 @@ class SourceRequest:
 class Source(ABC):
     """A data source. Subclasses set `description` (one line for `ssdd datasets`), `preset` (the
     name of the preset its runs default to) and `takes_path` (True for `name:PATH` sources), and
-    implement `load` and `status`."""
+    implement `load` and `status`.
+
+    A source module imports torch only inside the functions that make images (`load` and its
+    helpers): registering a source and its `status` stay torch-free, so `ssdd datasets` and
+    `ssdd budget` start fast (tests/cli/test_fast_start.py checks `sys.modules`)."""
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""

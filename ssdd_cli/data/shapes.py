@@ -27,14 +27,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from ssdd_cli.data.imageset import ImageSet
 from ssdd_cli.data.registry import Source, SourceRequest, SourceStatus, register_source, sizes_text
 from ssdd_cli.data.splits import assemble, val_count
+
+if TYPE_CHECKING:
+    import torch
+
+    from ssdd_cli.data.imageset import ImageSet
 
 Array = np.ndarray
 SDF = Callable[[Array, Array], Array]
@@ -146,6 +149,9 @@ def _luminance(c: Array) -> Array:
 def _background(rng: np.random.Generator, n: int, x: Array, y: Array, contrast: float) -> Array:
     """Textured backgrounds (n, r, r, 3): smooth noise, stripes, gradient or checks of two
     random colours."""
+    import torch
+    import torch.nn.functional as F
+
     r = x.shape[-1]
     c1 = rng.random((n, 1, 1, 3), dtype=np.float32)
     c2 = np.clip(c1 + rng.uniform(-contrast, contrast, size=(n, 1, 1, 3)), 0, 1).astype(np.float32)
@@ -254,6 +260,8 @@ def generate_shapes(
     resolution, config): the chunks draw in turn from one `numpy.random.Generator` seeded with
     (seed, stream); different streams of one seed are independent (the source's train and test).
     """
+    import torch
+
     cfg = config or ShapesConfig()
     rng = np.random.default_rng((seed, stream))
     labels = rng.integers(0, len(SHAPE_CLASSES), size=n)

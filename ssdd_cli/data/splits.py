@@ -6,11 +6,14 @@ with one seed and an evaluation run with another must see the same validation an
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING
 
-from ssdd_cli.data.imageset import ImageSet, channel_stats
+import numpy as np
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from ssdd_cli.data.imageset import ImageSet
 
 SPLIT_SEED = 0
 VAL_FRACTION = 0.1
@@ -57,6 +60,8 @@ def val_count(n: int, fraction: float = VAL_FRACTION) -> int:
 
 def to_labels(y: np.ndarray | None) -> Tensor | None:
     """Class indices (n,) as an int64 tensor, or None."""
+    import torch
+
     return None if y is None else torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
 
 
@@ -80,6 +85,10 @@ def assemble(
     images (for quick runs); val and test are untouched. Mean and std come from the source side,
     train and val together (the whole official train split, or what `limit` kept of it).
     """
+    import torch
+
+    from ssdd_cli.data.imageset import ImageSet, channel_stats
+
     if val is None:
         n_val = val_count(len(train)) if n_val is None else n_val
         keep, out = carve(len(train), n_val, train_labels)
