@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ssdd_cli.errors import BudgetError
+from ssdd_cli.errors import BudgetError, UsageError
 
 PARAMETERIZED = "parameterized"
 # How the targets of the A augmented views are stored (SSDD Table 11); "approx" is the method.
@@ -122,17 +122,18 @@ def ssdd_budget(
     if shape.height % scale or shape.width % scale:
         raise BudgetError(
             f"scale {scale} does not divide the {shape.height}×{shape.width} image; "
-            "use a scale that divides the resolution (2 at 32 px, 4 at 64 px)."
+            "use a scale that divides the resolution (2 at 32 px, 4 at 64 px).", option="scale"
         )
     base_dim = shape.channels * (shape.height // scale) * (shape.width // scale)
     if U > base_dim:
         raise BudgetError(
-            f"U = {U} image bases exceed their dimension {base_dim} (c·h/s·w/s); use U ≤ {base_dim}."
+            f"U = {U} image bases exceed their dimension {base_dim} (c·h/s·w/s); use U ≤ {base_dim}.",
+            option="U",
         )
     if V > feature_dim:
         raise BudgetError(
             f"V = {V} representation bases exceed the feature dimension {feature_dim}; "
-            f"use V ≤ {feature_dim}."
+            f"use V ≤ {feature_dim}.", option="V"
         )
     allowed = floats_allowed(N, shape)
     fixed = sum(ssdd_components(0, U, V, shape, scale, feature_dim, hidden, A, targets).values())
@@ -145,7 +146,7 @@ def ssdd_budget(
         raise BudgetError(
             f"the bases and approximation networks need {fixed:,} floats plus {per_image:,} per image, "
             f"{need - allowed:,} more than N = {N} allows ({allowed:,}); "
-            f"use {hint} at this N, or N ≥ {math.ceil(need / shape.floats)}."
+            f"use {hint} at this N, or N ≥ {math.ceil(need / shape.floats)}.", option="budget"
         )
     comps = ssdd_components(m, U, V, shape, scale, feature_dim, hidden, A, targets)
     return BudgetReport(N=N, m=m, convention=PARAMETERIZED, components=comps, allowed=allowed)
@@ -205,7 +206,14 @@ def _largest_equal_bases(
     return best
 
 
+# The keyword of the Python API (and so the option the command line names) of each count.
+_OPTIONS = {"N": "budget", "U": "U", "V": "V", "scale": "scale", "feature_dim": "feature_dim",
+            "classes": "source"}
+
+
 def _check_positive(**values: int) -> None:
+    """A `UsageError` naming the setting when a count is below 1 (0 is 0, never "the default")."""
     for name, value in values.items():
         if value < 1:
-            raise BudgetError(f"{name} must be a positive whole number, got {value}.")
+            raise UsageError(f"{name} must be a positive whole number, got {value}.",
+                             option=_OPTIONS.get(name))

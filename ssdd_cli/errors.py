@@ -27,7 +27,10 @@ class UsageError(SSDDError):
 
 
 class BudgetError(SSDDError):
-    """A configuration that does not fit the storage budget."""
+    """A configuration that does not fit the storage budget: a bad combination of options, so it
+    exits 2 like any bad option (`ssdd budget` and `ssdd distill` alike)."""
+
+    exit_code = 2
 
 
 class DataError(SSDDError):

@@ -35,6 +35,10 @@ class TeacherPreset:
 
     arch: str = "resnet18"
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    # d_y, the width of that backbone's features (ResNets: 8·width). Declared, so that the budget
+    # arithmetic (`ssdd budget`) knows it without building the network; tests/test_presets.py
+    # checks it against the built backbone.
+    feature_dim: int = 512
     epochs: int = 1000
     batch_size: int = 256
     optimizer: str = "lars"
@@ -220,7 +224,7 @@ for _name, _res, _scale, _row, _classes in (("imagenette", 128, 8, BudgetRow(10,
 # LARS scaling, unscaled loss, warm-up from lr / steps over a tenth of the epochs, a bias-free
 # projector and the Barlow Twins paper's augmentation.
 _SMALL_TEACHER = TeacherPreset(arch="resnet10", arch_kwargs={"width": 16, "stem": "cifar-same"},
-                               batch_size=128, optimizer="adamw", lr=2e-3, lr_batch=None,
+                               feature_dim=128, batch_size=128, optimizer="adamw", lr=2e-3, lr_batch=None,
                                weight_decay=1e-4, scale_loss=1.0, warmup_epochs=None,
                                warmup_start_lr=None, projector_hidden=512, projector_out=512,
                                projector_bias=False, augment="barlow-twins")
