@@ -13,7 +13,12 @@ from ssdd_cli.errors import OutputError
 
 def check_writable(path: str | os.PathLike[str]) -> Path:
     """Raise `OutputError` now if `path` cannot be written later (a folder, or a missing or
-    read-only parent), so a long job fails before it starts rather than at the end."""
+    read-only parent), so a long job fails before it starts rather than at the end.
+
+    The parent is probed by creating (and removing) a temporary file in it, as `atomic_write`
+    will: permission bits do not tell everything (a root user passes `os.access` on /proc,
+    where no file can be created).
+    """
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
@@ -22,6 +27,14 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
         raise OutputError(f"cannot write {path}: folder {parent} does not exist; create it first.")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"cannot write {path}: folder {parent} is not writable; choose another path.")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+    except OSError as e:
+        reason = (e.strerror or type(e).__name__).lower()
+        raise OutputError(f"cannot write {path}: folder {parent} accepts no new files ({reason}); "
+                          "choose another path.") from None
+    os.close(fd)
+    os.unlink(probe)
     return path
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ssdd_cli.budget import ImageShape
 from ssdd_cli.bundle import Manifest, save_bundle
 from ssdd_cli.bundle.manifest import BudgetInfo, DistillConfig, SourceInfo, Teacher
 from ssdd_cli.data import ImageSet, device_tensor, load_source, source_preset
@@ -36,6 +37,7 @@ class DistillRequest:
     settings by option name (`Method.options`, e.g. {"steps": 300, "pool_size": 4}); a value of
     None means the preset's. teacher: a teacher file (None: the source's cached teacher).
     preset: the preset's name (None: the source's own); it sets the resolution and the defaults.
+    download: fetch a missing source that can be fetched (CIFAR), as `load_source` does.
     """
 
     source: str
@@ -49,6 +51,7 @@ class DistillRequest:
     teacher: Path | None = None
     resume: bool = False
     preset: str | None = None
+    download: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,12 +74,18 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
     # The preset carries the loaded source's classes (a user's image folder need not have the
     # preset's), which the per-class methods budget by.
     base = source_preset(req.source, req.preset)
-    data = load_source(req.source, data_root=req.data_root, resolution=base.resolution)
+    data = load_source(req.source, data_root=req.data_root, resolution=base.resolution, download=req.download)
     preset = replace(base, classes=data.classes)
     N = preset.budgets.default if req.budget is None else req.budget
     if method.needs_labels and data.source_labels is None:
         raise UsageError(f"{method.name} distills class by class, but source {data.name} has no labels; "
                          "use a labelled source or a self-supervised method.", option="method")
+    if method.needs_teacher and req.teacher is None:
+        # The options and the budget are checked before a cached teacher is trained for minutes:
+        # that teacher is the preset's, whose feature width the preset declares.
+        d_y = preset.teacher.feature_dim
+        shape = ImageShape(data.channels, data.resolution, data.resolution)
+        method.plan(method.configure(preset, N, d_y, **req.options), shape, d_y)
     # The source side is the whole official train split (val included): the papers distill all
     # of it; val serves only the evaluation's choices.
     images = device_tensor(data.source, data.mean, data.std, req.device)
@@ -85,7 +94,7 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
     if method.needs_teacher:
         backbone, meta, teacher_file = resolve_teacher(req.teacher, req.source, data, data_root=req.data_root,
                                                        device=req.device, callback=callback,
-                                                       preset=preset.name)
+                                                       preset=preset.name, download=req.download)
         teacher = TeacherTargets.from_backbone(backbone, meta, images, req.device, teacher_file)
         record = Teacher(arch=backbone.arch, feature_dim=teacher.d_y, sha256=teacher.sha256)
     config = method.configure(preset, N, teacher.d_y if teacher else 0, **req.options)

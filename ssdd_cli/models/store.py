@@ -138,6 +138,11 @@ def load_backbone(
     metadata, tensors = _read(path)
     metadata = dict(metadata or {})
     arch = metadata.get("ssdd.arch")
+    if arch is None and "ssdd.manifest" in metadata:
+        raise BackboneFileError(
+            f"{path} is a .ssdd artifact, not a network; pass a file from `ssdd teacher` or "
+            f"`ssdd pretrain` (to get a backbone from the artifact: `ssdd pretrain {path} -o FILE`)."
+        )
     if arch is None:
         raise BackboneFileError(
             f"{path} was not written by ssdd (no ssdd.arch metadata); pass a file from "

@@ -11,7 +11,13 @@ from ssdd_cli.teacher.cache import VIEWS, compute_features, teacher_features
 from ssdd_cli.teacher.imports import TeacherImportError, import_teacher, imported_metadata, read_checkpoint
 from ssdd_cli.teacher.loss import barlow_twins_loss, cross_correlation
 from ssdd_cli.teacher.projector import Projector
-from ssdd_cli.teacher.provide import default_cache_root, get_or_train_teacher, resolve_teacher, teacher_path
+from ssdd_cli.teacher.provide import (
+    default_cache_root,
+    find_cached_teacher,
+    get_or_train_teacher,
+    resolve_teacher,
+    teacher_path,
+)
 from ssdd_cli.teacher.store import load_teacher, save_teacher, teacher_metadata, weights_sha256
 from ssdd_cli.teacher.trainer import TeacherConfig, TeacherResult, build_teacher, train_teacher
 
@@ -28,6 +34,7 @@ __all__ = [
     "compute_features",
     "cross_correlation",
     "default_cache_root",
+    "find_cached_teacher",
     "get_or_train_teacher",
     "import_teacher",
     "imported_metadata",

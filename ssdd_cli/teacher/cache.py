@@ -18,7 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-from ssdd_cli.errors import UsageError
+from ssdd_cli.errors import SSDDError, UsageError
 from ssdd_cli.io import atomic_write, is_library_failure
 from ssdd_cli.kit.checkpoint import tensor_sha256
 from ssdd_cli.models import Backbone, extract_features
@@ -77,7 +77,9 @@ def teacher_features(
         beside it, keyed by (teacher sha256, source, split, view, images fingerprint). None: no
         cache, compute every time.
     The cache is checked by content, not trusted: a file whose metadata does not match the key
-    (another teacher, other images) or the expected shape is recomputed and replaced.
+    (another teacher, other images) or the expected shape is recomputed and replaced. A cache
+    that cannot be written (a read-only folder, a file in the folder's place) is skipped: the
+    features are returned uncached, never an error after the work is done.
     """
     _view(view)
     sha = meta.get("ssdd.sha256") or weights_sha256(backbone)
@@ -101,9 +103,12 @@ def teacher_features(
         return cached.to(device)
     feats = compute_features(backbone, images_normalised, view, device=device,
                              batch_size=batch_size)
-    folder.mkdir(parents=True, exist_ok=True)
     cpu = feats.detach().to("cpu").contiguous()
-    atomic_write(path, lambda tmp: save_file({"features": cpu}, str(tmp), metadata=key))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: save_file({"features": cpu}, str(tmp), metadata=key))
+    except (OSError, SSDDError):  # the cache is an optimisation: unwritable, it is skipped
+        pass
     return feats
 
 

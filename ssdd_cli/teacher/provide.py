@@ -17,9 +17,11 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 
 from ssdd_cli.data import ImageSet, load_source, source_preset
 from ssdd_cli.errors import UsageError
+from ssdd_cli.io import is_library_failure
 from ssdd_cli.models import Backbone, BackboneFileError
 from ssdd_cli.progress import Callback, ProgressEvent, silent
 from ssdd_cli.teacher.cache import slug
@@ -91,16 +93,36 @@ def get_or_train_teacher(
     return backbone, meta, path
 
 
+def find_cached_teacher(sha256: str, cache_root: Path | None = None) -> Path | None:
+    """The teacher file in the cache whose recorded weights sha256 is `sha256`, or None.
+
+    Reads only the files' headers (their metadata), so a large cache is searched in moments.
+    """
+    root = Path(cache_root) if cache_root is not None else default_cache_root()
+    for path in sorted(root.glob("*.safetensors")) if root.is_dir() else []:
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+        except BaseException as error:  # an unreadable file is not the teacher sought
+            if not is_library_failure(error):
+                raise
+            continue
+        if meta.get("ssdd.kind") == "teacher" and meta.get("ssdd.sha256") == sha256:
+            return path
+    return None
+
+
 def resolve_teacher(path: Path | None, source: str, data: ImageSet, *, data_root: Path | None = None,
                     device: torch.device | str = "cpu", callback: Callback = silent,
-                    preset: str | None = None) -> tuple[Backbone, dict[str, str], Path]:
+                    preset: str | None = None,
+                    download: bool = False) -> tuple[Backbone, dict[str, str], Path]:
     """The teacher file at `path`, or the source's cached teacher for `preset` (trained first if
     absent), checked against the images of `data`. Returns (backbone, metadata, its file)."""
     if path is not None:
         backbone, meta = load_teacher(path, map_location=device)
     else:
         backbone, meta, path = get_or_train_teacher(source, data_root=data_root, device=device,
-                                                    callback=callback, preset=preset)
+                                                    callback=callback, preset=preset, download=download)
     if (backbone.in_channels, backbone.image_size) != (data.channels, data.resolution):
         raise UsageError(
             f"the teacher {path} takes {backbone.in_channels}×{backbone.image_size}² images but "

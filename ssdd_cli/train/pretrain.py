@@ -136,9 +136,16 @@ def pretrain_metadata(
     artifact_sha256: str,
     method: str,
     images: int,
+    teacher_sha256: str | None = None,
 ) -> dict[str, str]:
-    """The extra metadata of a pretrained backbone file (beside `save_backbone`'s own keys)."""
+    """The extra metadata of a pretrained backbone file (beside `save_backbone`'s own keys).
+
+    teacher_sha256: the teacher the artifact was distilled with (its manifest's), recorded as
+    `ssdd.teacher_sha256` so an evaluation comparing with the teacher finds that very teacher.
+    """
+    provenance = {"ssdd.teacher_sha256": teacher_sha256} if teacher_sha256 else {}
     return {
+        **provenance,
         "ssdd.kind": "backbone",
         "ssdd.source": source,
         "ssdd.mean": json.dumps([float(v) for v in mean]),
