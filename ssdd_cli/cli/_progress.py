@@ -1,10 +1,27 @@
-"""Render library `ProgressEvent`s as rich progress bars (step, metrics, rate, ETA)."""
+"""Render library `ProgressEvent`s: bars on a terminal, plain lines off one, JSON for clusters.
+
+- On a terminal: one rich bar per stage on stderr (step, metrics, elapsed, ETA); notices above.
+- Off a terminal (redirected to a file, a pipe, CI): a plain line per stage at a steady pace,
+  at its first event, every 5% of it or every 30 s, whichever comes first, and at its end:
+
+      distill   45/300  15%  loss 0.2231  held-out 0.2418  3.1 it/s  elapsed 0:00:14  ETA 0:01:22
+
+  written and flushed at once, so `ssdd distill ... > log 2>&1` shows the run while it runs.
+- `--log-format json`: the same lines at the same pace as JSON objects, one per line.
+- `--quiet`: nothing (errors and the result still print).
+
+Every event also goes to the run record, unpaced: it keeps the whole loss history.
+"""
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -15,13 +32,43 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ssdd_cli.cli._common import err_console
+from ssdd_cli.cli._common import OUTPUT, emit_json, err_console, notice
+from ssdd_cli.cli._record import RunRecord
 from ssdd_cli.progress import Callback, ProgressEvent
+
+EVERY_FRACTION = 0.05  # a plain line at least every 5% of a stage ...
+EVERY_SECONDS = 30.0  # ... or every 30 s, whichever comes first
 
 
 @contextmanager
-def progress_callback() -> Iterator[Callback]:
-    """Yield a callback that draws one bar per stage on stderr; notices print above the bars."""
+def progress_callback(record: RunRecord | None = None) -> Iterator[Callback]:
+    """The callback of a long command (module docstring); every event also goes to `record`."""
+    if OUTPUT.quiet:
+        show: Callback | None = None
+    elif OUTPUT.log_format == "json" or not err_console.is_terminal:
+        show = Paced(json=OUTPUT.log_format == "json")
+    else:
+        show = None
+    if not OUTPUT.quiet and show is None:
+        with _bars() as bars:
+            yield _tee(bars, record)
+        return
+    yield _tee(show, record)
+
+
+def _tee(show: Callback | None, record: RunRecord | None) -> Callback:
+    def on_event(event: ProgressEvent) -> None:
+        if record is not None:
+            record.event(event)
+        if show is not None:
+            show(event)
+
+    return on_event
+
+
+@contextmanager
+def _bars() -> Iterator[Callback]:
+    """One rich bar per stage on stderr; notices print above the bars."""
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -36,18 +83,83 @@ def progress_callback() -> Iterator[Callback]:
 
         def on_event(event: ProgressEvent) -> None:
             if event.message:
-                bars.console.print(event.message, highlight=False)
+                bars.console.print(escape(event.message), highlight=False, soft_wrap=True)
             if event.total <= 0:
                 return
-            metrics = "  ".join(f"{k} {_fmt(v)}" for k, v in event.metrics.items())
+            metrics = escape(format_metrics(event.metrics))
             if event.stage not in tasks:
-                tasks[event.stage] = bars.add_task(
-                    event.stage, total=event.total, completed=event.step, metrics=metrics
-                )
+                tasks[event.stage] = bars.add_task(event.stage, total=event.total, completed=event.step,
+                                                   metrics=metrics)
             bars.update(tasks[event.stage], completed=event.step, total=event.total, metrics=metrics)
 
         yield on_event
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.4g}"
+@dataclass
+class _Stage:
+    t0: float
+    step0: int
+    last_time: float
+    last_bucket: int
+
+
+class Paced:
+    """Plain (or JSON) progress lines at a steady pace, per stage (module docstring)."""
+
+    def __init__(self, json: bool = False) -> None:
+        self.json = json
+        self.stages: dict[str, _Stage] = {}
+        self.now = time.monotonic  # the clock (a test replaces it)
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if event.message:
+            notice(event.message)
+        if event.total <= 0:
+            return
+        now = self.now()
+        state = self.stages.get(event.stage)
+        bucket = math.floor(event.step / event.total / EVERY_FRACTION)
+        if state is None or event.step < state.step0:  # a new stage, or the stage restarted
+            state = self.stages[event.stage] = _Stage(now, max(0, event.step - 1), now, bucket)
+            self._line(event, state, now)
+            return
+        done = event.step >= event.total
+        if bucket > state.last_bucket or now - state.last_time >= EVERY_SECONDS or done:
+            state.last_time, state.last_bucket = now, bucket
+            self._line(event, state, now)
+        if done:
+            del self.stages[event.stage]
+
+    def _line(self, event: ProgressEvent, state: _Stage, now: float) -> None:
+        elapsed = now - state.t0
+        rate = (event.step - state.step0) / elapsed if elapsed > 0 else None
+        eta = (event.total - event.step) / rate if rate else None
+        metrics = {k: v for k, v in event.metrics.items() if not k.endswith("/s")}
+        if self.json:
+            emit_json("progress", stage=event.stage, step=event.step, total=event.total, metrics=metrics,
+                      label=event.label, rate=rate, elapsed=round(elapsed, 3),
+                      eta=None if eta is None else round(eta, 1))
+            return
+        width = len(str(event.total))
+        percent = 100 * event.step // event.total
+        parts = [f"{event.stage:<10} {event.step:>{width}}/{event.total} {percent:>3}%"]
+        if event.label:
+            parts.append(event.label)
+        if metrics:
+            parts.append(format_metrics(metrics))
+        if rate:
+            parts.append(f"{rate:.3g} it/s" if rate >= 1 else f"{1 / rate:.3g} s/it")
+        parts.append(f"elapsed {_clock(elapsed)}")
+        if eta is not None and event.step < event.total:
+            parts.append(f"ETA {_clock(eta)}")
+        err_console.print(escape("  ".join(parts)), highlight=False, soft_wrap=True)
+        err_console.file.flush()
+
+
+def format_metrics(metrics: dict[str, float]) -> str:
+    return "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
