@@ -1,32 +1,77 @@
-"""The `ssdd` Typer app: one module per command, registered here."""
+"""The `ssdd` Typer app: one module per command, each imported only when its command runs.
+
+`COMMANDS` names every command's module and its one-line help, so `ssdd --help`, `--version`
+and shell completion of command names import no command module, and `ssdd budget` imports only
+its own (tests/cli/test_fast_start.py checks that neither torch nor torchvision is loaded; the
+same test checks each one-line help against its command's docstring).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import importlib
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from ssdd_cli import __version__
-from ssdd_cli.cli import (
-    budget,
-    compare,
-    datasets,
-    distill,
-    eval,
-    import_teacher,
-    info,
-    pretrain,
-    reconstruct,
-    teacher,
-)
 from ssdd_cli.cli._common import UserErrorGroup, console
+
+# name -> (module under ssdd_cli.cli, the first line of its command's docstring), in help order.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "teacher": ("teacher", "Train the self-supervised (Barlow Twins) teacher on a source."),
+    "import-teacher": ("import_teacher", "Import a teacher trained elsewhere; its weights are mapped and "
+                       "checked, never unpickled."),
+    "distill": ("distill", "Distill a source into a .ssdd artifact within a budget of N images."),
+    "reconstruct": ("reconstruct", "Write an artifact's distilled images as paged PNG grids, and its "
+                    "targets."),
+    "pretrain": ("pretrain", "Pretrain a fresh backbone on an artifact."),
+    "eval": ("eval", "Evaluate a backbone on a target dataset with one or more protocols."),
+    "compare": ("compare", "Run or reuse (by content hash) every teacher, distill, pretrain and eval of a "
+                "comparison."),
+    "budget": ("budget", "Print floats per component and the largest m that fits the budget."),
+    "info": ("info", "Show an artifact's manifest and budget (reads the header only)."),
+    "datasets": ("datasets", "List the known data sources and whether each is available here."),
+    "models": ("models", "List the backbones (architectures) and their options."),
+}
+
+
+class LazyGroup(UserErrorGroup):
+    """A group whose commands are placeholders (name and help) until one is resolved to run,
+    show its help or complete its options; then its module is imported and the real command
+    takes the placeholder's place."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for name, (_, help_text) in COMMANDS.items():
+            self.commands[name] = TyperCommand(name=name, help=help_text, callback=None)
+        self._loaded: set[str] = set()
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> tuple[str | None, Any, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name is not None and command is not None:
+            command = self.load(name)
+        return name, command, rest
+
+    def load(self, name: str) -> Any:
+        """The real command `name` (importing its module once)."""
+        if name not in self._loaded:
+            module = importlib.import_module(f"ssdd_cli.cli.{COMMANDS[name][0]}")
+            holder = typer.Typer(add_completion=False)
+            module.register(holder)
+            command = typer.main.get_command(holder)
+            command.name = name
+            self.commands[name] = command
+            self._loaded.add(name)
+        return self.commands[name]
+
 
 app = typer.Typer(
     name="ssdd",
-    cls=UserErrorGroup,
+    cls=LazyGroup,
     help="Self-supervised dataset distillation: compress an unlabeled image set into a .ssdd artifact.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
@@ -45,10 +90,6 @@ def _root(
 ) -> None:
     """Self-supervised dataset distillation."""
 
-
-for module in (teacher, import_teacher, distill, reconstruct, pretrain, eval, compare, budget, info,
-               datasets):
-    module.register(app)
 
 if __name__ == "__main__":
     app()
