@@ -62,7 +62,7 @@ def test_budget_command_takes_a_preset() -> None:
     doc = json.loads(result.output)
     assert (doc["N"], doc["m"], doc["allowed"]) == (10, 78, 491_520)
     bad = runner.invoke(app, ["budget", "--source", "cifar100", "--preset", "imagenet-22k"])
-    assert bad.exit_code == 2 and "--preset: unknown preset" in bad.output and "imagenette" in bad.output
+    assert bad.exit_code == 2 and "'imagenet-22k' is not one of" in bad.output and "imagenette" in bad.output
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +99,11 @@ def test_imagefolder_with_the_imagenette_preset_end_to_end(folder: Path, tmp_pat
     assert result.exit_code == 0, result.output
     net, _ = load_backbone(backbone)  # the artifact's preset: a 5-block ConvNet at 128 px
     assert net.image_size == 128 and len(net.config["widths"]) == 5
+
+
+@pytest.mark.parametrize("name", ["digits", "shapes", "cifar100", "tinyimagenet", "imagenette"])
+def test_declared_teacher_feature_dim_is_the_built_backbones(name: str) -> None:
+    preset = get_preset(name)
+    net = create_backbone(preset.teacher.arch, preset.channels, min(preset.resolution, 64),
+                          **preset.teacher.arch_kwargs)
+    assert net.feature_dim == preset.teacher.feature_dim

@@ -9,8 +9,10 @@ import typer
 from rich.markdown import Markdown
 from rich.table import Table
 
-from ssdd_cli.cli._common import console, err_console
+from ssdd_cli.cli._common import console, error_line, set_output
+from ssdd_cli.cli._options import DataRoot, Device, LogFormat, Quiet, complete_sources
 from ssdd_cli.cli._overall import overall_progress
+from ssdd_cli.cli._record import run_record
 from ssdd_cli.compare import (
     Plan,
     apply_setting,
@@ -45,17 +47,20 @@ def options_mapping(source: str | None = None, budgets: list[int] | None = None,
 def register(app: typer.Typer) -> None:
     @app.command("compare")
     def command(
-        output: Annotated[Path, Opt("--output", "-o",
+        output: Annotated[Path, Opt("--output", "-o", file_okay=False,
                                     help="Results folder (steps, results.json/.md, plots/).")],
-        config: Annotated[Path | None, Opt("--config", "-c", help="A .toml or .yaml comparison file; the "
-                                           "options below override it.")] = None,
-        source: Annotated[str | None, Opt(help="Source to distill (see `ssdd datasets`).")] = None,
-        budgets: Annotated[list[int] | None, Opt("--budget", help="N in images; repeat for several.")] = None,
+        config: Annotated[Path | None, Opt("--config", "-c", exists=True, dir_okay=False,
+                                           help="A .toml or .yaml comparison file; the options below "
+                                           "override it.")] = None,
+        source: Annotated[str | None, Opt(help="Source to distill (see `ssdd datasets`).",
+                                          autocompletion=complete_sources)] = None,
+        budgets: Annotated[list[int] | None, Opt("--budget", min=1, help="N in images; repeat for "
+                                                 "several.")] = None,
         methods: Annotated[str | None, Opt(help="Method entries, comma-separated "
                                            "(default: ssdd,krr-st,random,kmeans).")] = None,
         archs: Annotated[str | None, Opt(help="Backbones to pretrain, comma-separated "
                                          "(default: convnet).")] = None,
-        seeds: Annotated[int | None, Opt(help="Seeds 0..n-1, each through the whole chain "
+        seeds: Annotated[int | None, Opt(min=1, help="Seeds 0..n-1, each through the whole chain "
                                          "(default: 3).")] = None,
         protocols: Annotated[str | None, Opt(help="Protocols, comma-separated; name@Kshot for few-shot "
                                              "(default: linear).")] = None,
@@ -65,12 +70,15 @@ def register(app: typer.Typer) -> None:
         settings: Annotated[list[str] | None, Opt("--set", help="key.path=value, e.g. "
                                                   "methods.ssdd.steps=300, pretrain.epochs=50, "
                                                   "eval.linear.epochs=50.")] = None,
-        device: Annotated[str, Opt(help="auto, cpu, cuda or mps.")] = "auto",
-        data_root: Annotated[Path | None, Opt(help="Where real datasets live.")] = None,
+        device: Device = "auto",
+        data_root: DataRoot = None,
         dry_run: Annotated[bool, Opt(help="Print the plan and stop.")] = False,
+        quiet: Quiet = False,
+        log_format: LogFormat = "text",
     ) -> None:
         """Run or reuse (by content hash) every teacher, distill, pretrain and eval of a comparison,
         then write results.json, results.md and plots. A rerun reuses every finished step."""
+        set_output(quiet, log_format)
         raw = merge(load_config_file(config) if config is not None else {},
                     options_mapping(source, budgets, methods, archs, seeds, protocols, targets, references))
         for assignment in settings or []:
@@ -84,14 +92,15 @@ def register(app: typer.Typer) -> None:
             return
         dev = resolve_device(device)
         try:
-            with overall_progress("compare") as callback:
+            with run_record(output / "compare", "compare", raw, device=str(dev), append=True) as record, \
+                    overall_progress("compare", record) as callback:
                 run = run_compare(plan, output, device=dev, data_root=data_root, callback=callback)
+                json_path, md_path = write_results(run)
+                plots = write_plots(run)
         except KeyboardInterrupt:
-            err_console.print("interrupted; rerun the same command: finished steps are reused and an "
-                              "interrupted step resumes from its checkpoint.")
+            error_line("interrupted; rerun the same command: finished steps are reused and an "
+                       "interrupted step resumes from its checkpoint.", 130)
             raise typer.Exit(130) from None
-        json_path, md_path = write_results(run)
-        plots = write_plots(run)
         console.print(Markdown(md_path.read_text()))
         console.print(f"{run.count('ran')} steps ran, {run.count('reused')} reused; wrote {json_path}, "
                       f"{md_path} and {len(plots)} plots in {output / 'plots'}", highlight=False)

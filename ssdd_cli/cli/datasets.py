@@ -20,6 +20,7 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(
                 "--data-root",
+                file_okay=False,
                 help="Where real sources live (default: $SSDD_DATA, else ~/.cache/ssdd/data).",
                 show_default=False,
             ),

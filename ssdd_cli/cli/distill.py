@@ -3,15 +3,49 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ssdd_cli.cli._common import console
+from ssdd_cli.budget import AUG_TARGETS
+from ssdd_cli.cli._common import console, notice, set_output
+from ssdd_cli.cli._options import (
+    DataRoot,
+    Device,
+    Download,
+    LogFormat,
+    Output,
+    Preset,
+    Quiet,
+    Resume,
+    Seed,
+    Source,
+    choice,
+    positive,
+)
 from ssdd_cli.cli._progress import progress_callback
+from ssdd_cli.cli._record import record_path, run_record
 from ssdd_cli.device import resolve_device
-from ssdd_cli.distill.methods import list_methods
+from ssdd_cli.distill.catalog import AUGMENTATION_VIEWS, method_names
+from ssdd_cli.distill.methods.select import KMEANS_TARGETS
+from ssdd_cli.distill.methods.ssdd import INITS
+from ssdd_cli.distill.pool import RESETS
+from ssdd_cli.distill.real import REAL_AUGS
 from ssdd_cli.distill.run import DistillRequest, run_distill
+from ssdd_cli.progress import Callback, ProgressEvent
+
+if TYPE_CHECKING:
+    MethodName = str
+    AugName = str
+    InitName = str
+    TargetsName = str
+    ResetName = str
+    RealAugName = str
+    KMeansTargets = str
+else:
+    MethodName, AugName = choice(method_names()), choice(sorted(AUGMENTATION_VIEWS))
+    InitName, TargetsName, ResetName = choice(INITS), choice(AUG_TARGETS), choice(RESETS)
+    RealAugName, KMeansTargets = choice(REAL_AUGS), choice(KMEANS_TARGETS)
 
 Opt = typer.Option
 
@@ -19,56 +53,96 @@ Opt = typer.Option
 def register(app: typer.Typer) -> None:
     @app.command("distill")
     def command(
-        source: Annotated[str, Opt(help="Source to distill (see `ssdd datasets`).")],
-        output: Annotated[Path, Opt("--output", "-o", help="The .ssdd artifact to write.")],
-        budget: Annotated[int | None, Opt(help="N: the budget in images (default: the preset's).")] = None,
-        method: Annotated[str, Opt(help=", ".join(list_methods()))] = "ssdd",
-        teacher: Annotated[Path | None, Opt(help="Teacher file (default: the cached one).")] = None,
-        U: Annotated[int | None, Opt("--U", help="ssdd: image bases (default: Table 5).")] = None,
-        V: Annotated[int | None, Opt("--V", help="ssdd: representation bases.")] = None,
-        scale: Annotated[int | None, Opt(help="ssdd: image bases at 1/scale resolution.")] = None,
-        aug: Annotated[str | None, Opt(help="ssdd: rotate (default), jigsaw, crop or none.")] = None,
-        hidden: Annotated[int | None, Opt(help="ssdd: approximation network hidden width.")] = None,
-        init: Annotated[str | None, Opt(help="ssdd: bases and coefficients from pca (default), "
-                                        "real images or random (Table 4).")] = None,
-        targets: Annotated[str | None, Opt(help="ssdd: augmented views' targets: approx (default), "
-                                           "same, bias or ideal (Table 11).")] = None,
-        steps: Annotated[int | None, Opt(help="Outer steps.")] = None,
-        lr: Annotated[float | None, Opt(help="Outer lr (AdamW, linear decay; DM family: SGD).")] = None,
-        batch_size: Annotated[int | None, Opt(help="Real images per step (DM family: per class).")] = None,
-        pool_size: Annotated[int | None, Opt(help="L, models in the pool (dsdm, iid: pretrained).")] = None,
-        pool_epochs: Annotated[int | None, Opt(help="dsdm, iid: epochs of each pretrained network.")] = None,
-        width: Annotated[int | None, Opt(help="DM family: the matching ConvNet's width.")] = None,
-        pool_steps: Annotated[int | None, Opt(help="Z, inner steps before a model is reset.")] = None,
-        pool_reset: Annotated[str | None, Opt(help="paper (default: the counter restarts at a reset) "
-                                              "or legacy (KRR-ST's code: it never does).")] = None,
-        real_aug: Annotated[str | None, Opt(help="none (default), flip (cached) or crop-flip.")] = None,
-        kmeans_targets: Annotated[str | None, Opt(help="kmeans: targets are the nearest image's "
-                                                  "feature (nearest, default) or the centroid.")] = None,
+        source: Source,
+        output: Output,
+        budget: Annotated[int | None, Opt(min=1, help="N: the budget in images (default: the "
+                                          "preset's).")] = None,
+        method: Annotated[MethodName, Opt(help="Distillation method (`ssdd budget --method` shows its "
+                                          "budget).")] = "ssdd",
+        teacher: Annotated[Path | None, Opt(exists=True, dir_okay=False, help="Teacher file (default: the "
+                                            "cached one, trained first if absent).")] = None,
+        U: Annotated[int | None, Opt("--U", min=1, help="ssdd: image bases (default: Table 5).")] = None,
+        V: Annotated[int | None, Opt("--V", min=1, help="ssdd: representation bases.")] = None,
+        scale: Annotated[int | None, Opt(min=1, help="ssdd: image bases at 1/scale resolution.")] = None,
+        aug: Annotated[AugName | None, Opt(help="ssdd: predefined augmentation (default: rotate).")] = None,
+        hidden: Annotated[int | None, Opt(min=1, help="ssdd: approximation network hidden width.")] = None,
+        init: Annotated[InitName | None, Opt(help="ssdd: bases and coefficients from pca (default), "
+                                             "real images or random (Table 4).")] = None,
+        targets: Annotated[TargetsName | None, Opt(help="ssdd: augmented views' targets (default: "
+                                                   "approx; Table 11).")] = None,
+        steps: Annotated[int | None, Opt(min=0, help="Outer steps (0: the initialisation as it is).")] = None,
+        lr: Annotated[float | None, Opt(callback=positive, help="Outer lr (AdamW, linear decay; DM "
+                                        "family: SGD).")] = None,
+        batch_size: Annotated[int | None, Opt(min=1, help="Real images per step (DM family: per "
+                                              "class).")] = None,
+        pool_size: Annotated[int | None, Opt(min=1, help="L, models in the pool (dsdm, iid: "
+                                             "pretrained).")] = None,
+        pool_epochs: Annotated[int | None, Opt(min=1, help="dsdm, iid: epochs of each pretrained "
+                                               "network.")] = None,
+        width: Annotated[int | None, Opt(min=1, help="DM family: the matching ConvNet's width.")] = None,
+        pool_steps: Annotated[int | None, Opt(min=1, help="Z, inner steps before a model is reset; the "
+                                              "pool's initial training is up to Z steps per model.")] = None,
+        pool_reset: Annotated[ResetName | None, Opt(help="paper (default: the counter restarts at a "
+                                                    "reset) or legacy (KRR-ST's code: it never "
+                                                    "does).")] = None,
+        real_aug: Annotated[RealAugName | None, Opt(help="The real side's views (default: the "
+                                                    "preset's).")] = None,
+        kmeans_targets: Annotated[KMeansTargets | None, Opt(help="kmeans: the nearest image's feature "
+                                                            "(default) or the centroid.")] = None,
         count_targets: Annotated[bool | None, Opt("--count-targets/--no-count-targets",
                                                   help="Raw-image methods: charge targets.")] = None,
-        preset: Annotated[str | None, Opt(help="Preset (resolution and defaults; default: the "
-                                          "source's), e.g. imagenette for imagefolder:PATH.")] = None,
-        seed: Annotated[int, Opt(help="Random seed.")] = 0,
-        device: Annotated[str, Opt(help="auto, cpu, cuda or mps.")] = "auto",
-        data_root: Annotated[Path | None, Opt(help="Where real datasets live.")] = None,
-        resume: Annotated[bool, Opt(help="Continue from OUTPUT.ckpt.")] = False,
+        preset: Preset = None,
+        seed: Seed = 0,
+        device: Device = "auto",
+        data_root: DataRoot = None,
+        download: Download = False,
+        resume: Resume = False,
+        quiet: Quiet = False,
+        log_format: LogFormat = "text",
     ) -> None:
         """Distill a source into a .ssdd artifact within a budget of N images."""
+        set_output(quiet, log_format)
         options = {"U": U, "V": V, "scale": scale, "aug": aug, "hidden": hidden, "init": init,
                    "targets": targets, "steps": steps, "lr": lr,
                    "batch_size": batch_size, "pool_size": pool_size, "pool_steps": pool_steps,
                    "pool_reset": pool_reset, "real_aug": real_aug, "count_targets": count_targets,
                    "kmeans_targets": kmeans_targets, "pool_epochs": pool_epochs, "width": width}
+        dev = resolve_device(device)
         req = DistillRequest(source=source, output=output, method=method, budget=budget, options=options,
-                             seed=seed, device=resolve_device(device), data_root=data_root, teacher=teacher,
-                             resume=resume, preset=preset)
-        with progress_callback() as callback:
-            result = run_distill(req, callback)
-        man, losses = result.manifest, result.losses
+                             seed=seed, device=dev, data_root=data_root, teacher=teacher,
+                             resume=resume, preset=preset, download=download)
+        given = {"source": source, "method": method, "budget": budget, "teacher": teacher, "preset": preset,
+                 "data_root": data_root, "resume": resume, **options}
+        with run_record(output, "distill", given, device=str(dev), seed=seed, append=resume) as record, \
+                progress_callback(record) as callback:
+            result = run_distill(req, _pool_notice(callback))
+            man = result.manifest
+            record.finish(config={"budget": man.budget.model_dump(mode="json"),
+                                  "distill": man.distill.model_dump(mode="json") if man.distill else None,
+                                  "teacher": man.teacher.model_dump(mode="json") if man.teacher else None,
+                                  "preset": man.source.preset}, output=str(result.path))
+        losses = result.losses
         console.print(f"wrote {result.path}: {man.method}, m = {man.m} images, "
                       f"{man.budget.floats_used:,} of {man.budget.floats_allowed:,} floats "
-                      f"(N = {man.budget.images})")
+                      f"(N = {man.budget.images}); run record {record_path(output)}", highlight=False)
         if losses:
-            console.print(f"outer loss {losses[0]:.4g} → {losses[-1]:.4g} over {len(losses)} steps "
-                          f"in {result.seconds:.0f} s")
+            held_out = man.distill.held_out if man.distill else []
+            held = f", held-out {held_out[-1][1]:.4g}" if held_out else ""
+            console.print(f"outer loss {losses[0]:.4g} → {losses[-1]:.4g} over {len(losses)} steps{held} "
+                          f"in {result.seconds:.0f} s", highlight=False)
+
+
+def _pool_notice(callback: Callback) -> Callback:
+    """Say, once, why a run spends time before its first outer step: the pool's initial training
+    (each of the L models trained up to Z inner steps, whatever the number of outer steps)."""
+    told = False
+
+    def on_event(event: ProgressEvent) -> None:
+        nonlocal told
+        if event.stage == "pool init" and not told:
+            told = True
+            notice(f"training the model pool before the first outer step ({event.total} inner steps in "
+                   "all, set by --pool-size and --pool-steps; a quick run lowers them)")
+        callback(event)
+
+    return on_event

@@ -1,121 +1,177 @@
-"""`ssdd eval`: Evaluate a backbone on a target dataset."""
+"""`ssdd eval`: Evaluate a backbone on a target dataset with one or more protocols.
+
+Never trains a teacher. Protocols that compare with one (`align`) and the `teacher` backbone use
+`--teacher FILE`, or else the teacher recorded in the backbone's provenance (the sha256 of the
+teacher its artifact was distilled with, `ssdd.teacher_sha256`), found in the teacher cache;
+the command says which it uses, and refuses with what to do when it has neither.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import torch
 import typer
 from rich.table import Table
 
-from ssdd_cli.bundle import read_manifest
-from ssdd_cli.cli._common import console
+from ssdd_cli.cli._archs import ArchName
+from ssdd_cli.cli._common import console, notice, set_output
+from ssdd_cli.cli._options import DataRoot, Device, Download, LogFormat, Quiet, complete_sources, writable
 from ssdd_cli.cli._progress import progress_callback
+from ssdd_cli.cli._record import run_record
 from ssdd_cli.data import load_source, source_preset
 from ssdd_cli.device import resolve_device
-from ssdd_cli.errors import SSDDError, UsageError
-from ssdd_cli.io import atomic_write_bytes, check_writable
+from ssdd_cli.errors import DataError, UsageError
+from ssdd_cli.io import atomic_write_bytes
 from ssdd_cli.models import Backbone, load_backbone
-from ssdd_cli.progress import Callback
-from ssdd_cli.teacher import get_or_train_teacher, load_teacher
+from ssdd_cli.teacher import default_cache_root, find_cached_teacher, load_teacher
 from ssdd_cli.train.evaluate import EvalReport, evaluate
 from ssdd_cli.train.linear import LinearProbeConfig
 from ssdd_cli.train.pretrain import PretrainConfig, build_backbone
 from ssdd_cli.train.protocols import FinetuneConfig, get_protocol, list_protocols
 
+Opt = typer.Option
+
+
+def protocol_list(text: str) -> list[str]:
+    """`linear,knn,align` -> ["linear", "knn", "align"], each a registered protocol, no repeats."""
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise typer.BadParameter("give at least one protocol.")
+    for name in names:
+        if name not in list_protocols():
+            raise typer.BadParameter(f"{name!r} is not one of {', '.join(map(repr, list_protocols()))}.")
+    if len(set(names)) < len(names):
+        raise typer.BadParameter("a protocol is named twice.")
+    return names
+
+
+def complete_protocols(incomplete: str) -> list[str]:
+    """Complete the last name of a comma-separated protocol list."""
+    head, _, last = incomplete.rpartition(",")
+    prefix = f"{head}," if head else ""
+    return [prefix + p for p in list_protocols() if p.startswith(last)]
+
 
 def register(app: typer.Typer) -> None:
     @app.command("eval")
     def command(
-        backbone: Annotated[str, typer.Argument(help="A backbone file, `random` (an untrained "
-                            "--arch, initialised with seed 0: the lower reference) or `teacher` "
-                            "(the target's cached teacher or --teacher: the upper reference).")],
-        target: Annotated[str, typer.Option(help="Target source to evaluate on.")],
-        protocol: Annotated[str, typer.Option(help=", ".join(list_protocols()))] = "linear",
-        shots: Annotated[int | None, typer.Option(help="Few-shot: k labelled images per class.")] = None,
-        seeds: Annotated[int, typer.Option(help="Runs to average (mean ± std).")] = 1,
-        arch: Annotated[str, typer.Option(help="Architecture of `random`.")] = "convnet",
-        teacher: Annotated[Path | None, typer.Option(help="Teacher file (default: cached).")] = None,
-        resolution: Annotated[int | None, typer.Option(
-            help="Load the target at this size (default: the backbone's).")] = None,
-        linear_epochs: Annotated[int, typer.Option(help="Epochs of the linear head.")] = 100,
-        standardize: Annotated[bool, typer.Option(help="Linear: standardise the features first "
-                               "(a departure; the papers probe raw features).")] = False,
-        finetune_steps: Annotated[int, typer.Option(help="SGD steps of fine-tuning.")] = 100,
-        data_root: Annotated[Path | None, typer.Option(help="Folder of real sources.")] = None,
-        download: Annotated[bool, typer.Option(help="Download CIFAR if missing.")] = False,
-        device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
-        json_out: Annotated[Path | None, typer.Option("--json", help="Also write JSON here.")] = None,
+        backbone: Annotated[str, typer.Argument(help="A backbone file, `random` (an untrained --arch, "
+                                                "initialised with seed 0: the lower reference) or "
+                                                "`teacher` (the --teacher file: the upper reference).")],
+        target: Annotated[str, Opt(help="Target source to evaluate on (see `ssdd datasets`).",
+                                   autocompletion=complete_sources)],
+        protocol: Annotated[str, Opt(help=f"Protocols, comma-separated: {', '.join(list_protocols())}.",
+                                     autocompletion=complete_protocols)] = "linear",
+        shots: Annotated[int | None, Opt(min=1, help="Few-shot: k labelled images per class (for the "
+                                         "protocols that train on labels; align has none).")] = None,
+        seeds: Annotated[int, Opt(min=1, help="Runs to average (mean ± std).")] = 1,
+        arch: Annotated[ArchName, Opt(help="Architecture of `random`.")] = "convnet",
+        teacher: Annotated[Path | None, Opt(exists=True, dir_okay=False, help="Teacher file for align and "
+                                            "`teacher` (default: the one recorded in the backbone's "
+                                            "provenance, from the teacher cache).")] = None,
+        resolution: Annotated[int | None, Opt(min=1, help="Load the target at this size (default: the "
+                                              "backbone's).")] = None,
+        linear_epochs: Annotated[int, Opt(min=1, help="Epochs of the linear head.")] = 100,
+        standardize: Annotated[bool, Opt(help="Linear: standardise the features first (a departure; the "
+                                         "papers probe raw features).")] = False,
+        finetune_steps: Annotated[int, Opt(min=1, help="SGD steps of fine-tuning.")] = 100,
+        data_root: DataRoot = None,
+        download: Download = False,
+        device: Device = "auto",
+        json_out: Annotated[Path | None, Opt("--json", callback=writable, dir_okay=False,
+                                             help="Also write the results as JSON here.")] = None,
+        quiet: Quiet = False,
+        log_format: LogFormat = "text",
     ) -> None:
-        """Evaluate a backbone on a target dataset (linear, finetune, knn or align)."""
-        spec = get_protocol(protocol)
-        if json_out is not None:
-            check_writable(json_out)  # fail now, not after the evaluation
+        """Evaluate a backbone on a target dataset with one or more protocols.
+
+        linear, finetune, knn (labels) and align (CKA and MSE against a teacher, label-free).
+        """
+        set_output(quiet, log_format)
+        names = protocol_list(protocol)
+        specs = [get_protocol(n) for n in names]
+        if shots is not None and not any(s.uses_shots for s in specs):
+            raise UsageError(f"shots do not apply to {', '.join(names)}; drop them.", option="shots")
         dev = resolve_device(device)
+        reference = backbone in ("random", "teacher")
+        net, meta = (None, {}) if reference else load_backbone(backbone, map_location=dev)
+        ref: Backbone | None = None
+        ref_info: dict[str, str] | None = None
+        if backbone == "teacher" or any(s.needs_teacher for s in specs):
+            ref_path, how = _teacher_file(backbone, meta, teacher)
+            ref, ref_meta = load_teacher(ref_path, map_location=dev)
+            ref_info = {"path": str(ref_path), "sha256": ref_meta.get("ssdd.sha256", ""), "chosen": how}
+            recorded = meta.get("ssdd.teacher_sha256")
+            if recorded and recorded != ref_info["sha256"]:
+                how += f"; the backbone's artifact was distilled with another teacher, {recorded[:12]}"
+            notice(f"teacher: {ref_path} ({how})")
+        if backbone == "teacher":
+            net = ref
+        size = resolution or (net.image_size if net is not None else None) or source_preset(target).resolution
+        data = load_source(target, data_root=data_root, download=download, resolution=size)
+        if net is None:  # `random`: built for the target's shape
+            net = build_backbone(PretrainConfig.from_preset(source_preset(target), arch=arch),
+                                 in_channels=data.channels, image_size=data.resolution, device=dev)
         configs = {"linear": LinearProbeConfig(epochs=linear_epochs, standardize=standardize),
                    "finetune": FinetuneConfig(steps=finetune_steps)}
-        with progress_callback() as callback:
-            net, meta = _backbone(backbone, arch, target, teacher, data_root, dev, callback)
-            size = resolution or (net.image_size if net is not None else None)
-            size = size or source_preset(target).resolution
-            data = load_source(target, data_root=data_root, download=download, resolution=size)
-            if net is None:  # `random`: built for the target's shape
-                net = build_backbone(PretrainConfig.from_preset(source_preset(target), arch=arch),
-                                     in_channels=data.channels, image_size=data.resolution,
-                                     device=dev)
-            ref = None
-            if spec.needs_teacher:
-                ref = net if backbone == "teacher" else _teacher(
-                    teacher, meta.get("ssdd.source", target), data_root, dev, callback)
-            report = evaluate(net, data, protocol, seeds=seeds, shots=shots, device=dev,
-                              teacher=ref, callback=callback, config=configs.get(protocol))
-        console.print(_table(report, backbone))
+        given = {"backbone": backbone, "target": target, "protocol": names, "shots": shots, "seeds": seeds,
+                 "arch": arch, "teacher": teacher, "resolution": size, "linear_epochs": linear_epochs,
+                 "standardize": standardize, "finetune_steps": finetune_steps}
+        reports: list[EvalReport] = []
+        with _maybe_record(json_out, given, str(dev)) as record, progress_callback(record) as callback:
+            for spec in specs:
+                reports.append(evaluate(net, data, spec.name, seeds=seeds,
+                                        shots=shots if spec.uses_shots else None, device=dev,
+                                        teacher=ref, callback=callback, config=configs.get(spec.name)))
+            doc = {"backbone": backbone, "arch": getattr(net, "arch", arch), "target": target,
+                   "teacher": ref_info, "results": [r.to_dict() for r in reports]}
+            if record is not None:
+                record.finish(config=doc["results"], output=str(json_out))
+        console.print(_table(reports, backbone))
         if json_out is not None:
-            doc = {"backbone": backbone, "arch": getattr(net, "arch", arch), **report.to_dict()}
             atomic_write_bytes(json_out, (json.dumps(doc, indent=2) + "\n").encode())
 
 
-def _backbone(name: str, arch: str, target: str, teacher: Path | None, data_root: Path | None,
-              device: torch.device, callback: Callback) -> tuple[Backbone | None, dict[str, str]]:
-    """The network to evaluate and its metadata; (None, {}) for `random` (built later)."""
-    if name == "random":
-        return None, {}
-    if name == "teacher":
-        if teacher is not None:
-            return load_teacher(teacher, map_location=device)
-        net, meta, _ = get_or_train_teacher(target, data_root=data_root, device=device,
-                                            callback=callback)
-        return net, meta
-    if Path(name).is_file():
-        try:
-            read_manifest(name)
-        except SSDDError:
-            pass  # not an artifact: load_backbone says what it is
-        else:
-            raise UsageError(f"{name} is a .ssdd artifact, not a backbone; pretrain one with "
-                             f"`ssdd pretrain {name} -o backbone.safetensors` and evaluate that.",
-                             option="backbone")
-    return load_backbone(name, map_location=device)
+def _maybe_record(output: Path | None, given: dict[str, Any], device: str) -> Any:
+    """The run record beside `--json`'s file; without one, no record (there is no output)."""
+    from contextlib import nullcontext
+
+    return run_record(output, "eval", given, device=device) if output is not None else nullcontext(None)
 
 
-def _teacher(path: Path | None, source: str, data_root: Path | None, device: torch.device,
-             callback: Callback) -> Backbone:
-    """`--teacher PATH`, else the cached teacher of the backbone's source (or the target)."""
-    if path is not None:
-        return load_teacher(path, map_location=device)[0]
-    return get_or_train_teacher(source, data_root=data_root, device=device, callback=callback)[0]
+def _teacher_file(backbone: str, meta: dict[str, str], given: Path | None) -> tuple[Path, str]:
+    """The teacher to compare with, and how it was chosen (module docstring)."""
+    recorded = meta.get("ssdd.teacher_sha256")
+    if given is not None:
+        return given, "given with --teacher"
+    if backbone in ("random", "teacher") or not recorded:
+        what = "the teacher backbone" if backbone == "teacher" else "comparing with a teacher"
+        why = "" if backbone in ("random", "teacher") else ", and the backbone records no teacher"
+        raise UsageError(f"{what} needs a teacher file{why}; give it with --teacher (ssdd eval never "
+                         "trains one: `ssdd teacher` does).", option="teacher")
+    found = find_cached_teacher(recorded)
+    if found is None:
+        raise DataError(f"the backbone's artifact was distilled with teacher {recorded[:12]}…, which is not "
+                        f"in the teacher cache ({default_cache_root()}); pass that teacher with --teacher.",
+                        option="teacher")
+    return found, f"sha256 {recorded[:12]}, the teacher the backbone's artifact was distilled with"
 
 
-def _table(report: EvalReport, backbone: str) -> Table:
-    shots = f" ({report.shots}-shot)" if report.shots else ""
-    table = Table(title=f"{backbone} on {report.target}",
-                  caption=f"{len(report.seeds)} seed(s), {report.seconds:.1f} s",
+def _table(reports: list[EvalReport], backbone: str) -> Table:
+    """One row per protocol and metric; one seed shows the value alone (no `± 0`)."""
+    first = reports[0]
+    seeds = len(first.seeds)
+    seconds = sum(r.seconds for r in reports)
+    table = Table(title=f"{backbone} on {first.target}", caption=f"{seeds} seed(s), {seconds:.1f} s",
                   caption_justify="left")
-    for column in ("protocol", "metric", "mean ± std", "per seed"):
+    for column in ("protocol", "metric", "mean ± std" if seeds > 1 else "value", "per seed"):
         table.add_column(column)
-    for m in report.metrics:
-        table.add_row(report.protocol + shots, m.name, f"{m.mean:.4f} ± {m.std:.4f}",
-                      ", ".join(f"{v:.4f}" for v in m.values))
+    for report in reports:
+        shots = f" ({report.shots}-shot)" if report.shots else ""
+        for m in report.metrics:
+            value = f"{m.mean:.4f} ± {m.std:.4f}" if seeds > 1 else f"{m.mean:.4f}"
+            table.add_row(report.protocol + shots, m.name, value,
+                          ", ".join(f"{v:.4f}" for v in m.values) if seeds > 1 else "")
     return table

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ssdd_cli.cli._archs import ArchName
 from ssdd_cli.cli._common import console
+from ssdd_cli.cli._options import DataRoot, Download, Output, Preset, Source, choice
 from ssdd_cli.data import load_source, normalize, source_preset
-from ssdd_cli.io import check_writable
-from ssdd_cli.models import backbone_options, save_backbone
+from ssdd_cli.models import save_backbone
+from ssdd_cli.models.resnet import STEMS
 from ssdd_cli.teacher.imports import import_teacher, imported_metadata, read_checkpoint
 from ssdd_cli.teacher.trainer import PROBE_IMAGES
+
+if TYPE_CHECKING:
+    StemName = str
+else:
+    StemName = choice(STEMS)
 
 Opt = typer.Option
 
@@ -20,21 +27,20 @@ Opt = typer.Option
 def register(app: typer.Typer) -> None:
     @app.command("import-teacher")
     def command(
-        checkpoint: Annotated[Path, typer.Argument(help="A solo-learn checkpoint, a KRR-ST teacher "
-                                                   "checkpoint or a torchvision-style state dict.")],
-        source: Annotated[str, Opt(help="Source it was trained on (see `ssdd datasets`).")],
-        output: Annotated[Path, Opt("--output", "-o", help="Teacher file to write.")],
-        arch: Annotated[str, Opt(help="The backbone the checkpoint holds.")] = "resnet18",
-        stem: Annotated[str | None, Opt(help="ResNet stem: cifar, cifar-same or imagenet "
-                                        "(default: imagenet for a 7x7 conv1, else cifar).")] = None,
+        checkpoint: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A solo-learn "
+                                                   "checkpoint, a KRR-ST teacher checkpoint or a "
+                                                   "torchvision-style state dict.")],
+        source: Source,
+        output: Output,
+        arch: Annotated[ArchName, Opt(help="The backbone the checkpoint holds.")] = "resnet18",
+        stem: Annotated[StemName | None, Opt(help="ResNet stem (default: imagenet for a 7x7 conv1, "
+                                             "else cifar).")] = None,
         ssl: Annotated[str, Opt(help="Its self-supervised method, recorded.")] = "barlow_twins",
-        preset: Annotated[str | None, Opt(help="Preset of the source (default: the source's).")] = None,
-        data_root: Annotated[Path | None, Opt(help="Folder of real sources.")] = None,
-        download: Annotated[bool, Opt(help="Download CIFAR if missing.")] = False,
+        preset: Preset = None,
+        data_root: DataRoot = None,
+        download: Download = False,
     ) -> None:
         """Import a teacher trained elsewhere; its weights are mapped and checked, never unpickled."""
-        check_writable(output)
-        backbone_options(arch)  # an unknown arch fails here
         chosen = source_preset(source, preset)
         data = load_source(source, data_root=data_root, download=download, resolution=chosen.resolution)
         loaded = read_checkpoint(checkpoint)

@@ -16,7 +16,7 @@ from ssdd_cli.cli._tables import budget_table
 def register(app: typer.Typer) -> None:
     @app.command("info")
     def command(
-        file: Annotated[Path, typer.Argument(help="A .ssdd artifact.")],
+        file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A .ssdd artifact.")],
         as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
     ) -> None:
         """Show an artifact's manifest and budget (reads the header only)."""

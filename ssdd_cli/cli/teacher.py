@@ -2,52 +2,72 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 from typing import Annotated
 
 import typer
 
-from ssdd_cli.cli._common import console
+from ssdd_cli.cli._archs import ArchName
+from ssdd_cli.cli._common import console, set_output
+from ssdd_cli.cli._options import (
+    DataRoot,
+    Device,
+    Download,
+    LogFormat,
+    Output,
+    Preset,
+    Quiet,
+    Resume,
+    Seed,
+    Source,
+    positive,
+)
 from ssdd_cli.cli._progress import progress_callback
+from ssdd_cli.cli._record import run_record
 from ssdd_cli.data import load_source, source_preset
 from ssdd_cli.device import resolve_device
-from ssdd_cli.io import check_writable
-from ssdd_cli.models import backbone_options
 from ssdd_cli.teacher import TeacherConfig, save_teacher, train_teacher
+
+Opt = typer.Option
 
 
 def register(app: typer.Typer) -> None:
     @app.command("teacher")
     def command(
-        source: Annotated[str, typer.Option(help="Source to train on (see `ssdd datasets`).")],
-        output: Annotated[Path, typer.Option("--output", "-o", help="Teacher file to write.")],
-        arch: Annotated[str | None, typer.Option(help="Backbone (default: the preset's).")] = None,
-        epochs: Annotated[int | None, typer.Option(help="Epochs (default: the preset's).")] = None,
-        batch_size: Annotated[int | None, typer.Option(help="Batch size (default: preset).")] = None,
-        lr: Annotated[float | None, typer.Option(help="Peak learning rate (default: the preset's; on "
-                                                 "the paper presets, for a batch of 256, scaled "
-                                                 "with the batch).")] = None,
-        device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
-        seed: Annotated[int, typer.Option(help="Seed of initialisation, shuffling, augmentation.")] = 0,
-        preset: Annotated[str | None, typer.Option(help="Preset (resolution and recipe; default: "
-                                                   "the source's).")] = None,
-        data_root: Annotated[Path | None, typer.Option(help="Folder of real sources.")] = None,
-        download: Annotated[bool, typer.Option(help="Download CIFAR if missing.")] = False,
-        resume: Annotated[bool, typer.Option(help="Continue from OUTPUT.ckpt.")] = False,
+        source: Source,
+        output: Output,
+        arch: Annotated[ArchName | None, Opt(help="Backbone (default: the preset's).")] = None,
+        epochs: Annotated[int | None, Opt(min=1, help="Epochs (default: the preset's).")] = None,
+        batch_size: Annotated[int | None, Opt(min=2, help="Batch size (default: the preset's).")] = None,
+        lr: Annotated[float | None, Opt(callback=positive, help="Peak learning rate (default: the preset's; "
+                                        "on the paper presets, for a batch of 256, scaled with the "
+                                        "batch).")] = None,
+        device: Device = "auto",
+        seed: Seed = 0,
+        preset: Preset = None,
+        data_root: DataRoot = None,
+        download: Download = False,
+        resume: Resume = False,
+        quiet: Quiet = False,
+        log_format: LogFormat = "text",
     ) -> None:
         """Train the self-supervised (Barlow Twins) teacher on a source."""
+        set_output(quiet, log_format)
         ckpt = output.with_name(output.name + ".ckpt")
-        check_writable(output)
         dev = resolve_device(device)
         chosen = source_preset(source, preset)
         config = TeacherConfig.from_preset(chosen.teacher, arch=arch, epochs=epochs,
                                            batch_size=batch_size, lr=lr, seed=seed)
-        backbone_options(config.arch)  # an unknown arch fails here, before any training
         images = load_source(source, data_root=data_root, download=download, resolution=chosen.resolution)
-        with progress_callback() as callback:
+        options = {"source": source, "arch": arch, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+                   "preset": preset, "data_root": data_root, "resume": resume}
+        with run_record(output, "teacher", options, device=str(dev), seed=seed, append=resume) as record, \
+                progress_callback(record) as callback:
             result = train_teacher(images.source, images.mean, images.std, config, device=dev,
                                    callback=callback, checkpoint_path=ckpt, resume=resume)
-        meta = save_teacher(output, result, source=source, mean=images.mean, std=images.std)
+            meta = save_teacher(output, result, source=source, mean=images.mean, std=images.std)
+            record.finish(config=json.loads(config.to_json()), preset=chosen.name, output=str(output),
+                          sha256=meta["ssdd.sha256"], final_loss=result.final_loss)
         ckpt.unlink(missing_ok=True)
         console.print(
             f"teacher {config.arch} ({result.backbone.feature_dim}-d features) "

@@ -49,5 +49,7 @@ def test_info_truncated_and_missing(tmp_path: Path) -> None:
     result = runner.invoke(app, ["info", str(path)])
     assert result.exit_code == 1 and "truncated" in result.output
     result = runner.invoke(app, ["info", str(tmp_path / "nope.ssdd")])
-    assert result.exit_code == 1 and "does not exist" in result.output
+    assert result.exit_code == 2 and "does not exist" in result.output  # a path that must exist: a bad option
+    result = runner.invoke(app, ["info", str(tmp_path)])
+    assert result.exit_code == 2 and "is a directory" in result.output and "does not exist" not in result.output
 

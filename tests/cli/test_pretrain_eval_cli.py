@@ -35,11 +35,13 @@ def test_eval_random_knn_writes_json(tmp_path: Path) -> None:
                                  "--seeds", "2", "--device", "cpu", "--json", str(out)])
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
-    acc = doc["metrics"]["accuracy"]
+    assert doc["backbone"] == "random" and doc["target"] == "digits" and len(doc["results"]) == 1
+    result_ = doc["results"][0]
+    acc = result_["metrics"]["accuracy"]
     assert set(acc) == {"mean", "std", "values"} and len(acc["values"]) == 2
     assert 0.0 <= acc["mean"] <= 1.0 and acc["std"] >= 0.0
-    assert doc["protocol"] == "knn" and doc["target"] == "digits" and doc["seeds"] == [0, 1]
-    assert doc["config"] == {"k": 20, "temperature": 0.07}  # the protocol's settings travel along
+    assert result_["protocol"] == "knn" and result_["target"] == "digits" and result_["seeds"] == [0, 1]
+    assert result_["config"] == {"k": 20, "temperature": 0.07}  # the protocol's settings travel along
     assert "knn" in result.output and "accuracy" in result.output
 
 
@@ -48,7 +50,7 @@ def test_eval_json_records_the_linear_probe_settings(tmp_path: Path) -> None:
     result = runner.invoke(app, ["eval", "random", "--target", "digits", "--linear-epochs", "2",
                                  "--device", "cpu", "--json", str(out)])
     assert result.exit_code == 0, result.output
-    config = json.loads(out.read_text())["config"]
+    config = json.loads(out.read_text())["results"][0]["config"]
     assert config == {"epochs": 2, "batch_size": 256, "lr": 0.2, "momentum": 0.9, "weight_decay": 0.0,
                       "standardize": False}
 
@@ -75,7 +77,8 @@ def test_pretrain_then_eval(tmp_path: Path, artifact: str) -> None:
 def test_pretrain_unknown_arch(tmp_path: Path) -> None:
     result = runner.invoke(app, ["pretrain", str(GOLDEN / "v1-ssdd.ssdd"), "--arch", "resnet99",
                                  "-o", str(tmp_path / "b.safetensors")])
-    _one_line_error(result, "unknown backbone", "resnet18")
+    _one_line_error(result, "Invalid value for '--arch'", "'resnet99' is not one of", "'resnet18'")
+    assert result.exit_code == 2 and not (tmp_path / "b.safetensors").exists()
 
 
 def test_pretrain_images_that_do_not_fit_the_arch(tmp_path: Path,
@@ -132,9 +135,10 @@ def test_eval_channel_mismatch(tmp_path: Path) -> None:
 
 def test_eval_unknown_protocol_and_artifact_as_backbone() -> None:
     result = runner.invoke(app, ["eval", "random", "--target", "digits", "--protocol", "svm"])
-    _one_line_error(result, "unknown protocol", "linear")
+    _one_line_error(result, "'svm' is not one of", "'linear'")
+    assert result.exit_code == 2
     result = runner.invoke(app, ["eval", str(GOLDEN / "v1-raw.ssdd"), "--target", "digits"])
-    _one_line_error(result, "is a .ssdd artifact, not a backbone", "ssdd pretrain")
+    _one_line_error(result, "is a .ssdd artifact, not a network", "ssdd pretrain")
 
 
 def test_eval_align_and_teacher_reference(tmp_path: Path) -> None:
@@ -145,12 +149,12 @@ def test_eval_align_and_teacher_reference(tmp_path: Path) -> None:
     result = runner.invoke(app, ["eval", str(student), "--target", "digits", "--protocol", "align",
                                  "--teacher", str(teacher), "--device", "cpu", "--json", str(out)])
     assert result.exit_code == 0, result.output
-    metrics = json.loads(out.read_text())["metrics"]
+    metrics = json.loads(out.read_text())["results"][0]["metrics"]
     assert 0.0 <= metrics["cka"]["mean"] <= 1.0 and metrics["mse"]["mean"] >= 0.0
     result = runner.invoke(app, ["eval", "teacher", "--teacher", str(teacher), "--target", "digits",
                                  "--protocol", "align", "--device", "cpu", "--json", str(out)])
     assert result.exit_code == 0, result.output
-    assert json.loads(out.read_text())["metrics"]["cka"]["mean"] == pytest.approx(1.0, abs=1e-5)
+    assert json.loads(out.read_text())["results"][0]["metrics"]["cka"]["mean"] == pytest.approx(1.0, abs=1e-5)
     result = runner.invoke(app, ["eval", "random", "--target", "digits", "--protocol", "align",
                                  "--shots", "2", "--teacher", str(teacher)])
     _one_line_error(result, "--shots: shots do not apply")

@@ -44,7 +44,7 @@ def test_distill_resume_refuses_changed_options(tmp_path: Path, monkeypatch: pyt
     args = ["distill", "--source", "digits", "--teacher", str(teacher), "-o", str(out), "--budget", "10",
             "--U", "8", "--V", "8", "--steps", "6", "--batch-size", "32", "--pool-size", "1", "--pool-steps", "2",
             "--device", "cpu"]
-    monkeypatch.setattr(distill_cli, "progress_callback", lambda: killed_at("distill", 3))
+    monkeypatch.setattr(distill_cli, "progress_callback", lambda record=None: killed_at("distill", 3))
     assert runner.invoke(app, args).exit_code == 130
     ckpt = tmp_path / "d.ssdd.ckpt"
     assert ckpt.is_file()
@@ -60,7 +60,7 @@ def test_distill_resume_refuses_changed_options(tmp_path: Path, monkeypatch: pyt
 def test_pretrain_resume_refuses_changed_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "b.safetensors"
     args = ["pretrain", str(GOLDEN), "-o", str(out), "--epochs", "3", "--device", "cpu"]
-    monkeypatch.setattr(pretrain_cli, "progress_callback", lambda: killed_at("pretrain", 2))
+    monkeypatch.setattr(pretrain_cli, "progress_callback", lambda record=None: killed_at("pretrain", 2))
     assert runner.invoke(app, args).exit_code == 130
     monkeypatch.undo()
     _refused(runner.invoke(app, [*args, "--resume", "--wd", "0.01"]),

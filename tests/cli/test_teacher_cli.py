@@ -48,7 +48,7 @@ def test_interrupt_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     args = ["teacher", "--source", "digits", "--epochs", "2", "--device", "cpu", "-o", str(out)]
 
     @contextmanager
-    def killed_after_epoch_1() -> Iterator[Callback]:
+    def killed_after_epoch_1(record: object = None) -> Iterator[Callback]:
         def callback(event: ProgressEvent) -> None:
             if event.metrics.get("epoch") == 1.0:
                 raise KeyboardInterrupt
@@ -76,7 +76,7 @@ def test_interrupt_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     ("args", "needle"),
     [
         (["--source", "nosuchsource"], "unknown source"),
-        (["--source", "digits", "--arch", "nosucharch"], "unknown backbone"),
+        (["--source", "digits", "--arch", "nosucharch"], "'nosucharch' is not one of"),
     ],
 )
 def test_unknown_source_or_arch(tmp_path: Path, args: list[str], needle: str) -> None:
