@@ -101,7 +101,8 @@ def test_imagefolder_with_the_imagenette_preset_end_to_end(folder: Path, tmp_pat
     assert net.image_size == 128 and len(net.config["widths"]) == 5
 
 
-@pytest.mark.parametrize("name", ["digits", "shapes", "cifar100", "tinyimagenet", "imagenette"])
+@pytest.mark.parametrize("name", ["digits", "digits-nuisance", "shapes", "cifar100", "tinyimagenet",
+                                  "imagenette"])
 def test_declared_teacher_feature_dim_is_the_built_backbones(name: str) -> None:
     preset = get_preset(name)
     net = create_backbone(preset.teacher.arch, preset.channels, min(preset.resolution, 64),

@@ -27,6 +27,7 @@ from ssdd_cli.models.base import Backbone
 from ssdd_cli.models.registry import register_backbone
 
 NORMS = ("bn", "in", "none")
+POOLS = ("flat", "avg")
 
 
 def default_depth(image_size: int) -> int:
@@ -71,13 +72,18 @@ def _norm(kind: str, channels: int) -> nn.Module:
 
 
 class ConvNet(Backbone):
-    """conv3x3 -> norm -> ReLU -> avgpool2, `len(widths)` times; features are the flat last map.
+    """conv3x3 -> norm -> ReLU -> avgpool2, `len(widths)` times; the features are the last map
+    flattened (`pool="flat"`, KRR-ST's) or averaged over its positions (`pool="avg"`).
 
-    Input (B, in_channels, S, S); features (B, widths[-1] * final_side(S, depth)**2).
+    Input (B, in_channels, S, S); features (B, widths[-1] * final_side(S, depth)**2), or
+    (B, widths[-1]) with `pool="avg"`.
     """
 
-    def __init__(self, in_channels: int, image_size: int, widths: tuple[int, ...], norm: str) -> None:
-        super().__init__("convnet", in_channels, image_size, {"widths": list(widths), "norm": norm})
+    def __init__(self, in_channels: int, image_size: int, widths: tuple[int, ...], norm: str,
+                 pool: str = "flat") -> None:
+        config = {"widths": list(widths), "norm": norm, **({"pool": pool} if pool != "flat" else {})}
+        super().__init__("convnet", in_channels, image_size, config)
+        self.pool = pool
         layers: list[nn.Module] = []
         channels = in_channels
         for width in widths:
@@ -90,11 +96,13 @@ class ConvNet(Backbone):
             channels = width
         self.blocks = nn.Sequential(*layers)
         side = final_side(image_size, len(widths))
-        self.feature_dim = widths[-1] * side * side
+        self.feature_dim = widths[-1] * (side * side if pool == "flat" else 1)
 
     def features(self, x: Tensor) -> Tensor:
-        """x: (B, in_channels, S, S) -> (B, feature_dim), the flattened last block's output."""
-        return self.blocks(x).flatten(1)
+        """x: (B, in_channels, S, S) -> (B, feature_dim), the last block's output flattened or
+        averaged over positions."""
+        out = self.blocks(x)
+        return out.flatten(1) if self.pool == "flat" else out.mean(dim=(2, 3))
 
     def taps(self, x: Tensor) -> ConvNetTaps:
         """x: (B, in_channels, S, S) -> every block's ReLU output and the last block's output."""
@@ -114,11 +122,15 @@ def convnet(
     widths: tuple[int, ...] | list[int] | None = None,
     depth: int | None = None,
     norm: str = "bn",
+    pool: str = "flat",
 ) -> ConvNet:
     """KRR-ST's ConvNet. `depth` defaults to log2(image_size) - 2 (or len(widths)); `widths`
-    default to doubling per block ending at 512; `norm` is "bn", "in" or "none"."""
+    default to doubling per block ending at 512; `norm` is "bn", "in" or "none"; `pool` "flat"
+    (KRR-ST's flattened map) or "avg" (global average pooling: widths[-1] features)."""
     if norm not in NORMS:
         raise UsageError(f"unknown ConvNet norm {norm!r}; choose one of: {', '.join(NORMS)}.")
+    if pool not in POOLS:
+        raise UsageError(f"unknown ConvNet pooling {pool!r}; choose one of: {', '.join(POOLS)}.")
     if depth is not None:
         check_whole(depth, "the ConvNet depth")
     if widths is not None:
@@ -139,4 +151,4 @@ def convnet(
             f"a depth-{depth} ConvNet halves the image {depth} times, so image_size must be at "
             f"least {2**depth}, got {image_size}."
         )
-    return ConvNet(in_channels, image_size, widths or default_widths(depth), norm)
+    return ConvNet(in_channels, image_size, widths or default_widths(depth), norm, pool)

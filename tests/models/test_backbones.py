@@ -76,6 +76,18 @@ def test_bad_sizes_are_usage_errors(bad: object) -> None:
         create_backbone("convnet", 3, bad)  # type: ignore[arg-type]
 
 
+def test_convnet_average_pooling() -> None:
+    torch.manual_seed(0)
+    flat = create_backbone("convnet", 1, 16, widths=(8, 16))
+    avg = create_backbone("convnet", 1, 16, widths=(8, 16), pool="avg")
+    avg.load_state_dict(flat.state_dict())  # the same layers: only the read-out differs
+    x = torch.randn(3, 1, 16, 16)
+    assert avg.feature_dim == 16 and avg.config["pool"] == "avg" and "pool" not in flat.config
+    torch.testing.assert_close(avg.features(x), flat.features(x).view(3, 16, 16).mean(dim=2))
+    with pytest.raises(UsageError, match="unknown ConvNet pooling"):
+        create_backbone("convnet", 1, 16, pool="max")
+
+
 def test_convnet_defaults_follow_krr_st() -> None:
     assert create_backbone("convnet", 3, 32).feature_dim == 8192
     assert create_backbone("convnet", 3, 32).config["widths"] == [128, 256, 512]
