@@ -69,14 +69,25 @@ def emit_json(event: str, **fields: Any) -> None:
     sys.stderr.flush()
 
 
+def mirrors_to_stdout() -> bool:
+    """Whether progress and notices are also written, as plain lines, to stdout: when stdout is
+    redirected (`ssdd distill ... > log`) while stderr is a terminal (which shows the bars), so
+    the log holds the run's progress too. With both redirected, stderr alone carries them."""
+    return (not OUTPUT.quiet and OUTPUT.log_format == "text" and err_console.is_terminal
+            and not console.is_terminal)
+
+
 def notice(text: str) -> None:
-    """A one-off notice on stderr (silent with --quiet)."""
+    """A one-off notice on stderr (silent with --quiet); mirrored to a redirected stdout."""
     if OUTPUT.quiet:
         return
     if OUTPUT.log_format == "json":
         emit_json("notice", message=text)
         return
     err_console.print(escape(text), highlight=False, soft_wrap=True)
+    if mirrors_to_stdout():
+        console.print(escape(text), highlight=False, soft_wrap=True)
+        console.file.flush()
 
 
 def error_line(message: str, exit_code: int, flag: str | None = None) -> None:
@@ -94,6 +105,7 @@ class UserErrorGroup(TyperGroup):
 
     def main(self, args: Any = None, prog_name: str | None = None,  # type: ignore[override]
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        set_output()  # each run starts plain; a long command sets --quiet / --log-format
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
@@ -106,6 +118,15 @@ class UserErrorGroup(TyperGroup):
                 error_line(_click_message(e), e.exit_code)
             sys.exit(e.exit_code)
         sys.exit(code if isinstance(code, int) else 0)
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None,
+                     **extra: Any) -> Any:
+        # Parsing the root's options: Typer would turn an interrupt here into a silent 130.
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except KeyboardInterrupt:
+            error_line("interrupted.", 130)
+            raise typer.Exit(130) from None
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
@@ -123,6 +144,8 @@ def _click_message(e: Any) -> str:
     text = " ".join(str(e.format_message()).split()).replace("Value error, ", "")
     ctx = getattr(e, "ctx", None)
     if ctx is not None and ctx.command.get_help_option(ctx) is not None:
+        if text.endswith("?"):  # "No such command 'distil'. Did you mean 'distill'?"
+            return f"{text} See '{ctx.command_path} --help'."
         return f"{text.rstrip('.')}; see '{ctx.command_path} --help'."
     return text
 

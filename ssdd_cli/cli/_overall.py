@@ -24,7 +24,7 @@ from rich.progress import (
 from rich.table import Column
 
 from ssdd_cli.cli._common import OUTPUT, err_console
-from ssdd_cli.cli._progress import progress_callback
+from ssdd_cli.cli._progress import mirror, progress_callback
 from ssdd_cli.cli._record import RunRecord
 from ssdd_cli.progress import Callback, ProgressEvent
 
@@ -46,9 +46,13 @@ def overall_progress(stage: str, record: RunRecord | None = None) -> Iterator[Ca
         overall: TaskID = bars.add_task(stage, total=None, info="")
         current = bars.add_task("step", total=None, info="", visible=False)
 
+        also = mirror()  # plain lines to a redirected stdout too
+
         def on_event(event: ProgressEvent) -> None:
             if record is not None:
                 record.event(event)
+            if also is not None:
+                also(event)
             if event.message:
                 bars.console.print(escape(event.message), highlight=False, soft_wrap=True)
             if event.stage == stage:

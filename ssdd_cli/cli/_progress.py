@@ -4,9 +4,11 @@
 - Off a terminal (redirected to a file, a pipe, CI): a plain line per stage at a steady pace,
   at its first event, every 5% of it or every 30 s, whichever comes first, and at its end:
 
-      distill   45/300  15%  loss 0.2231  held-out 0.2418  3.1 it/s  elapsed 0:00:14  ETA 0:01:22
+      distill     45/300  15%  loss 0.2231  held-out 0.2418  3.1 it/s  elapsed 0:00:14  ETA 0:01:22
 
   written and flushed at once, so `ssdd distill ... > log 2>&1` shows the run while it runs.
+- stdout redirected while stderr is a terminal (`ssdd distill ... > log`): the bars on the
+  terminal and the plain lines, notices included, in the log (`_common.mirrors_to_stdout`).
 - `--log-format json`: the same lines at the same pace as JSON objects, one per line.
 - `--quiet`: nothing (errors and the result still print).
 
@@ -15,12 +17,12 @@ Every event also goes to the run record, unpaced: it keeps the whole loss histor
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -32,11 +34,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ssdd_cli.cli._common import OUTPUT, emit_json, err_console, notice
+from ssdd_cli.cli._common import OUTPUT, console, emit_json, err_console, mirrors_to_stdout, notice
 from ssdd_cli.cli._record import RunRecord
 from ssdd_cli.progress import Callback, ProgressEvent
 
-EVERY_FRACTION = 0.05  # a plain line at least every 5% of a stage ...
+EVERY_PERCENT = 5  # a plain line at least every 5% of a stage ...
 EVERY_SECONDS = 30.0  # ... or every 30 s, whichever comes first
 
 
@@ -51,17 +53,24 @@ def progress_callback(record: RunRecord | None = None) -> Iterator[Callback]:
         show = None
     if not OUTPUT.quiet and show is None:
         with _bars() as bars:
-            yield _tee(bars, record)
+            yield _tee(bars, record, mirror())
         return
     yield _tee(show, record)
 
 
-def _tee(show: Callback | None, record: RunRecord | None) -> Callback:
+def mirror() -> Paced | None:
+    """Plain lines on stdout beside the bars, when stdout is redirected (module docstring)."""
+    return Paced(out=console) if mirrors_to_stdout() else None
+
+
+def _tee(show: Callback | None, record: RunRecord | None, also: Callback | None = None) -> Callback:
     def on_event(event: ProgressEvent) -> None:
         if record is not None:
             record.event(event)
         if show is not None:
             show(event)
+        if also is not None:
+            also(event)
 
     return on_event
 
@@ -104,21 +113,28 @@ class _Stage:
 
 
 class Paced:
-    """Plain (or JSON) progress lines at a steady pace, per stage (module docstring)."""
+    """Plain (or JSON) progress lines at a steady pace, per stage (module docstring).
 
-    def __init__(self, json: bool = False) -> None:
+    out: the console of the lines and notices (None: stderr's, notices through `notice`).
+    """
+
+    def __init__(self, json: bool = False, out: Console | None = None) -> None:
         self.json = json
+        self.out = out
         self.stages: dict[str, _Stage] = {}
         self.now = time.monotonic  # the clock (a test replaces it)
 
     def __call__(self, event: ProgressEvent) -> None:
         if event.message:
-            notice(event.message)
+            if self.out is None:
+                notice(event.message)
+            else:
+                self._print(event.message)
         if event.total <= 0:
             return
         now = self.now()
         state = self.stages.get(event.stage)
-        bucket = math.floor(event.step / event.total / EVERY_FRACTION)
+        bucket = event.step * 100 // (event.total * EVERY_PERCENT)  # integers: 3/20 is 15%, not 14.99
         if state is None or event.step < state.step0:  # a new stage, or the stage restarted
             state = self.stages[event.stage] = _Stage(now, max(0, event.step - 1), now, bucket)
             self._line(event, state, now)
@@ -148,16 +164,27 @@ class Paced:
         if metrics:
             parts.append(format_metrics(metrics))
         if rate:
-            parts.append(f"{rate:.3g} it/s" if rate >= 1 else f"{1 / rate:.3g} s/it")
+            parts.append(_rate(rate))
         parts.append(f"elapsed {_clock(elapsed)}")
         if eta is not None and event.step < event.total:
             parts.append(f"ETA {_clock(eta)}")
-        err_console.print(escape("  ".join(parts)), highlight=False, soft_wrap=True)
-        err_console.file.flush()
+        self._print("  ".join(parts))
+
+    def _print(self, text: str) -> None:
+        out = self.out or err_console
+        out.print(escape(text), highlight=False, soft_wrap=True)
+        out.file.flush()  # a log shows the line now, not when a buffer fills
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
     return "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+
+
+def _rate(rate: float) -> str:
+    """Steps per second, or seconds per step below one a second: "3.1 it/s", "1,250 it/s", "4.2 s/it"."""
+    if rate >= 100:
+        return f"{rate:,.0f} it/s"
+    return f"{rate:.3g} it/s" if rate >= 1 else f"{1 / rate:.3g} s/it"
 
 
 def _clock(seconds: float) -> str:

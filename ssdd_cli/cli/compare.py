@@ -10,7 +10,7 @@ from rich.markdown import Markdown
 from rich.table import Table
 
 from ssdd_cli.cli._common import console, error_line, set_output
-from ssdd_cli.cli._options import DataRoot, Device, LogFormat, Quiet, complete_sources
+from ssdd_cli.cli._options import DataRoot, Device, Download, LogFormat, Quiet, complete_sources
 from ssdd_cli.cli._overall import overall_progress
 from ssdd_cli.cli._record import run_record
 from ssdd_cli.compare import (
@@ -72,6 +72,7 @@ def register(app: typer.Typer) -> None:
                                                   "eval.linear.epochs=50.")] = None,
         device: Device = "auto",
         data_root: DataRoot = None,
+        download: Download = False,
         dry_run: Annotated[bool, Opt(help="Print the plan and stop.")] = False,
         quiet: Quiet = False,
         log_format: LogFormat = "text",
@@ -94,7 +95,8 @@ def register(app: typer.Typer) -> None:
         try:
             with run_record(output / "compare", "compare", raw, device=str(dev), append=True) as record, \
                     overall_progress("compare", record) as callback:
-                run = run_compare(plan, output, device=dev, data_root=data_root, callback=callback)
+                run = run_compare(plan, output, device=dev, data_root=data_root, callback=callback,
+                                  download=download)
                 json_path, md_path = write_results(run)
                 plots = write_plots(run)
         except KeyboardInterrupt:

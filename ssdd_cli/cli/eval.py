@@ -47,6 +47,12 @@ def protocol_list(text: str) -> list[str]:
     return names
 
 
+def checked_protocols(text: str) -> str:
+    """Option callback: refuse a bad `--protocol` list while parsing (so Typer names the flag)."""
+    protocol_list(text)
+    return text
+
+
 def complete_protocols(incomplete: str) -> list[str]:
     """Complete the last name of a comma-separated protocol list."""
     head, _, last = incomplete.rpartition(",")
@@ -63,6 +69,7 @@ def register(app: typer.Typer) -> None:
         target: Annotated[str, Opt(help="Target source to evaluate on (see `ssdd datasets`).",
                                    autocompletion=complete_sources)],
         protocol: Annotated[str, Opt(help=f"Protocols, comma-separated: {', '.join(list_protocols())}.",
+                                     callback=checked_protocols,
                                      autocompletion=complete_protocols)] = "linear",
         shots: Annotated[int | None, Opt(min=1, help="Few-shot: k labelled images per class (for the "
                                          "protocols that train on labels; align has none).")] = None,

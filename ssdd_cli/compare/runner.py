@@ -90,12 +90,14 @@ class CompareRun:
 
 
 def run_compare(plan: Plan, output: Path, *, device: torch.device | str = "cpu",
-                data_root: Path | None = None, callback: Callback = silent) -> CompareRun:
-    """Run or reuse every step of `plan` under the folder `output` (see the module docstring)."""
+                data_root: Path | None = None, callback: Callback = silent,
+                download: bool = False) -> CompareRun:
+    """Run or reuse every step of `plan` under the folder `output` (see the module docstring).
+    download: fetch a missing source that can be fetched (CIFAR)."""
     t0 = time.perf_counter()
     store = StepStore(output)
     store.check_writable()
-    ctx = S.StepContext(plan.spec, torch.device(device), data_root, callback)
+    ctx = S.StepContext(plan.spec, torch.device(device), data_root, callback, download)
     check(plan, ctx)
     kinds = ", ".join(f"{plan.count(k)} {k}" for k in KINDS if plan.count(k))
     callback(ProgressEvent(STAGE, 0, len(plan), message=f"{len(plan)} steps ({kinds}) in {output}"))

@@ -43,12 +43,14 @@ Outputs = dict[str, str]  # output name → file name in the step's folder
 
 @dataclass
 class StepContext:
-    """What steps share within one comparison: the spec, the device, and loaded data."""
+    """What steps share within one comparison: the spec, the device, and loaded data.
+    download: fetch a missing source that can be fetched (CIFAR), as `load_source` does."""
 
     spec: CompareSpec
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     data_root: Path | None = None
     callback: Callback = silent
+    download: bool = False
     _data: dict[tuple[str, int], ImageSet] = field(default_factory=dict, repr=False)
     _hashes: dict[tuple[str, int], str] = field(default_factory=dict, repr=False)
 
@@ -56,7 +58,8 @@ class StepContext:
         """A source loaded once (at `resolution`, default its preset's)."""
         key = (spec, resolution or source_preset(spec).resolution)
         if key not in self._data:
-            self._data[key] = load_source(spec, data_root=self.data_root, resolution=key[1])
+            self._data[key] = load_source(spec, data_root=self.data_root, resolution=key[1],
+                                          download=self.download)
         return self._data[key]
 
     def data_sha256(self, spec: str, resolution: int | None = None) -> str:
@@ -154,7 +157,7 @@ def run_distill_step(step: Step, inputs: Mapping[str, StepRecord], work: Path,
     request = DistillRequest(source=ctx.spec.source, output=out, method=cell.method, budget=cell.budget,
                              options=dict(entry.options), seed=cell.seed, device=ctx.device,
                              data_root=ctx.data_root, teacher=inputs["teacher"].output("teacher"),
-                             resume=checkpoint_path(out).exists())
+                             resume=checkpoint_path(out).exists(), download=ctx.download)
     result = in_entry(entry, run_distill, request, ctx.callback)
     man = result.manifest
     return {"artifact": out.name}, {

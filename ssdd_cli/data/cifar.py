@@ -113,7 +113,7 @@ class CifarSource(Source):
         return (
             f"{self.name} not found: looked for {root / self.layout.pattern}; put the official "
             f"python version there (or point the data root or $SSDD_DATA at its parent), or "
-            "download it on a machine with a network."
+            "download it (needs a network)."
         )
 
     def load(self, request: SourceRequest) -> ImageSet:

@@ -80,12 +80,19 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
     if method.needs_labels and data.source_labels is None:
         raise UsageError(f"{method.name} distills class by class, but source {data.name} has no labels; "
                          "use a labelled source or a self-supervised method.", option="method")
-    if method.needs_teacher and req.teacher is None:
-        # The options and the budget are checked before a cached teacher is trained for minutes:
-        # that teacher is the preset's, whose feature width the preset declares.
-        d_y = preset.teacher.feature_dim
-        shape = ImageShape(data.channels, data.resolution, data.resolution)
+    shape = ImageShape(data.channels, data.resolution, data.resolution)
+
+    def check_plan(d_y: int) -> None:
+        """The options and the budget, refused before any work (no teacher trained, no features
+        computed or cached, no checkpoint written)."""
         method.plan(method.configure(preset, N, d_y, **req.options), shape, d_y)
+
+    # A cached teacher (trained first if absent) is the preset's, whose feature width the preset
+    # declares; a given teacher file is loaded first (a moment) and checked with its own.
+    if not method.needs_teacher:
+        check_plan(0)
+    elif req.teacher is None:
+        check_plan(preset.teacher.feature_dim)
     # The source side is the whole official train split (val included): the papers distill all
     # of it; val serves only the evaluation's choices.
     images = device_tensor(data.source, data.mean, data.std, req.device)
@@ -95,6 +102,8 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
         backbone, meta, teacher_file = resolve_teacher(req.teacher, req.source, data, data_root=req.data_root,
                                                        device=req.device, callback=callback,
                                                        preset=preset.name, download=req.download)
+        if req.teacher is not None:
+            check_plan(backbone.feature_dim)
         teacher = TeacherTargets.from_backbone(backbone, meta, images, req.device, teacher_file)
         record = Teacher(arch=backbone.arch, feature_dim=teacher.d_y, sha256=teacher.sha256)
     config = method.configure(preset, N, teacher.d_y if teacher else 0, **req.options)

@@ -158,3 +158,56 @@ def test_eval_align_and_teacher_reference(tmp_path: Path) -> None:
     result = runner.invoke(app, ["eval", "random", "--target", "digits", "--protocol", "align",
                                  "--shots", "2", "--teacher", str(teacher)])
     _one_line_error(result, "--shots: shots do not apply")
+
+
+def test_eval_finds_the_teacher_the_backbone_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A backbone pretrained on an artifact records that artifact's teacher (by sha256); eval takes
+    # that very teacher from the cache, says so, and trains none.
+    from ssdd_cli.teacher import default_cache_root
+    from tests.distill.helpers import write_tiny_teacher
+
+    default_cache_root().mkdir(parents=True, exist_ok=True)
+    teacher = write_tiny_teacher(default_cache_root() / "some-teacher.safetensors")
+    sha = load_backbone(teacher)[1]["ssdd.sha256"]
+    student = tmp_path / "student.safetensors"
+    save_backbone(student, create_backbone("convnet", 1, 16, widths=[4, 4]), {"ssdd.teacher_sha256": sha})
+    out = tmp_path / "three.json"
+    result = runner.invoke(app, ["eval", str(student), "--target", "digits", "--protocol", "linear,knn,align",
+                                 "--linear-epochs", "2", "--device", "cpu", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"teacher: {teacher} (sha256 {sha[:12]}, the teacher the backbone's artifact was distilled with)" \
+        in " ".join(result.stderr.split())
+    doc = json.loads(out.read_text())
+    assert [r["protocol"] for r in doc["results"]] == ["linear", "knn", "align"]
+    assert doc["teacher"]["sha256"] == sha and doc["teacher"]["path"] == str(teacher)
+    assert "±" not in result.stdout and "value" in result.stdout  # one seed: the value alone
+    for protocol in ("linear", "knn", "align"):
+        assert protocol in result.stdout
+    record = out.with_name("three.json.run.jsonl")
+    assert json.loads(record.read_text().splitlines()[-1])["status"] == "ok"
+    # --teacher wins over the recorded one, and a different one is pointed out
+    other = write_tiny_teacher(tmp_path / "other.safetensors", seed=1)
+    result = runner.invoke(app, ["eval", str(student), "--target", "digits", "--protocol", "align",
+                                 "--teacher", str(other), "--device", "cpu", "--seeds", "2"])
+    assert result.exit_code == 0, result.output
+    assert "given with --teacher; the backbone's artifact was distilled with another teacher" in \
+        " ".join(result.stderr.split())
+    assert "±" in result.stdout  # two seeds: mean ± std
+
+
+def test_pretrain_records_the_artifacts_teacher(tmp_path: Path) -> None:
+    out = tmp_path / "b.safetensors"
+    result = runner.invoke(app, ["pretrain", str(GOLDEN / "v1-ssdd.ssdd"), "--epochs", "1", "--device", "cpu",
+                                 "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert load_backbone(out)[1]["ssdd.teacher_sha256"] == "0" * 64  # the golden manifest's teacher
+
+
+def test_models_lists_the_backbones() -> None:
+    result = runner.invoke(app, ["models", "--json", "--channels", "1", "--resolution", "16"])
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)["models"]}
+    assert {"convnet", "resnet18", "vit"} <= set(rows)
+    assert rows["resnet18"]["feature_dim"] == 512 and "pool" in rows["convnet"]["options"]
+    table = runner.invoke(app, ["models"])
+    assert table.exit_code == 0 and "mobilenetv2" in table.stdout
