@@ -43,7 +43,7 @@ def test_distill_info_reconstruct_digits(tmp_path: Path, teacher: Path) -> None:
     pngs = sorted((tmp_path / "imgs").glob("image_*.png"))
     assert len(pngs) == man.m
     assert len(list((tmp_path / "imgs" / "views" / "rot90").glob("*.png"))) == man.m
-    assert (tmp_path / "imgs" / "grid.png").stat().st_size > 0
+    assert (tmp_path / "imgs" / "grid_001.png").stat().st_size > 0
     from safetensors.torch import load_file
 
     targets = load_file(str(tmp_path / "imgs" / "targets.safetensors"))

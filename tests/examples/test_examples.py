@@ -31,7 +31,7 @@ def test_demo_pipeline_at_toy_size(tmp_path: Path, capsys: pytest.CaptureFixture
     for row in ("random init (lower line)", "random selection", "SSDD (ours)", "teacher (upper line)"):
         assert row in printed
     assert load_bundle(out / "ssdd.ssdd").manifest.distill.steps == 2  # type: ignore[union-attr]
-    assert (out / "images" / "grid.png").is_file() and (out / "random-convnet.safetensors").is_file()
+    assert (out / "images" / "grid_001.png").is_file() and (out / "random-convnet.safetensors").is_file()
 
 
 @pytest.mark.usefixtures("one_thread")
