@@ -8,19 +8,14 @@ from typing import Annotated
 
 import typer
 
-from ssdd_cli.artifact import materialize
-from ssdd_cli.bundle import load_bundle
+from ssdd_cli.api import load_artifact, pretrain_artifact
 from ssdd_cli.cli._archs import ArchName
 from ssdd_cli.cli._common import console, set_output
 from ssdd_cli.cli._options import Device, LogFormat, Output, Preset, Quiet, Resume, Seed, positive
 from ssdd_cli.cli._progress import progress_callback
 from ssdd_cli.cli._record import record_path, run_record
-from ssdd_cli.data import source_preset
 from ssdd_cli.device import resolve_device
-from ssdd_cli.errors import UsageError
-from ssdd_cli.io import sha256_file
 from ssdd_cli.models import save_backbone
-from ssdd_cli.train.pretrain import PretrainConfig, pretrain, pretrain_metadata
 
 Opt = typer.Option
 
@@ -52,35 +47,20 @@ def register(app: typer.Typer) -> None:
         """
         set_output(quiet, log_format)
         dev = resolve_device(device)
-        bundle = load_bundle(artifact)
-        man = bundle.manifest
-        src, budget = man.source, man.budget.images
-        if src.height != src.width:
-            raise UsageError(f"{artifact} holds {src.height}×{src.width} images but backbones "
-                             "take square images; distill a square source.", option="artifact")
-        raw = man.raw
-        labelled = raw is not None and raw.labels and raw.target_dim is None
-        chosen = source_preset(src.name, preset if preset is not None else src.preset)
-        config = PretrainConfig.from_preset(chosen, budget=budget, arch=arch, epochs=epochs,
-                                            batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                                            seed=seed, labelled=labelled)
-        data = materialize(bundle, dev)
+        art = load_artifact(artifact)
         ckpt = output.with_name(output.name + ".ckpt")
         given = {"artifact": artifact, "arch": arch, "epochs": epochs, "batch_size": batch_size, "lr": lr,
                  "weight_decay": weight_decay, "preset": preset, "resume": resume}
         with run_record(output, "pretrain", given, device=str(dev), seed=seed, append=resume) as record, \
                 progress_callback(record) as callback:
-            backbone, loss = pretrain(data.images, data.targets, data.labels, config,
-                                      in_channels=src.channels, image_size=src.height, device=dev,
-                                      callback=callback, checkpoint_path=ckpt, resume=resume,
-                                      num_classes=src.classes)
-            meta = pretrain_metadata(config, final_loss=loss, source=src.name, mean=src.mean,
-                                     std=src.std, artifact_sha256=sha256_file(artifact),
-                                     method=man.method, images=len(data.images),
-                                     teacher_sha256=man.teacher.sha256 if man.teacher else None)
-            save_backbone(output, backbone, meta)
-            record.finish(config=asdict(config), preset=chosen.name, output=str(output), final_loss=loss)
+            result = pretrain_artifact(art, arch=arch, epochs=epochs, batch_size=batch_size, lr=lr,
+                                       weight_decay=weight_decay, preset=preset, seed=seed, device=dev,
+                                       callback=callback, checkpoint_path=ckpt, resume=resume)
+            save_backbone(output, result.backbone, result.metadata)
+            record.finish(config=asdict(result.config), preset=result.preset, output=str(output),
+                          final_loss=result.final_loss)
         ckpt.unlink(missing_ok=True)
-        console.print(f"backbone {config.arch} ({backbone.feature_dim}-d features) saved to {output}: "
-                      f"{config.epochs} epochs on {len(data.images)} images, final loss {loss:.4g}; "
+        config, images = result.config, result.metadata["ssdd.pretrain_images"]
+        console.print(f"backbone {config.arch} ({result.backbone.feature_dim}-d features) saved to {output}: "
+                      f"{config.epochs} epochs on {images} images, final loss {result.final_loss:.4g}; "
                       f"run record {record_path(output)}", highlight=False)

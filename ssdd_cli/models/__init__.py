@@ -9,6 +9,7 @@ every backbone maps (B, in_channels, image_size, image_size) to `features` (B, f
 
 from ssdd_cli.models import alexnet, convnet, mobilenet, resnet, vgg, vit  # noqa: F401  (registers)
 from ssdd_cli.models.base import Backbone
+from ssdd_cli.models.export import backbone_spec, export_state_dict
 from ssdd_cli.models.features import extract_features
 from ssdd_cli.models.registry import (
     backbone_options,
@@ -22,7 +23,9 @@ __all__ = [
     "Backbone",
     "BackboneFileError",
     "backbone_options",
+    "backbone_spec",
     "create_backbone",
+    "export_state_dict",
     "extract_features",
     "list_backbones",
     "load_backbone",
