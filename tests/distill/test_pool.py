@@ -94,4 +94,4 @@ def test_pool_reset_reaches_the_artifact_from_the_command_line(tmp_path: Path) -
     assert distill is not None and distill.settings["krr.pool.reset"] == "legacy"
     bad = CliRunner().invoke(app, ["distill", "--source", "digits", "--teacher", str(teacher), "-o", str(out),
                                    "--pool-reset", "sometimes"])
-    assert bad.exit_code == 2 and "--pool-reset: unknown pool reset" in bad.output
+    assert bad.exit_code == 2 and "'--pool-reset': 'sometimes' is not one of 'paper', 'legacy'" in bad.output
