@@ -28,7 +28,8 @@ from ssdd_cli.progress import Callback
 KRR_OPTIONS = {"steps": "outer.steps", "lr": "outer.lr", "weight_decay": "outer.weight_decay",
                "checkpoint_every": "outer.checkpoint_every",
                "batch_size": "krr.batch_size", "real_aug": "krr.real_aug", "ridge": "krr.ridge",
-               "pool_size": "krr.pool.size", "pool_steps": "krr.pool.max_steps"}
+               "pool_size": "krr.pool.size", "pool_steps": "krr.pool.max_steps", "chunk": "krr.chunk",
+               "pool_full_batch": "krr.pool.full_batch"}
 
 
 def krr_defaults(preset: Preset) -> tuple[KRRConfig, OuterConfig]:
