@@ -44,9 +44,14 @@ def _recompute(phi: FeatureMap, x: Tensor, with_graph: bool) -> tuple[Tensor, Te
 
 
 def _vjp(leaf: Tensor, out: Tensor, grad_out: Tensor) -> Tensor:
-    """∂L/∂x of a recomputed chunk, given ∂L/∂φ(x) (n, d)."""
-    (grad_x,) = torch.autograd.grad(out, leaf, grad_out.to(out.dtype))
-    return grad_x
+    """∂L/∂x of a recomputed chunk, given ∂L/∂φ(x) (n, d).
+
+    A backward into the leaf alone rather than `torch.autograd.grad`: module hooks such as
+    `FlopCounterMode`'s cannot run inside an `autograd.grad` call.
+    """
+    torch.autograd.backward(out, grad_out.to(out.dtype), inputs=[leaf])
+    assert leaf.grad is not None
+    return leaf.grad
 
 
 class _ChunkedFeatures(torch.autograd.Function):
@@ -56,7 +61,8 @@ class _ChunkedFeatures(torch.autograd.Function):
     def forward(ctx: Any, x: Tensor, phi: FeatureMap, chunk: int) -> Tensor:
         ctx.phi, ctx.chunk = phi, chunk
         ctx.save_for_backward(x)
-        return torch.cat([phi(part) for part in x.split(chunk)])
+        # Views of x made here would inherit requires_grad without a graph: split a detached x.
+        return torch.cat([phi(part) for part in x.detach().split(chunk)])
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None]:
@@ -77,7 +83,7 @@ class _ChunkedMoments(torch.autograd.Function):
         ctx.save_for_backward(x, y)
         gram: Tensor | None = None
         cross: Tensor | None = None
-        for xc, yc in zip(x.split(chunk), y.split(chunk), strict=True):
+        for xc, yc in zip(x.detach().split(chunk), y.detach().split(chunk), strict=True):
             g, h = support_moments(phi(xc), yc)
             gram, cross = (g, h) if gram is None or cross is None else (gram.add_(g), cross.add_(h))
         assert gram is not None and cross is not None
