@@ -1,10 +1,12 @@
-"""Device selection: `auto` picks cuda, then mps, then cpu."""
+"""Device selection: `auto` picks cuda, then mps, then cpu; under torchrun "cuda" is this
+process's GPU (its LOCAL_RANK)."""
 
 from __future__ import annotations
 
 import torch
 
 from ssdd_cli.errors import UsageError
+from ssdd_cli.kit.distributed import is_distributed, local_rank
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
@@ -13,6 +15,8 @@ def resolve_device(name: str = "auto") -> torch.device:
     """Turn a device name ("auto", "cpu", "cuda[:i]", "mps") into a `torch.device`, refusing one
     this machine lacks."""
     name = name.lower()
+    if name in ("auto", "cuda") and torch.cuda.is_available() and is_distributed():
+        return torch.device("cuda", local_rank())
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -16,12 +16,17 @@ from rich.progress import (
 )
 
 from ssdd_cli.cli._common import err_console
-from ssdd_cli.progress import Callback, ProgressEvent
+from ssdd_cli.kit.distributed import is_main
+from ssdd_cli.progress import Callback, ProgressEvent, silent
 
 
 @contextmanager
 def progress_callback() -> Iterator[Callback]:
-    """Yield a callback that draws one bar per stage on stderr; notices print above the bars."""
+    """Yield a callback that draws one bar per stage on stderr; notices print above the bars.
+    Under torchrun only rank 0 draws."""
+    if not is_main():
+        yield silent
+        return
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -12,6 +12,7 @@ from ssdd_cli.cli._progress import progress_callback
 from ssdd_cli.device import resolve_device
 from ssdd_cli.distill.methods import list_methods
 from ssdd_cli.distill.run import DistillRequest, run_distill
+from ssdd_cli.kit.precision import resolve_precision
 
 Opt = typer.Option
 
@@ -35,20 +36,29 @@ def register(app: typer.Typer) -> None:
         pool_size: Annotated[int | None, Opt(help="L, models in the pool.")] = None,
         pool_steps: Annotated[int | None, Opt(help="Z, inner steps before a model is reset.")] = None,
         real_aug: Annotated[str | None, Opt(help="none (default), flip (cached) or crop-flip.")] = None,
+        chunk: Annotated[int | None, Opt(help="Support rows per network pass when the set is larger (512).")
+                         ] = None,
+        pool_full_batch: Annotated[bool | None, Opt("--pool-full-batch/--pool-chunked", help=(
+            "Pool's inner step in one pass with exact BatchNorm statistics (default: chunked when the "
+            "support set exceeds the chunk)."))] = None,
         count_targets: Annotated[bool | None, Opt("--count-targets/--no-count-targets",
                                                   help="Raw-image methods: charge targets.")] = None,
         seed: Annotated[int, Opt(help="Random seed.")] = 0,
         device: Annotated[str, Opt(help="auto, cpu, cuda or mps.")] = "auto",
+        precision: Annotated[str, Opt(help="auto (bf16 where the device has bf16 units), fp32 or bf16.")
+                             ] = "auto",
         data_root: Annotated[Path | None, Opt(help="Where real datasets live.")] = None,
         resume: Annotated[bool, Opt(help="Continue from OUTPUT.ckpt.")] = False,
     ) -> None:
         """Distill a source into a .ssdd artifact within a budget of N images."""
         options = {"U": U, "V": V, "scale": scale, "aug": aug, "hidden": hidden, "steps": steps, "lr": lr,
                    "batch_size": batch_size, "pool_size": pool_size, "pool_steps": pool_steps,
-                   "real_aug": real_aug, "count_targets": count_targets}
+                   "real_aug": real_aug, "count_targets": count_targets, "chunk": chunk,
+                   "pool_full_batch": pool_full_batch}
+        dev = resolve_device(device)
         req = DistillRequest(source=source, output=output, method=method, budget=budget, options=options,
-                             seed=seed, device=resolve_device(device), data_root=data_root, teacher=teacher,
-                             resume=resume)
+                             seed=seed, device=dev, data_root=data_root, teacher=teacher, resume=resume,
+                             precision=resolve_precision(precision, dev))
         with progress_callback() as callback:
             result = run_distill(req, callback)
         man, losses = result.manifest, result.losses

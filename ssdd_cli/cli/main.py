@@ -7,8 +7,9 @@ from typing import Annotated
 import typer
 
 from ssdd_cli import __version__
-from ssdd_cli.cli import budget, datasets, distill, eval, info, pretrain, reconstruct, teacher
+from ssdd_cli.cli import bench, budget, datasets, distill, eval, info, pretrain, reconstruct, teacher
 from ssdd_cli.cli._common import UserErrorGroup, console
+from ssdd_cli.kit import distributed
 
 app = typer.Typer(
     name="ssdd",
@@ -33,9 +34,13 @@ def _root(
     ] = False,
 ) -> None:
     """Self-supervised dataset distillation."""
+    # Under torchrun (`torchrun --nproc_per_node K -m ssdd_cli ...`) join the group; rank 0 alone
+    # prints results (errors print on every rank, so a failure on any rank is seen).
+    if distributed.init_from_environment() and not distributed.is_main():
+        console.quiet = True
 
 
-for module in (teacher, distill, reconstruct, pretrain, eval, budget, info, datasets):
+for module in (teacher, distill, reconstruct, pretrain, eval, budget, info, datasets, bench):
     module.register(app)
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from ssdd_cli.data import source_preset
 from ssdd_cli.device import resolve_device
 from ssdd_cli.errors import UsageError
 from ssdd_cli.io import check_writable, sha256_file
+from ssdd_cli.kit.distributed import is_main
+from ssdd_cli.kit.precision import resolve_precision
 from ssdd_cli.models import backbone_options, save_backbone
 from ssdd_cli.train.pretrain import PretrainConfig, pretrain, pretrain_metadata
 
@@ -32,6 +34,8 @@ def register(app: typer.Typer) -> None:
             "--wd", help="Weight decay (default: the budget's).")] = None,
         seed: Annotated[int, typer.Option(help="Seed of initialisation and shuffling.")] = 0,
         device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+        precision: Annotated[str, typer.Option(
+            help="auto (bf16 where the device has bf16 units), fp32 or bf16.")] = "auto",
         resume: Annotated[bool, typer.Option(help="Continue from OUTPUT.ckpt.")] = False,
     ) -> None:
         """Pretrain a fresh backbone on an artifact (MSE to its targets, or CE to its labels)."""
@@ -52,7 +56,9 @@ def register(app: typer.Typer) -> None:
             backbone, loss = pretrain(data.images, data.targets, data.labels, config,
                                       in_channels=src.channels, image_size=src.height, device=dev,
                                       callback=callback, checkpoint_path=ckpt, resume=resume,
-                                      num_classes=src.classes)
+                                      num_classes=src.classes, precision=resolve_precision(precision, dev))
+        if not is_main():  # under torchrun rank 0 writes the file
+            return
         meta = pretrain_metadata(config, final_loss=loss, source=src.name, mean=src.mean,
                                  std=src.std, artifact_sha256=sha256_file(artifact),
                                  method=bundle.manifest.method, images=len(data.images))

@@ -12,6 +12,8 @@ from ssdd_cli.cli._progress import progress_callback
 from ssdd_cli.data import load_source, source_preset
 from ssdd_cli.device import resolve_device
 from ssdd_cli.io import check_writable
+from ssdd_cli.kit.distributed import is_main
+from ssdd_cli.kit.precision import resolve_precision
 from ssdd_cli.models import backbone_options
 from ssdd_cli.teacher import TeacherConfig, save_teacher, train_teacher
 
@@ -26,6 +28,8 @@ def register(app: typer.Typer) -> None:
         batch_size: Annotated[int | None, typer.Option(help="Batch size (default: preset).")] = None,
         lr: Annotated[float | None, typer.Option(help="Peak learning rate (default: preset).")] = None,
         device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+        precision: Annotated[str, typer.Option(
+            help="auto (bf16 where the device has bf16 units), fp32 or bf16.")] = "auto",
         seed: Annotated[int, typer.Option(help="Seed of initialisation, shuffling, augmentation.")] = 0,
         data_root: Annotated[Path | None, typer.Option(help="Folder of real sources.")] = None,
         download: Annotated[bool, typer.Option(help="Download CIFAR if missing.")] = False,
@@ -41,7 +45,10 @@ def register(app: typer.Typer) -> None:
         images = load_source(source, data_root=data_root, download=download)
         with progress_callback() as callback:
             result = train_teacher(images.train, images.mean, images.std, config, device=dev,
-                                   callback=callback, checkpoint_path=ckpt, resume=resume)
+                                   callback=callback, checkpoint_path=ckpt, resume=resume,
+                                   precision=resolve_precision(precision, dev))
+        if not is_main():  # under torchrun rank 0 writes the file
+            return
         meta = save_teacher(output, result, source=source, mean=images.mean, std=images.std)
         ckpt.unlink(missing_ok=True)
         console.print(

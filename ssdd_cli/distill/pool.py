@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ssdd_cli.errors import UsageError
+from ssdd_cli.kit.distributed import broadcast_module
 from ssdd_cli.kit.precision import FP32, Precision
 from ssdd_cli.kit.seeding import build_seeded
 from ssdd_cli.models import Backbone, create_backbone
@@ -145,6 +146,7 @@ class ModelPool:
                 self._sgd_step(j, x, y)
                 done += 1
                 callback(ProgressEvent("pool init", done, total))
+            broadcast_module(self.models[j])
 
     def sample(self) -> int:
         return int(torch.randint(0, self.config.size, (1,), generator=self.generator))
@@ -159,6 +161,9 @@ class ModelPool:
         """Algorithm 1 lines 13–19: one inner step while z_j < Z, else re-initialise, z_j ← 0."""
         if self.steps[j] < self.config.max_steps:
             self._sgd_step(j, x, y)
+            # Under torchrun every rank takes this same step; rank 0's result is copied to all so
+            # that GPU kernels which are not bitwise deterministic cannot make the pools drift.
+            broadcast_module(self.models[j])
         else:
             self.models[j], self.optimizers[j] = self._fresh()
             self.steps[j] = 0

@@ -19,6 +19,8 @@ from ssdd_cli.distill.inputs import DistillInputs, TeacherTargets
 from ssdd_cli.distill.methods import get_method
 from ssdd_cli.io import check_writable
 from ssdd_cli.kit.checkpoint import Checkpointer, flat_settings, tensor_sha256
+from ssdd_cli.kit.distributed import is_main
+from ssdd_cli.kit.precision import FP32, Precision
 from ssdd_cli.progress import Callback, silent
 from ssdd_cli.teacher.provide import resolve_teacher
 
@@ -30,6 +32,9 @@ class DistillRequest:
     budget: N in images (None: the source preset's default budget). options: the method's
     settings by option name (`Method.options`, e.g. {"steps": 300, "pool_size": 4}); a value of
     None means the preset's. teacher: a teacher file (None: the source's cached teacher).
+    precision: of the network passes (`kit.precision`); like the device, an execution choice
+    that a resumed run may change (it is recorded in the manifest's settings).
+    Under torchrun every rank runs this with the same request; rank 0 writes the artifact.
     """
 
     source: str
@@ -42,6 +47,7 @@ class DistillRequest:
     data_root: Path | None = None
     teacher: Path | None = None
     resume: bool = False
+    precision: Precision = FP32
 
 
 @dataclass(frozen=True)
@@ -68,10 +74,10 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
                                                    device=req.device, callback=callback)
     config = method.configure(preset, N, backbone.feature_dim, **req.options)
     images = device_tensor(data.train, data.mean, data.std, req.device)
-    teacher = TeacherTargets.from_backbone(backbone, meta, images, req.device, teacher_file)
+    teacher = TeacherTargets.from_backbone(backbone, meta, images, req.device, teacher_file, req.precision)
     inputs = DistillInputs(images, teacher, torch.Generator().manual_seed(req.seed), data.train_labels,
                            held_out=device_tensor(data.val, data.mean, data.std, req.device),
-                           mean=data.mean, std=data.std)
+                           mean=data.mean, std=data.std, precision=req.precision)
     run = Distillation.create(method, config, inputs)
     checkpoint = Checkpointer(
         checkpoint_path(req.output), "distill",
@@ -95,11 +101,13 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
         teacher=Teacher(arch=backbone.arch, feature_dim=teacher.d_y, sha256=teacher.sha256),
         distill=DistillConfig(steps=outer.steps if outer else 0, lr=outer.lr if outer else None,
                               seed=req.seed, final_loss=losses[-1] if losses else None,
-                              settings=flat_settings(config),
+                              settings={**flat_settings(config), "precision": req.precision.name},
                               held_out=run.loop.held_out if run.loop is not None else []),
     )
-    path = save_bundle(req.output, manifest, export.tensors)
-    checkpoint.remove()
+    path = req.output
+    if is_main():  # every rank holds the same artifact
+        path = save_bundle(req.output, manifest, export.tensors)
+        checkpoint.remove()
     return DistillResult(path, manifest, losses, export.approx_fit, time.perf_counter() - t0)
 
 

@@ -12,6 +12,15 @@ cosine decay to zero, and with no weight decay on biases and normalisation param
 - `sgd` (momentum 0.9), the default of the paper-scale presets, whose lr (0.3) is the paper's
   LARS rate; LARS' layer-wise trust ratio is not implemented.
 
+Under torchrun (`kit.distributed`) every rank draws the same permutation and the same views of
+each global batch (one generator stream, as one process) and keeps its share of the views; the
+backbone and projector run under DistributedDataParallel with BatchNorm over the global batch
+(`kit.parallel`), and the loss's cross-correlation is computed on the all-gathered projections,
+so K processes train exactly what one process trains on the whole batch (up to float rounding).
+The batch size must then be a multiple of K. Network passes run in `precision` (`kit.precision`);
+the loss in float32. On an accelerator the loss is read to the host every `READ_EVERY` steps and
+at the end of each epoch (before its checkpoint), not every step.
+
 Checkpoints. After every epoch the loop writes (atomically) a checkpoint holding the backbone,
 the projector, the optimizer state, the CPU generator's state and the per-epoch losses, bound to
 the config and the images (`kit.checkpoint.Checkpointer`). `resume=True` continues with the next
@@ -33,7 +42,10 @@ import torch
 from torch import Tensor, nn
 
 from ssdd_cli.errors import DataError, DivergedError, UsageError
+from ssdd_cli.kit import distributed
 from ssdd_cli.kit.checkpoint import Checkpointer, flat_settings, tensor_sha256
+from ssdd_cli.kit.parallel import data_parallel
+from ssdd_cli.kit.precision import FP32, Precision
 from ssdd_cli.kit.schedules import set_lr, warmup_cosine
 from ssdd_cli.kit.seeding import seeded
 from ssdd_cli.models import Backbone, create_backbone
@@ -45,6 +57,7 @@ from ssdd_cli.teacher.projector import Projector
 
 STAGE = "teacher"
 OPTIMIZERS = ("sgd", "adamw")
+READ_EVERY = 25  # steps between host reads of the loss on an accelerator (every step on the CPU)
 
 
 @dataclass(frozen=True)
@@ -161,6 +174,18 @@ def build_teacher(config: TeacherConfig, in_channels: int, image_size: int) -> t
     return backbone, projector
 
 
+class TwinNetwork(nn.Module):
+    """Backbone then projector on both views, in one forward (one DistributedDataParallel call
+    per step); each view is its own batch for BatchNorm, as with two separate calls."""
+
+    def __init__(self, backbone: Backbone, projector: Projector) -> None:
+        super().__init__()
+        self.backbone, self.projector = backbone, projector
+
+    def forward(self, v1: Tensor, v2: Tensor) -> tuple[Tensor, Tensor]:
+        return self.projector(self.backbone(v1)), self.projector(self.backbone(v2))
+
+
 def make_optimizer(config: TeacherConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
     """`config.optimizer` over `params`; 1-D parameters (biases, norms) get no weight decay."""
     groups: list[dict[str, Any]] = [
@@ -182,6 +207,7 @@ def train_teacher(
     callback: Callback = silent,
     checkpoint_path: Path | None = None,
     resume: bool = False,
+    precision: Precision = FP32,
 ) -> TeacherResult:
     """Train a Barlow Twins teacher on unlabeled images.
 
@@ -192,6 +218,7 @@ def train_teacher(
         of an epoch's last step comes after that epoch's checkpoint is on disk.
     checkpoint_path: where to write a checkpoint after every epoch (None: no checkpoints).
     resume: continue from `checkpoint_path` if it exists; a finished run returns at once.
+    precision: of the network passes (module docstring).
     """
     if images_01.ndim != 4:
         raise ValueError(f"images_01 must be (n, c, r, r), got {tuple(images_01.shape)}")
@@ -204,6 +231,12 @@ def train_teacher(
     projector.to(device).train()
     data = images_01.to(device=device, dtype=torch.float32)
     batch = min(config.batch_size, n)
+    if batch % distributed.world_size():
+        raise UsageError(f"the teacher's batch of {batch} images cannot be split evenly over "
+                         f"{distributed.world_size()} processes; use a multiple of that.",
+                         option="batch_size")
+    twins = data_parallel(precision.module(TwinNetwork(backbone, projector)), device)
+    read_every = 1 if device.type == "cpu" else READ_EVERY
     steps_per_epoch = n // batch
     total_steps = steps_per_epoch * config.epochs
     schedule = warmup_cosine(min(config.warmup_epochs, config.epochs) * steps_per_epoch)
@@ -230,24 +263,31 @@ def train_teacher(
     seen = 0
     for epoch in range(start_epoch, config.epochs):
         perm = torch.randperm(n, generator=generator)
-        epoch_loss = 0.0
+        epoch_sum = torch.zeros((), device=device)  # the epoch's losses, read every `read_every` steps
+        running = math.nan  # the epoch's mean loss as last read
         for i in range(steps_per_epoch):
             step = epoch * steps_per_epoch + i
             x = data[perm[i * batch : (i + 1) * batch].to(device)]
-            v1, v2 = two_views(x, generator, config.augment, mean, std)
-            loss = barlow_twins_loss(projector(backbone(v1)), projector(backbone(v2)), config.lambd)
-            value = float(loss.item())
-            if not math.isfinite(value):
-                raise DivergedError(f"teacher training diverged (loss {value}) in epoch {epoch + 1}; "
-                                    "lower the learning rate.", option="lr")
+            v1, v2 = (precision.images(distributed.shard(v))
+                      for v in two_views(x, generator, config.augment, mean, std))
+            with precision.autocast():
+                z1, z2 = twins(v1, v2)
+            loss = barlow_twins_loss(distributed.all_gather(z1.float()), distributed.all_gather(z2.float()),
+                                     config.lambd)
+            epoch_sum += loss.detach()
+            last = i == steps_per_epoch - 1
+            if read_every == 1 or last or (i + 1) % read_every == 0:
+                running = float(epoch_sum) / (i + 1)
+                if not math.isfinite(running):
+                    raise DivergedError(f"teacher training diverged (loss {running}) in epoch {epoch + 1}; "
+                                        "lower the learning rate.", option="lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             set_lr(optimizer, config.lr, schedule(step, total_steps))
             optimizer.step()
-            epoch_loss += value
             seen += batch
-            if i == steps_per_epoch - 1:
-                losses.append(epoch_loss / steps_per_epoch)
+            if last:
+                losses.append(running)
                 if checkpoint is not None:
                     state = {name: module.state_dict() for name, module in modules.items()}
                     state.update(optimizer=optimizer.state_dict(), generator=generator.get_state())
@@ -255,7 +295,7 @@ def train_teacher(
             elapsed = time.perf_counter() - t0
             callback(ProgressEvent(STAGE, step=step + 1, total=total_steps, metrics={
                 "epoch": epoch + (i + 1) / steps_per_epoch,
-                "loss": epoch_loss / (i + 1),
+                "loss": running,
                 "img/s": seen / elapsed if elapsed > 0 else 0.0,
             }))
     seconds = time.perf_counter() - t0

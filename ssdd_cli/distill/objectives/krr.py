@@ -72,7 +72,14 @@ class KRRConfig:
 
 
 class KRRObjective(Objective):
-    """½‖g(X̄_t) − Φ_t Φ_sᵀ (Φ_sΦ_sᵀ + λI)⁻¹ Ỹ_s‖² with f drawn from a pool of inner models."""
+    """½‖g(X̄_t) − Φ_t Φ_sᵀ (Φ_sΦ_sᵀ + λI)⁻¹ Ỹ_s‖² with f drawn from a pool of inner models.
+
+    Under torchrun each rank takes its share of the real batch (`RealSampler`); the loss, a sum
+    over the batch's rows, is then the sum of the ranks' losses (`sharded`). The support side
+    (Φ_s, the solve) and the pool's inner step are computed whole on every rank.
+    """
+
+    sharded = True
 
     def __init__(self, config: KRRConfig, inputs: DistillInputs) -> None:
         self.config = config
