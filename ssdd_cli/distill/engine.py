@@ -80,8 +80,9 @@ class OuterLoop:
         self.losses: list[float] = []
         self.held_out: list[tuple[int, float]] = []  # (step, the objective's held-out loss)
         self._unread: list[Tensor] = []  # step losses still on the device (module docstring)
+        # Steps between host reads of the losses: every step on the CPU, else with the held-out signal.
         device = next(iter(distilled.parameters()), torch.empty(0)).device
-        self._read_every = 1 if device.type == "cpu" else config.held_out_every
+        self.read_every = 1 if device.type == "cpu" else config.held_out_every
 
     def record_held_out(self) -> float | None:
         """Evaluate the objective's held-out signal now, keep (step, value), return the value."""
@@ -98,7 +99,7 @@ class OuterLoop:
         total: Tensor | None = None
         for loss in self.objective.losses(self.distilled):
             value = distributed.all_reduce(loss.detach().clone(), reduce)
-            if self._read_every == 1:
+            if self.read_every == 1:
                 _check_finite(float(value), self.step + 1)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -110,7 +111,7 @@ class OuterLoop:
         self.step += 1
         total = torch.zeros(()) if total is None else total
         self._unread.append(total)
-        if self.step % self._read_every == 0:
+        if self.step % self.read_every == 0:
             self.read_losses()
         return total
 
