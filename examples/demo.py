@@ -6,7 +6,7 @@ separate methods (on digits a full linear probe saturates near 99% even for rand
 few-shot linear, k-NN and `align` stand beside it). Each command runs in this process, exactly as
 `ssdd ...` would from a shell.
 
-    python examples/demo.py [--out demo-out] [--device cpu]
+    python examples/demo.py [--out demo-out] [--device cpu] [--precision auto]
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("demo-out"))
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="auto", help="auto, fp32 or bf16 (teacher, distill, pretrain)")
     parser.add_argument("--teacher-epochs", help="default: the preset's")
     parser.add_argument("--steps", help="outer steps (default: the preset's)")
     parser.add_argument("--pretrain-epochs", help="default: the preset's")
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the few-shot probes")
     args = parser.parse_args(argv)
     out, dev = args.out, ["--device", args.device]
+    fast = ["--precision", args.precision]
 
     def given(flag: str, value: str | None) -> list[str]:
         return [flag, value] if value is not None else []
@@ -62,15 +64,16 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     teacher = out / "teacher.safetensors"
     if not teacher.exists():
-        ssdd("teacher", "--source", SOURCE, "-o", str(teacher), *given("--epochs", args.teacher_epochs), *dev)
+        ssdd("teacher", "--source", SOURCE, "-o", str(teacher), *given("--epochs", args.teacher_epochs), *dev,
+             *fast)
     for method in METHODS:
         artifact = out / f"{method}.ssdd"
         steps = given("--steps", args.steps) if method != "random" else []
         ssdd("distill", "--source", SOURCE, "--method", method, "--teacher", str(teacher),
-             "-o", str(artifact), *steps, *dev)
+             "-o", str(artifact), *steps, *dev, *fast)
         ssdd("info", str(artifact))
         ssdd("pretrain", str(artifact), "-o", str(out / f"{method}-convnet.safetensors"),
-             *given("--epochs", args.pretrain_epochs), *dev)
+             *given("--epochs", args.pretrain_epochs), *dev, *fast)
     ssdd("reconstruct", str(out / "ssdd.ssdd"), "--out", str(out / "images"))
 
     console.rule("evaluation on digits' test split (final models, means over seeds)")

@@ -69,9 +69,11 @@ class _ChunkedFeatures(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
             return None, None, None
-        parts = [_vjp(*_recompute(ctx.phi, xc, True), gc)
-                 for xc, gc in zip(x.split(ctx.chunk), grad.split(ctx.chunk), strict=True)]
-        return torch.cat(parts), None, None
+        grad_x = torch.empty_like(x)  # filled chunk by chunk: no list of parts to concatenate
+        for xc, gc, gx in zip(x.split(ctx.chunk), grad.split(ctx.chunk), grad_x.split(ctx.chunk),
+                              strict=True):
+            gx.copy_(_vjp(*_recompute(ctx.phi, xc, True), gc))
+        return grad_x, None, None
 
 
 class _ChunkedMoments(torch.autograd.Function):
@@ -97,16 +99,16 @@ class _ChunkedMoments(torch.autograd.Function):
         d = grad_gram.shape[0] if grad_gram is not None else grad_cross.shape[0]  # type: ignore[union-attr]
         sym = (grad_gram + grad_gram.T) if grad_gram is not None else x.new_zeros(d, d, dtype=torch.float64)
         g_cross = grad_cross if grad_cross is not None else y.new_zeros(d, y.shape[1], dtype=torch.float64)
-        grads_x: list[Tensor] = []
-        grads_y: list[Tensor] = []
-        for xc, yc in zip(x.split(ctx.chunk), y.split(ctx.chunk), strict=True):
+        grad_x, grad_y = torch.empty_like(x), torch.empty_like(y)  # filled chunk by chunk
+        for xc, yc, gx, gy in zip(x.split(ctx.chunk), y.split(ctx.chunk), grad_x.split(ctx.chunk),
+                                  grad_y.split(ctx.chunk), strict=True):
             leaf, out = _recompute(ctx.phi, xc, need_x)
             phi_c = out.detach().double()
             if need_y:
-                grads_y.append((phi_c @ g_cross).to(y.dtype))
+                gy.copy_(phi_c @ g_cross)
             if need_x:
-                grads_x.append(_vjp(leaf, out, phi_c @ sym + yc.double() @ g_cross.T))
-        return (torch.cat(grads_x) if need_x else None, torch.cat(grads_y) if need_y else None, None, None)
+                gx.copy_(_vjp(leaf, out, phi_c @ sym + yc.double() @ g_cross.T))
+        return (grad_x if need_x else None, grad_y if need_y else None, None, None)
 
 
 def chunked_features(phi: FeatureMap, x: Tensor, chunk: int) -> Tensor:

@@ -1,14 +1,14 @@
 """The KRR outer loss of SSDD and KRR-ST (SSDD Algorithm 1 lines 7–19) with its model pool.
 
 Per outer step: sample a pool model f (eval mode), take the support set (X̃_s, Ỹ_s) once, a real
-batch and its teacher targets, and yield the KRR outer loss (eq. 3) from a single forward of X̃_s
-(in one graph while M ≤ `chunk`, else chunk by chunk with a recomputing backward, and solved on
-the cheaper side of the kernel: `distill.support`). Φ_t needs no graph: the outer gradient
-reaches the distilled tensors only through Φ_s and Ỹ_s, and the pool's weights are frozen while
-the engine backpropagates, so no weight gradients are computed. The network passes run in the
-run's precision (`kit.precision`); the features are float32 before the kernel. After the
-engine's optimiser step, the sampled model takes its one inner step on the
-support set as updated by that step (KRR-ST's code trains on the new x_syn).
+batch and its teacher targets, and yield the KRR outer loss (eq. 3). X̃_s goes through f once, in
+one graph while M ≤ `chunk`, else chunk by chunk without a graph and once more, chunk by chunk,
+in the backward; the closed form is solved on the cheaper side of the kernel (`distill.support`).
+Φ_t needs no graph: the outer gradient reaches the distilled tensors only through Φ_s and Ỹ_s,
+and the pool's weights are frozen while the engine backpropagates, so no weight gradients are
+computed. The network passes run in the run's precision (`kit.precision`); the features are
+float32 before the kernel. After the engine's optimiser step, the sampled model takes its one
+inner step on the support set as updated by that step (KRR-ST's code trains on the new x_syn).
 
 The held-out signal: eq. 3 on a fixed batch of validation images (never test images) and their
 teacher targets, with one fixed, freshly initialised network of the pool's architecture, per
