@@ -61,15 +61,15 @@ def register(app: typer.Typer) -> None:
 def _bench_table(report: BenchReport, title: str) -> Table:
     table = Table(title=f"{title} · {report.environment['threads']} threads")
     for col in ("N", "m", "M", "solve", "chunks", "targets", "precision", "s/step", "GFLOP/s",
-                "step peak MB", "process peak MB"):
+                "step peak GB", "process peak GB"):
         table.add_column(col, justify="left" if col in ("solve", "targets", "precision") else "right")
     for r in report.rows:
         if r.error:
             table.add_row(str(r.N), *[""] * 4, r.targets, r.precision, *["-"] * 4)
             continue
         table.add_row(str(r.N), str(r.m), str(r.M), r.form, str(r.chunks), r.targets, r.precision,
-                      _num(r.seconds, ".3f"), _num(r.gflops, ".0f"), _mb(r.step_peak),
-                      _mb(r.process_peak))
+                      _num(r.seconds, ".3f"), _num(r.gflops, ".0f"), _gb(r.step_peak),
+                      _gb(r.process_peak))
     return table
 
 
@@ -89,5 +89,5 @@ def _num(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
-def _mb(value: int | None) -> str:
-    return "-" if value is None else f"{value / 2**20:,.0f}"
+def _gb(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1e9:.2f}"
