@@ -14,6 +14,8 @@ class ProgressEvent:
     step / total: units done and planned in this stage (epochs or steps).
     metrics: numbers worth showing (loss, steps/s, ...).
     message: a free-form notice ("no cached teacher: training one"), shown once.
+    label: what the stage is working on now, shown beside its bar (e.g. the step of a
+        comparison: "pretrain ssdd N=20 convnet seed 0").
     """
 
     stage: str
@@ -21,6 +23,7 @@ class ProgressEvent:
     total: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
     message: str | None = None
+    label: str | None = None
 
 
 Callback = Callable[[ProgressEvent], None]

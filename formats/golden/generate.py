@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ssdd_cli.budget import ImageShape, raw_budget, ssdd_components
+from ssdd_cli.budget import ImageShape, class_budget, raw_budget, ssdd_components
 from ssdd_cli.bundle import save_bundle
 from ssdd_cli.bundle.manifest import (
     Approx,
@@ -76,7 +76,22 @@ def parameterized_1_1() -> Manifest:
         "distill": DistillConfig(steps=10, lr=1e-3, seed=0, final_loss=0.5, settings=settings)})
 
 
-GOLDEN = {"v1-ssdd.ssdd": (parameterized, 0), "v1-raw.ssdd": (raw, 1), "v1.1-ssdd.ssdd": (parameterized_1_1, 2)}
+def labelled_1_2() -> Manifest:
+    """Format 1.2: a labelled, multi-formation raw artifact (DSDM/IDM): `raw.factor` = 2, no teacher."""
+    report = class_budget(4, ImageShape(1, 8, 8), classes=2)
+    return Manifest(
+        format_version="1.2", method="dsdm", source=SOURCE,
+        budget=BudgetInfo(images=4, floats_allowed=report.allowed, floats_used=report.used,
+                          components=report.components, convention=report.convention),
+        raw=RawImages(m=report.m, labels=True, factor=2),
+        distill=DistillConfig(steps=10, lr=0.02, seed=0, final_loss=1.5,
+                              settings={"N": 4, "classes": 2, "factor": 2, "outer.optimizer": "sgd"}),
+        tool_version="0.1.0", created=CREATED,
+    )
+
+
+GOLDEN = {"v1-ssdd.ssdd": (parameterized, 0), "v1-raw.ssdd": (raw, 1), "v1.1-ssdd.ssdd": (parameterized_1_1, 2),
+          "v1.2-labelled.ssdd": (labelled_1_2, 3)}
 
 if __name__ == "__main__":
     for name, (make, seed) in GOLDEN.items():

@@ -42,7 +42,9 @@ def write_png(path: Path, pixels: np.ndarray) -> None:
 def write_reconstruction(bundle: Bundle, out: Path, views: bool = True, upscale: int = 4) -> Reconstruction:
     """Write X_s as `image_0000.png`…, the views as `views/{view}/image_….png` (if `views`),
     `grid.png` (rows = views, columns = images, upscaled for viewing) and `targets.safetensors`
-    holding Y_s and the rebuilt targets Ỹ^Q (or labels)."""
+    holding Y_s and the rebuilt targets Ỹ^Q (or labels). A multi-formation artifact's stored
+    images are the `image_*.png`, its decoded tiles the views (`views/tile-0-0/`, …) and its
+    labels are those of the decoded training set, tile-major."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -51,18 +53,22 @@ def write_reconstruction(bundle: Bundle, out: Path, views: bool = True, upscale:
     ds = materialize(bundle)
     m = bundle.manifest.m
     pixels = to_uint8(ds.images, ds.mean, ds.std)
+    # Multi-formation: the stored images are written as images, every decoded tile as a view.
+    stored = to_uint8(ds.packed, ds.mean, ds.std) if ds.packed is not None else pixels[:m]
+    first_view = 0 if ds.packed is not None else 1
     for i in range(m):
-        write_png(out / f"image_{i:04d}.png", pixels[i])
+        write_png(out / f"image_{i:04d}.png", stored[i])
     n_views = 0
     if views:
-        for a, name in enumerate(ds.views[1:], start=1):
+        for a, name in enumerate(ds.views[first_view:], start=first_view):
             (out / "views" / name).mkdir(parents=True, exist_ok=True)
             for i in range(m):
                 write_png(out / "views" / name / f"image_{i:04d}.png", pixels[a * m + i])
                 n_views += 1
     shown = min(m, 16)
     chw = (pixels.shape[3], *pixels.shape[1:3])
-    rows = torch.from_numpy(pixels).permute(0, 3, 1, 2).reshape(len(ds.views), m, *chw)  # (views, m, c, h, w)
+    every = np.concatenate([stored, pixels[first_view * m:]])
+    rows = torch.from_numpy(every).permute(0, 3, 1, 2).reshape(-1, m, *chw)  # (rows, m, c, h, w)
     sheet = make_grid(rows[:, :shown].reshape(-1, *rows.shape[2:]).float(), nrow=shown, padding=1,
                       pad_value=255)
     sheet = torch.nn.functional.interpolate(sheet[None], scale_factor=upscale, mode="nearest")[0]

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 from ssdd_cli import __version__
 
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 1
+FORMAT_MINOR = 2
 FORMAT_VERSION = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 MANIFEST_KEY = "ssdd.manifest"
 
@@ -35,6 +35,8 @@ class SourceInfo(_Strict):
     mean: list[float]
     std: list[float]
     classes: PositiveInt | None = None
+    preset: str | None = Field(None, description="the preset it was distilled with (1.1; absent: "
+                               "the source's own)")
 
     @model_validator(mode="after")
     def _per_channel(self) -> SourceInfo:
@@ -81,13 +83,24 @@ class RawImages(_Strict):
     m: PositiveInt
     target_dim: PositiveInt | None = Field(None, description="d_y of stored `targets`, if any")
     labels: bool = Field(False, description="whether integer `labels` are stored")
+    factor: PositiveInt = Field(
+        1, description="multi-formation (1.2): each stored image holds factor×factor tiles, each "
+                       "upsampled bilinearly to a full training image; 1: plain images")
+
+
+AugTargets = Literal["approx", "same", "bias", "ideal"]
 
 
 class Augmentations(_Strict):
-    """The predefined augmentations τ_1..τ_A (SSDD §3.3), in view order."""
+    """The predefined augmentations τ_1..τ_A (SSDD §3.3), in view order, and how the targets of
+    the augmented views are stored (`targets`, 1.1, SSDD Table 11): "approx" (networks Q_a,
+    `approx`), "same" (the views share Y_s), "bias" (Y_s + b_a B^y, `repr.aug_shift` (A, V)),
+    "ideal" (C^y_a B^y, `repr.aug_coeffs` (A, m, V)). Absent (files that predate it): "approx"
+    when `approx` is given, else "same"."""
 
     name: Literal["rotate", "jigsaw", "crop", "none"]
     views: list[str]
+    targets: AugTargets | None = None
 
 
 class Approx(_Strict):
@@ -150,11 +163,25 @@ class Manifest(_Strict):
             raise ValueError("`approx` needs a parameterized artifact")
         if self.approx is not None and not self.views:
             raise ValueError("`approx` needs augmentations with at least one view")
+        if (self.aug_targets == "approx") != (self.approx is not None) and self.views:
+            raise ValueError("`approx` is given exactly when the augmented views' targets are approx")
+        if self.aug_targets is not None and not self.views:
+            raise ValueError("targets of augmented views need augmentations with at least one view")
         return self
 
     @property
     def views(self) -> list[str]:
         return list(self.augmentations.views) if self.augmentations else []
+
+    @property
+    def aug_targets(self) -> str | None:
+        """How the augmented views' targets are stored (None without augmented views), with the
+        default of files that predate `Augmentations.targets`."""
+        if not self.views or self.augmentations is None:
+            return None
+        if self.augmentations.targets is not None:
+            return self.augmentations.targets
+        return "approx" if self.approx is not None else "same"
 
     @property
     def m(self) -> int:
@@ -184,6 +211,10 @@ def expected_tensors(manifest: Manifest) -> dict[str, TensorSpec]:
                 out[f"approx.{a}.0.bias"] = ((hid,), "float32")
                 out[f"approx.{a}.1.weight"] = ((p.V, hid), "float32")
                 out[f"approx.{a}.1.bias"] = ((p.V,), "float32")
+        if manifest.aug_targets == "bias":
+            out["repr.aug_shift"] = ((len(manifest.views), p.V), "float32")
+        elif manifest.aug_targets == "ideal":
+            out["repr.aug_coeffs"] = ((len(manifest.views), p.m, p.V), "float32")
     raw = manifest.raw
     if raw is not None:
         out["images"] = ((raw.m, src.channels, src.height, src.width), "float32")

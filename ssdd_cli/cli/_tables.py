@@ -10,6 +10,8 @@ _DESCRIPTIONS = {
     "B^y": "representation bases",
     "C^y": "representation coefficients",
     "Q_a": "approximation networks",
+    "b_a": "shift of each augmented view",
+    "C^y_a": "coefficients of the augmented views",
     "images": "raw images",
     "targets": "target representations",
     "labels": "labels",

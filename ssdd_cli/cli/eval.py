@@ -41,6 +41,8 @@ def register(app: typer.Typer) -> None:
         resolution: Annotated[int | None, typer.Option(
             help="Load the target at this size (default: the backbone's).")] = None,
         linear_epochs: Annotated[int, typer.Option(help="Epochs of the linear head.")] = 100,
+        standardize: Annotated[bool, typer.Option(help="Linear: standardise the features first "
+                               "(a departure; the papers probe raw features).")] = False,
         finetune_steps: Annotated[int, typer.Option(help="SGD steps of fine-tuning.")] = 100,
         data_root: Annotated[Path | None, typer.Option(help="Folder of real sources.")] = None,
         download: Annotated[bool, typer.Option(help="Download CIFAR if missing.")] = False,
@@ -52,7 +54,7 @@ def register(app: typer.Typer) -> None:
         if json_out is not None:
             check_writable(json_out)  # fail now, not after the evaluation
         dev = resolve_device(device)
-        configs = {"linear": LinearProbeConfig(epochs=linear_epochs),
+        configs = {"linear": LinearProbeConfig(epochs=linear_epochs, standardize=standardize),
                    "finetune": FinetuneConfig(steps=finetune_steps)}
         with progress_callback() as callback:
             net, meta = _backbone(backbone, arch, target, teacher, data_root, dev, callback)

@@ -7,7 +7,19 @@ from typing import Annotated
 import typer
 
 from ssdd_cli import __version__
-from ssdd_cli.cli import bench, budget, datasets, distill, eval, info, pretrain, reconstruct, teacher
+from ssdd_cli.cli import (
+    bench,
+    budget,
+    compare,
+    datasets,
+    distill,
+    eval,
+    import_teacher,
+    info,
+    pretrain,
+    reconstruct,
+    teacher,
+)
 from ssdd_cli.cli._common import UserErrorGroup, console
 from ssdd_cli.kit import distributed
 
@@ -40,7 +52,8 @@ def _root(
         console.quiet = True
 
 
-for module in (teacher, distill, reconstruct, pretrain, eval, budget, info, datasets, bench):
+for module in (teacher, import_teacher, distill, reconstruct, pretrain, eval, compare, budget, info,
+               datasets, bench):
     module.register(app)
 
 if __name__ == "__main__":

@@ -28,17 +28,20 @@ def register(app: typer.Typer) -> None:
         output: Annotated[Path, typer.Option("--output", "-o", help="Backbone file to write.")],
         arch: Annotated[str, typer.Option(help="Backbone to train (see the models list).")] = "convnet",
         epochs: Annotated[int | None, typer.Option(help="Epochs (default: the source preset's).")] = None,
-        batch_size: Annotated[int, typer.Option(help="Minibatch size.")] = 256,
-        lr: Annotated[float, typer.Option(help="SGD learning rate (constant, as in the paper).")] = 0.1,
+        batch_size: Annotated[int | None, typer.Option(help="Minibatch size (default 256).")] = None,
+        lr: Annotated[float | None, typer.Option(
+            help="SGD learning rate (default: 0.1 for targets; 0.01, ×0.1 at half, for labels).")] = None,
         weight_decay: Annotated[float | None, typer.Option(
-            "--wd", help="Weight decay (default: the budget's).")] = None,
+            "--wd", help="Weight decay (default: the budget's; 5e-4 for labels).")] = None,
+        preset: Annotated[str | None, typer.Option(help="Preset (default: the artifact's).")] = None,
         seed: Annotated[int, typer.Option(help="Seed of initialisation and shuffling.")] = 0,
         device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
         precision: Annotated[str, typer.Option(
             help="auto (bf16 where the device has bf16 units), fp32 or bf16.")] = "auto",
         resume: Annotated[bool, typer.Option(help="Continue from OUTPUT.ckpt.")] = False,
     ) -> None:
-        """Pretrain a fresh backbone on an artifact (MSE to its targets, or CE to its labels)."""
+        """Pretrain a fresh backbone on an artifact (MSE to its targets, or CE to its labels under
+        the DM family's protocol: SGD lr 0.01, weight decay 5e-4, ×0.1 at half, DSA)."""
         check_writable(output)
         backbone_options(arch)  # an unknown --arch fails here, before any work
         dev = resolve_device(device)
@@ -47,9 +50,12 @@ def register(app: typer.Typer) -> None:
         if src.height != src.width:
             raise UsageError(f"{artifact} holds {src.height}×{src.width} images but backbones "
                              "take square images; distill a square source.", option="artifact")
-        config = PretrainConfig.from_preset(source_preset(src.name), budget=budget, arch=arch, epochs=epochs,
+        raw = bundle.manifest.raw
+        labelled = raw is not None and raw.labels and raw.target_dim is None
+        chosen = source_preset(src.name, preset if preset is not None else src.preset)
+        config = PretrainConfig.from_preset(chosen, budget=budget, arch=arch, epochs=epochs,
                                             batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                                            seed=seed)
+                                            seed=seed, labelled=labelled)
         data = materialize(bundle, dev)
         ckpt = output.with_name(output.name + ".ckpt")
         with progress_callback() as callback:

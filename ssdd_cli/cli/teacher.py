@@ -26,11 +26,15 @@ def register(app: typer.Typer) -> None:
         arch: Annotated[str | None, typer.Option(help="Backbone (default: the preset's).")] = None,
         epochs: Annotated[int | None, typer.Option(help="Epochs (default: the preset's).")] = None,
         batch_size: Annotated[int | None, typer.Option(help="Batch size (default: preset).")] = None,
-        lr: Annotated[float | None, typer.Option(help="Peak learning rate (default: preset).")] = None,
+        lr: Annotated[float | None, typer.Option(help="Peak learning rate (default: the preset's; on "
+                                                 "the paper presets, for a batch of 256, scaled "
+                                                 "with the batch).")] = None,
         device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
         precision: Annotated[str, typer.Option(
             help="auto (bf16 where the device has bf16 units), fp32 or bf16.")] = "auto",
         seed: Annotated[int, typer.Option(help="Seed of initialisation, shuffling, augmentation.")] = 0,
+        preset: Annotated[str | None, typer.Option(help="Preset (resolution and recipe; default: "
+                                                   "the source's).")] = None,
         data_root: Annotated[Path | None, typer.Option(help="Folder of real sources.")] = None,
         download: Annotated[bool, typer.Option(help="Download CIFAR if missing.")] = False,
         resume: Annotated[bool, typer.Option(help="Continue from OUTPUT.ckpt.")] = False,
@@ -39,12 +43,13 @@ def register(app: typer.Typer) -> None:
         ckpt = output.with_name(output.name + ".ckpt")
         check_writable(output)
         dev = resolve_device(device)
-        config = TeacherConfig.from_preset(source_preset(source).teacher, arch=arch, epochs=epochs,
+        chosen = source_preset(source, preset)
+        config = TeacherConfig.from_preset(chosen.teacher, arch=arch, epochs=epochs,
                                            batch_size=batch_size, lr=lr, seed=seed)
         backbone_options(config.arch)  # an unknown arch fails here, before any training
-        images = load_source(source, data_root=data_root, download=download)
+        images = load_source(source, data_root=data_root, download=download, resolution=chosen.resolution)
         with progress_callback() as callback:
-            result = train_teacher(images.train, images.mean, images.std, config, device=dev,
+            result = train_teacher(images.source, images.mean, images.std, config, device=dev,
                                    callback=callback, checkpoint_path=ckpt, resume=resume,
                                    precision=resolve_precision(precision, dev))
         if not is_main():  # under torchrun rank 0 writes the file

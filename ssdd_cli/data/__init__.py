@@ -2,13 +2,14 @@
 
     from ssdd_cli.data import load_source
     data = load_source("digits")          # ImageSet: train/val/test (n, 1, 16, 16) in [0, 1]
-    real = device_tensor(data.train, data.mean, data.std, device)
+    real = device_tensor(data.source, data.mean, data.std, device)  # the source side: train + val
 
-Sources: `digits` and `shapes` (embedded), `cifar10` and `cifar100` (official pickles under the
-data root), `imagefolder:PATH` and `npz:PATH`. See `registry` for the contract a source follows.
+Sources: `digits`, `digits-nuisance` (the benchmark) and `shapes` (embedded), `cifar10` and
+`cifar100` (official pickles under the data root), `imagefolder:PATH` and `npz:PATH`. See
+`registry` for the contract a source follows.
 """
 
-from ssdd_cli.data import cifar, digits, imagefolder, npz, shapes  # noqa: F401  (registers)
+from ssdd_cli.data import cifar, digits, imagefolder, npz, nuisance_digits, shapes  # noqa: F401  (registers)
 from ssdd_cli.data.imageset import ImageSet, channel_stats
 from ssdd_cli.data.normalize import denormalize, device_tensor, normalize
 from ssdd_cli.data.registry import (

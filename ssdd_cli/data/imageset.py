@@ -19,10 +19,13 @@ class ImageSet:
     Attributes:
         name: the source spec that produced it (`"digits"`, `"imagefolder:/data/cub"`, ...).
         train, val, test: images (n, c, r, r), float32 in [0, 1]; val is carved from the
-            official train split with a fixed seed, so the three never overlap.
+            official train split with a fixed seed, so the three never overlap. train and val
+            serve evaluation (a probe trains on train and makes its choices on val); the source
+            side (teacher, PCA, distillation, selection) uses `source`, the whole official
+            train split.
         train_labels, val_labels, test_labels: class indices (n,) int64, or None for an
             unlabelled source.
-        mean, std: per-channel statistics (c,) of `train` in [0, 1] space; distillation and
+        mean, std: per-channel statistics (c,) of `source` in [0, 1] space; distillation and
             training work on `(x - mean) / std` (see `ssdd_cli.data.normalize`).
         classes: number of classes, or None for an unlabelled source.
 
@@ -65,25 +68,43 @@ class ImageSet:
         return int(self.train.shape[-1])
 
     @property
+    def source(self) -> Tensor:
+        """The source side: the whole official train split, train then val (n_train + n_val, c,
+        r, r). The papers' teacher, PCA and distillation see all of it; val is carved out only
+        for the probes' choices. A new tensor on each call: keep it rather than calling again."""
+        return torch.cat([self.train, self.val]) if len(self.val) else self.train
+
+    @property
+    def source_labels(self) -> Tensor | None:
+        """Labels (n_train + n_val,) of `source`, or None for an unlabelled source."""
+        if self.train_labels is None or self.val_labels is None:
+            return self.train_labels if not len(self.val) else None
+        return torch.cat([self.train_labels, self.val_labels])
+
+    @property
     def sizes(self) -> tuple[int, int, int]:
         """(train, val, test) image counts."""
         return len(self.train), len(self.val), len(self.test)
 
 
-def channel_stats(x: Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and (population) std of images x: (n, c, h, w), accumulated in float64.
+def channel_stats(*parts: Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and (population) std of the images of all `parts` (each (n_i, c, h, w))
+    taken together, accumulated in float64.
 
-    Chunked so a CIFAR-sized split never needs a float64 copy of itself. A blank channel's std is
-    floored at `MIN_STD`.
+    Chunked so a CIFAR-sized split never needs a float64 copy of itself (nor the parts a joint
+    copy). A blank channel's std is floored at `MIN_STD`.
     """
-    c = x.shape[1]
+    c = parts[0].shape[1]
     total = torch.zeros(c, dtype=torch.float64)
     squares = torch.zeros(c, dtype=torch.float64)
-    for start in range(0, len(x), chunk):
-        part = x[start : start + chunk].to(torch.float64)
-        total += part.sum(dim=(0, 2, 3))
-        squares += part.square().sum(dim=(0, 2, 3))
-    count = max(1, x.shape[0] * x.shape[2] * x.shape[3])
+    count = 0
+    for x in parts:
+        for start in range(0, len(x), chunk):
+            part = x[start : start + chunk].to(torch.float64)
+            total += part.sum(dim=(0, 2, 3))
+            squares += part.square().sum(dim=(0, 2, 3))
+        count += x.shape[0] * x.shape[2] * x.shape[3]
+    count = max(1, count)
     mean = total / count
     var = (squares / count - mean.square()).clamp_min(0.0)
     std = var.sqrt().clamp_min(MIN_STD)

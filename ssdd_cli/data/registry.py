@@ -119,9 +119,11 @@ def _parse(spec: str) -> tuple[Source, str | None]:
     return source, (path or None)
 
 
-def source_preset(spec: str) -> Preset:
-    """The preset a source spec's runs default to (`imagefolder:PATH` -> tinyimagenet, ...)."""
-    return get_preset(_parse(spec)[0].preset)
+def source_preset(spec: str, preset: str | None = None) -> Preset:
+    """The preset called `preset`, or (None) the one the source spec's runs default to
+    (`imagefolder:PATH` -> tinyimagenet, ...). The spec is checked either way."""
+    default = _parse(spec)[0].preset
+    return get_preset(default if preset is None else preset)
 
 
 def load_source(

@@ -77,7 +77,8 @@ def assemble(
 
     Without `val`, `n_val` images (default `val_count(len(train))`) are carved from `train`
     (stratified when labelled). `limit` then keeps a fixed random subset of that many training
-    images (for quick runs); val and test are untouched. Mean and std come from the final train.
+    images (for quick runs); val and test are untouched. Mean and std come from the source side,
+    train and val together (the whole official train split, or what `limit` kept of it).
     """
     if val is None:
         n_val = val_count(len(train)) if n_val is None else n_val
@@ -93,7 +94,7 @@ def assemble(
     if classes is None and train_labels is not None:
         present = [y for y in (train_labels, val_labels, test_labels) if y is not None and len(y)]
         classes = max(int(np.max(y)) for y in present) + 1 if present else 0
-    mean, std = channel_stats(train)
+    mean, std = channel_stats(train, val)
     return ImageSet(
         name=name,
         train=train.contiguous(),

@@ -34,7 +34,7 @@ class Distillation:
     @classmethod
     def create(cls, method: Method[Any], config: Any, inputs: DistillInputs) -> Distillation:
         """Plan the budget, initialise the distilled set and build the method's outer loop."""
-        plan = method.plan(config, inputs.shape, inputs.teacher.d_y)
+        plan = method.plan(config, inputs.shape, inputs.d_y)
         n = inputs.images.shape[0]
         if plan.m > n:
             raise UsageError(f"the budget buys m = {plan.m} distilled images but the source has only "

@@ -1,7 +1,7 @@
 """The outer loop (SSDD Algorithm 1 lines 7–20) for any `Objective`.
 
-The engine owns what every method shares: the optimiser of the distilled tensors and its
-schedule, the divergence guard, checkpoints and progress events. The objective owns the loss.
+The engine owns what every method shares: the optimiser of the distilled tensors (AdamW or SGD)
+and its schedule, the divergence guard, checkpoints and progress events. The objective owns the loss.
 
 Reading a loss to the host waits for the device. On the CPU that costs nothing, so each loss is
 checked before its update, as always. On an accelerator the step losses stay on the device and
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,19 +32,25 @@ from ssdd_cli.distill.param import DistilledModule
 from ssdd_cli.errors import DivergedError, UsageError
 from ssdd_cli.kit import distributed
 from ssdd_cli.kit.checkpoint import Checkpointer
-from ssdd_cli.kit.schedules import linear, set_lr
+from ssdd_cli.kit.schedules import SCHEDULES, set_lr
 from ssdd_cli.progress import Callback, ProgressEvent, silent
 
 STAGE = "distill"
 
 
+OPTIMIZERS = ("adamw", "sgd")
+
+
 @dataclass(frozen=True)
 class OuterConfig:
-    """AdamW on the distilled tensors, its lr decayed linearly to 0 over `steps`.
+    """The optimiser of the distilled tensors: AdamW with its lr decayed linearly to 0 over
+    `steps` (SSDD, KRR-ST), or SGD with `momentum` (the DM family: lr 1, momentum 0.5, constant).
 
     weight_decay: 0, as KRR-ST's official code (`--outer_wd 0`); the papers name only "AdamW".
     held_out_every: steps between two evaluations of the objective's held-out signal (also at
     the start and at the end).
+    schedule: a name in `kit.schedules.SCHEDULES`, a factor of `lr` per outer step.
+    momentum: SGD's momentum (AdamW ignores it).
     """
 
     steps: int
@@ -51,6 +58,9 @@ class OuterConfig:
     weight_decay: float = 0.0
     checkpoint_every: int = 50
     held_out_every: int = 25
+    optimizer: str = "adamw"
+    momentum: float = 0.0
+    schedule: str = "linear"
 
     def __post_init__(self) -> None:
         if self.steps < 0:
@@ -65,6 +75,19 @@ class OuterConfig:
             raise UsageError("checkpoints must be at least one step apart.", option="checkpoint_every")
         if self.held_out_every < 1:
             raise UsageError("held-out evaluations must be at least one step apart.", option="held_out_every")
+        if self.optimizer not in OPTIMIZERS:
+            raise UsageError(f"unknown outer optimiser {self.optimizer!r}; choose one of: "
+                             f"{', '.join(OPTIMIZERS)}.", option="optimizer")
+        if not 0 <= self.momentum < 1:
+            raise UsageError(f"the outer momentum must be in [0, 1), got {self.momentum}.", option="momentum")
+        SCHEDULES.get(self.schedule)
+
+    def build(self, parameters: Iterable[Tensor]) -> torch.optim.Optimizer:
+        """The optimiser over `parameters` (its lr is set before every step)."""
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(parameters, lr=self.lr, momentum=self.momentum,
+                                   weight_decay=self.weight_decay)
+        return torch.optim.AdamW(parameters, lr=self.lr, weight_decay=self.weight_decay)
 
 
 class OuterLoop:
@@ -74,8 +97,8 @@ class OuterLoop:
         self.objective = objective
         self.config = config
         self.generator = generator
-        self.optimizer = torch.optim.AdamW(distilled.parameters(), lr=config.lr,
-                                           weight_decay=config.weight_decay)
+        self.optimizer = config.build(distilled.parameters())
+        self.schedule = SCHEDULES.get(config.schedule)
         self.step = 0
         self.losses: list[float] = []
         self.held_out: list[tuple[int, float]] = []  # (step, the objective's held-out loss)
@@ -104,7 +127,7 @@ class OuterLoop:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             distributed.all_reduce_grads(self.distilled.parameters(), reduce)
-            set_lr(self.optimizer, self.config.lr, linear(self.step, self.config.steps))
+            set_lr(self.optimizer, self.config.lr, self.schedule(self.step, self.config.steps))
             self.optimizer.step()
             total = value if total is None else total + value
         self.objective.after_step(self.distilled)

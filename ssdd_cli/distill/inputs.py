@@ -1,4 +1,5 @@
-"""What a method may look at: the normalised source on the device and its teacher's targets."""
+"""What a method may look at: the normalised source on the device, its teacher's targets (for
+self-supervised methods) and its labels (for the supervised DM family)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ class TeacherTargets:
                       precision: Precision = FP32) -> TeacherTargets:
         """A teacher network; with `file`, its features are cached beside it (`teacher.cache`)."""
         compute = partial(teacher_features, backbone, meta, images, device=device, teacher_file=file,
-                          split="train")
+                          split="source")
         return cls(partial(extract_features, precision.module(backbone), device=device), images,
                    backbone.feature_dim, meta.get("ssdd.sha256", ""), compute, precision)
 
@@ -61,16 +62,19 @@ class TeacherTargets:
 class DistillInputs:
     """The source as distillation sees it, and the run's generator (every random draw).
 
-    held_out: normalised validation images (never test images), for the held-out signal.
+    teacher: None for a method that needs none (`Method.needs_teacher`, the DM family).
+    held_out: normalised validation images (never test images), for the held-out signal;
+        held_out_labels their labels (None for an unlabelled source).
     mean, std: the normalisation of `images` (None: images are in [0, 1] pixel space).
     precision: of the network passes (`kit.precision`; the teacher's is `teacher.precision`).
     """
 
-    images: Tensor  # (n, c, h, w) normalised train split on the device
-    teacher: TeacherTargets
+    images: Tensor  # (n, c, h, w) the normalised source side (the whole official train split)
+    teacher: TeacherTargets | None
     generator: torch.Generator
     labels: Tensor | None = None  # (n,) int64, or None for an unlabelled source
     held_out: Tensor | None = None  # (n_val, c, h, w) on the device
+    held_out_labels: Tensor | None = None  # (n_val,) int64 on the device
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     precision: Precision = FP32
@@ -85,6 +89,17 @@ class DistillInputs:
     @property
     def device(self) -> torch.device:
         return self.images.device
+
+    @property
+    def d_y(self) -> int:
+        """The teacher's feature size (0 without a teacher)."""
+        return self.teacher.d_y if self.teacher is not None else 0
+
+    def require_teacher(self) -> TeacherTargets:
+        """The teacher; a method that needs one is never run without it."""
+        if self.teacher is None:
+            raise ValueError("this method needs the teacher's targets, and none was given")
+        return self.teacher
 
     @property
     def shape(self) -> ImageShape:

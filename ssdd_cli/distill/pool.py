@@ -3,8 +3,12 @@
 L inner networks ĝ_θ = h_W ∘ f_ω, each with a step counter z. At start each is trained
 z ~ U{1..Z} full-batch steps on (X̃_s, Ỹ_s) by the inner loss (eq. 2). After every outer step
 the sampled model takes one more step while z < Z; at z = Z it is re-initialised **and its
-counter reset to 0** (Algorithm 1 line 18; KRR-ST's public code forgets the reset, so its models
-stop being refreshed after their first cycle).
+counter reset to 0** (Algorithm 1 line 18).
+
+`reset="legacy"` reproduces KRR-ST's public code (`model_pool.py`) instead, for users who want
+its published numbers: the counter is never reset, so after its first cycle every visit
+re-initialises the model and never trains it (the outer loss then mostly sees untrained
+ConvNets), and the initial steps are drawn from {1..Z−1} (`np.random.randint(1, Z)`).
 
 Large support sets. A full-batch step over all M rows of X̃_s holds the graph of M network
 passes (about 24 GB at N = 1000). When M exceeds the chunk, the step accumulates its gradient
@@ -34,11 +38,14 @@ from ssdd_cli.kit.seeding import build_seeded
 from ssdd_cli.models import Backbone, create_backbone
 from ssdd_cli.progress import Callback, ProgressEvent, silent
 
+RESETS = ("paper", "legacy")
+
 
 @dataclass(frozen=True)
 class PoolConfig:
-    """L models, reset after Z inner steps of SGD. full_batch: never chunk the inner step (exact
-    BatchNorm statistics over all M rows; memory grows with M); see the module docstring."""
+    """L models trained up to Z full-batch SGD steps; `reset` "paper" (Algorithm 1) or "legacy"
+    (KRR-ST's code). full_batch: never chunk the inner step (exact BatchNorm statistics over all
+    M rows; memory grows with M). See the module docstring for both."""
 
     size: int = 10  # L
     max_steps: int = 1000  # Z
@@ -47,9 +54,13 @@ class PoolConfig:
     weight_decay: float = 1e-3
     arch: str = "convnet"
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    reset: str = "paper"
     full_batch: bool = False
 
     def __post_init__(self) -> None:
+        if self.reset not in RESETS:
+            raise UsageError(f"unknown pool reset {self.reset!r}; choose one of: {', '.join(RESETS)}.",
+                             option="pool_reset")
         if self.size < 1:
             raise UsageError(f"the pool needs at least one model, got {self.size}.", option="pool_size")
         if self.max_steps < 1:
@@ -139,7 +150,8 @@ class ModelPool:
     def initialize(self, x: Tensor, y: Tensor, callback: Callback = silent) -> None:
         """Algorithm 1 lines 4–6: model l trained z_l ~ U{1..Z} full-batch steps on (x, y)."""
         self.build()
-        targets = torch.randint(1, self.config.max_steps + 1, (self.config.size,), generator=self.generator)
+        top = self.config.max_steps + 1 if self.config.reset == "paper" else max(2, self.config.max_steps)
+        targets = torch.randint(1, top, (self.config.size,), generator=self.generator)
         total, done = int(targets.sum()), 0
         for j, z in enumerate(targets.tolist()):
             for _ in range(z):
@@ -158,7 +170,8 @@ class ModelPool:
         return backbone
 
     def step(self, j: int, x: Tensor, y: Tensor) -> None:
-        """Algorithm 1 lines 13–19: one inner step while z_j < Z, else re-initialise, z_j ← 0."""
+        """Algorithm 1 lines 13–19: one inner step while z_j < Z, else re-initialise, z_j ← 0
+        (with the legacy reset, z_j stays at Z: module docstring)."""
         if self.steps[j] < self.config.max_steps:
             self._sgd_step(j, x, y)
             # Under torchrun every rank takes this same step; rank 0's result is copied to all so
@@ -166,7 +179,8 @@ class ModelPool:
             broadcast_module(self.models[j])
         else:
             self.models[j], self.optimizers[j] = self._fresh()
-            self.steps[j] = 0
+            if self.config.reset == "paper":
+                self.steps[j] = 0
 
     def _sgd_step(self, j: int, x: Tensor, y: Tensor) -> None:
         """One SGD step on the inner loss over (x, y), in chunks when x has more than `chunk` rows

@@ -1,10 +1,14 @@
-"""`distill` end to end: source → teacher → config → budget → init → outer loop → export → artifact."""
+"""`distill` end to end: source → teacher → config → budget → init → outer loop → export → artifact.
+
+Methods without a teacher (`Method.needs_teacher` False: the DM family) neither train nor load
+one, and their artifact records no teacher; methods that need labels refuse an unlabelled source.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,7 @@ from ssdd_cli.distill.approx import ApproxFit
 from ssdd_cli.distill.distillation import Distillation
 from ssdd_cli.distill.inputs import DistillInputs, TeacherTargets
 from ssdd_cli.distill.methods import get_method
+from ssdd_cli.errors import UsageError
 from ssdd_cli.io import check_writable
 from ssdd_cli.kit.checkpoint import Checkpointer, flat_settings, tensor_sha256
 from ssdd_cli.kit.distributed import is_main
@@ -29,9 +34,10 @@ from ssdd_cli.teacher.provide import resolve_teacher
 class DistillRequest:
     """One distillation: what to distill, with which method, and where to write it.
 
-    budget: N in images (None: the source preset's default budget). options: the method's
+    budget: N in images (None: the preset's default budget). options: the method's
     settings by option name (`Method.options`, e.g. {"steps": 300, "pool_size": 4}); a value of
     None means the preset's. teacher: a teacher file (None: the source's cached teacher).
+    preset: the preset's name (None: the source's own); it sets the resolution and the defaults.
     precision: of the network passes (`kit.precision`); like the device, an execution choice
     that a resumed run may change (it is recorded in the manifest's settings).
     Under torchrun every rank runs this with the same request; rank 0 writes the artifact.
@@ -47,6 +53,7 @@ class DistillRequest:
     data_root: Path | None = None
     teacher: Path | None = None
     resume: bool = False
+    preset: str | None = None
     precision: Precision = FP32
 
 
@@ -67,21 +74,39 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
     t0 = time.perf_counter()
     check_writable(req.output)
     method = get_method(req.method)
-    preset = source_preset(req.source)
+    # The preset carries the loaded source's classes (a user's image folder need not have the
+    # preset's), which the per-class methods budget by.
+    base = source_preset(req.source, req.preset)
+    data = load_source(req.source, data_root=req.data_root, resolution=base.resolution)
+    preset = replace(base, classes=data.classes)
     N = preset.budgets.default if req.budget is None else req.budget
-    data = load_source(req.source, data_root=req.data_root)
-    backbone, meta, teacher_file = resolve_teacher(req.teacher, req.source, data, data_root=req.data_root,
-                                                   device=req.device, callback=callback)
-    config = method.configure(preset, N, backbone.feature_dim, **req.options)
-    images = device_tensor(data.train, data.mean, data.std, req.device)
-    teacher = TeacherTargets.from_backbone(backbone, meta, images, req.device, teacher_file, req.precision)
-    inputs = DistillInputs(images, teacher, torch.Generator().manual_seed(req.seed), data.train_labels,
+    if method.needs_labels and data.source_labels is None:
+        raise UsageError(f"{method.name} distills class by class, but source {data.name} has no labels; "
+                         "use a labelled source or a self-supervised method.", option="method")
+    # The source side is the whole official train split (val included): the papers distill all
+    # of it; val serves only the evaluation's choices.
+    images = device_tensor(data.source, data.mean, data.std, req.device)
+    precision = req.precision
+    teacher: TeacherTargets | None = None
+    record: Teacher | None = None
+    if method.needs_teacher:
+        backbone, meta, teacher_file = resolve_teacher(req.teacher, req.source, data, data_root=req.data_root,
+                                                       device=req.device, callback=callback,
+                                                       preset=preset.name)
+        teacher = TeacherTargets.from_backbone(backbone, meta, images, req.device, teacher_file, precision)
+        record = Teacher(arch=backbone.arch, feature_dim=teacher.d_y, sha256=teacher.sha256)
+    config = method.configure(preset, N, teacher.d_y if teacher else 0, **req.options)
+    labels = data.source_labels.to(req.device) if data.source_labels is not None else None
+    val_labels = data.val_labels.to(req.device) if data.val_labels is not None else None
+    inputs = DistillInputs(images, teacher, torch.Generator().manual_seed(req.seed), labels,
                            held_out=device_tensor(data.val, data.mean, data.std, req.device),
-                           mean=data.mean, std=data.std, precision=req.precision)
+                           held_out_labels=val_labels, mean=data.mean, std=data.std,
+                           precision=precision)
     run = Distillation.create(method, config, inputs)
     checkpoint = Checkpointer(
         checkpoint_path(req.output), "distill",
-        {"source": req.source, "method": method.name, "seed": req.seed, "teacher": teacher.sha256,
+        {"source": req.source, "preset": preset.name, "method": method.name, "seed": req.seed,
+         "teacher": teacher.sha256 if teacher else None,
          **flat_settings(config), "data": tensor_sha256(images)},
         options={path: option for option, path in method.options.items()})
     if run.loop is not None:
@@ -93,15 +118,15 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
     losses = run.losses
     manifest = Manifest(
         method=method.name,
-        source=source_info(data),
+        source=source_info(data, preset.name),
         budget=BudgetInfo(images=N, floats_allowed=run.plan.allowed, floats_used=run.plan.used,
                           components=run.plan.components, convention=run.plan.convention),
         parameterization=export.parameterization, raw=export.raw,
         augmentations=export.augmentations, approx=export.approx,
-        teacher=Teacher(arch=backbone.arch, feature_dim=teacher.d_y, sha256=teacher.sha256),
+        teacher=record,
         distill=DistillConfig(steps=outer.steps if outer else 0, lr=outer.lr if outer else None,
                               seed=req.seed, final_loss=losses[-1] if losses else None,
-                              settings={**flat_settings(config), "precision": req.precision.name},
+                              settings={**flat_settings(config), "precision": precision.name},
                               held_out=run.loop.held_out if run.loop is not None else []),
     )
     path = req.output
@@ -111,6 +136,6 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
     return DistillResult(path, manifest, losses, export.approx_fit, time.perf_counter() - t0)
 
 
-def source_info(data: ImageSet) -> SourceInfo:
+def source_info(data: ImageSet, preset: str | None = None) -> SourceInfo:
     return SourceInfo(name=data.name, channels=data.channels, height=data.resolution, width=data.resolution,
-                      mean=list(data.mean), std=list(data.std), classes=data.classes)
+                      mean=list(data.mean), std=list(data.std), classes=data.classes, preset=preset)

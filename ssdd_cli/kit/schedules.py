@@ -36,12 +36,26 @@ def linear(step: int, total: int) -> float:
     return 1.0 - step / max(1, total)
 
 
-def warmup_cosine(warmup: int) -> Schedule:
-    """Linear warm-up over `warmup` steps ((step+1)/warmup), then cosine from 1 to 0 over the rest."""
+@SCHEDULES.register("step")
+def step_half(step: int, total: int) -> float:
+    """1 for the first half of `total`, then 0.1: the DM family's evaluation (DC's
+    `evaluate_synset`: lr ×0.1 once, at half of the epochs)."""
+    return 1.0 if 2 * step < total else 0.1
+
+
+def warmup_cosine(warmup: int, start: float | None = None) -> Schedule:
+    """Linear warm-up over `warmup` steps, then cosine from 1 to 0 over the rest.
+
+    start None: the warm-up factor is (step+1)/warmup. start s: it rises linearly from s at step 0
+    to 1 at step warmup−1 (solo-learn's `LinearWarmupCosineAnnealingLR` stepped per batch, whose
+    `warmup_start_lr` is s·lr).
+    """
 
     def schedule(step: int, total: int) -> float:
         if step < warmup:
-            return (step + 1) / warmup
+            if start is None:
+                return (step + 1) / warmup
+            return start + (1.0 - start) * step / max(1, warmup - 1)
         return cosine(step - warmup, total - warmup)
 
     return schedule

@@ -1,7 +1,9 @@
 """The backbone registry and the architectures in it.
 
 Importing this package registers every family: convnet, resnet10, resnet18, vgg11, alexnet,
-mobilenetv2 and vit. Build one with `create_backbone(name, in_channels, image_size, **options)`;
+mobilenetv2 (KRR-ST's definitions, the papers' cross-architecture networks), their earlier
+variants vgg11-gap, alexnet-gap and mobilenetv2-torchvision, and vit. Build one with
+`create_backbone(name, in_channels, image_size, **options)`;
 every backbone maps (B, in_channels, image_size, image_size) to `features` (B, feature_dim).
 """
 

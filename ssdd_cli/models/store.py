@@ -43,6 +43,11 @@ STRUCTURAL_KEYS = (
 )
 
 
+# Options added to an architecture after files of it had been written: a file whose config lacks
+# one was built with this value (the ResNets' stem was "cifar-same" before `stem` existed).
+OPTIONS_ADDED = {"resnet10": {"stem": "cifar-same"}, "resnet18": {"stem": "cifar-same"}}
+
+
 class BackboneFileError(SSDDError):
     """A backbone file that is missing, not safetensors, not from ssdd, or inconsistent."""
 
@@ -146,6 +151,7 @@ def load_backbone(
         config = None
     if not isinstance(config, dict):
         raise BackboneFileError(f"{path} has malformed ssdd.config metadata; write it again with ssdd.")
+    config = {**OPTIONS_ADDED.get(arch, {}), **config}
     try:
         model = create_backbone(arch, in_channels, image_size, **config)
     except UsageError as error:

@@ -1,13 +1,14 @@
 """The self-supervised teacher: Barlow Twins loss, projector, augmentation, trainer and caches.
 
     config = TeacherConfig.from_preset(get_preset("digits").teacher)
-    result = train_teacher(images.train, images.mean, images.std, config, device="cpu")
+    result = train_teacher(images.source, images.mean, images.std, config, device="cpu")
     save_teacher("teacher.safetensors", result, source="digits", mean=images.mean, std=images.std)
     backbone, meta = load_teacher("teacher.safetensors")
 """
 
 from ssdd_cli.teacher.augment import AugmentConfig, augment, two_views
 from ssdd_cli.teacher.cache import VIEWS, compute_features, teacher_features
+from ssdd_cli.teacher.imports import TeacherImportError, import_teacher, imported_metadata, read_checkpoint
 from ssdd_cli.teacher.loss import barlow_twins_loss, cross_correlation
 from ssdd_cli.teacher.projector import Projector
 from ssdd_cli.teacher.provide import default_cache_root, get_or_train_teacher, resolve_teacher, teacher_path
@@ -19,6 +20,7 @@ __all__ = [
     "AugmentConfig",
     "Projector",
     "TeacherConfig",
+    "TeacherImportError",
     "TeacherResult",
     "augment",
     "barlow_twins_loss",
@@ -27,7 +29,10 @@ __all__ = [
     "cross_correlation",
     "default_cache_root",
     "get_or_train_teacher",
+    "import_teacher",
+    "imported_metadata",
     "load_teacher",
+    "read_checkpoint",
     "resolve_teacher",
     "save_teacher",
     "teacher_features",

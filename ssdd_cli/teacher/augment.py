@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ssdd_cli.registry import Registry
+
 # ITU-R 601 luma, as torchvision's rgb_to_grayscale.
 _LUMA = (0.299, 0.587, 0.114)
 _RGB_TO_YIQ = torch.tensor(
@@ -58,6 +60,19 @@ class AugmentConfig:
     solarize_p: tuple[float, float] = (0.0, 0.2)
     blur_p: tuple[float, float] = (1.0, 0.1)
     blur_min_resolution: int = 64
+
+
+AUGMENT_RECIPES: Registry[AugmentConfig] = Registry("teacher augmentation", option="augment")
+# The Barlow Twins paper's asymmetric views (blur p = 1.0 / 0.1, solarize p = 0 / 0.2); solo-learn's
+# ImageNet recipe (scripts/pretrain/imagenet*/augmentations/asymmetric.yaml) is the same.
+AUGMENT_RECIPES.add("barlow-twins", AugmentConfig())
+# solo-learn's CIFAR recipe (scripts/pretrain/cifar/augmentations/asymmetric.yaml): no blur at all.
+AUGMENT_RECIPES.add("solo-learn-cifar", AugmentConfig(blur_p=(0.0, 0.0)))
+# The Barlow Twins paper's views with crops of 30-100% of the area: the `digits-nuisance` teacher's
+# (at 16 px a crop of 8% keeps a fragment of a stroke; wider crops keep the digit while its
+# position and scale vary, which is the invariance that benchmark asks for; measured in
+# docs/results.md).
+AUGMENT_RECIPES.add("barlow-twins-crop30", AugmentConfig(crop_scale=(0.3, 1.0)))
 
 
 def two_views(

@@ -6,7 +6,9 @@ Cache layout (root: `$SSDD_CACHE/teachers` if SSDD_CACHE is set, else `~/.cache/
     {root}/{source}-{arch}.safetensors.ckpt    its checkpoint while it trains
     {root}/{source}-{arch}.features/           its cached features (`teacher.cache`)
 
-`{source}` is the source spec made safe for a file name (`teacher.cache.slug`).
+`{source}` is the source spec made safe for a file name (`teacher.cache.slug`), followed by
+`@{preset}` when a preset other than the source's own is chosen (e.g. `imagefolder:PATH` at
+`imagenette`'s 128 px): a teacher belongs to its resolution.
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ def default_cache_root() -> Path:
     return (Path(env) / "teachers" if env else Path("~/.cache/ssdd/teachers")).expanduser()
 
 
-def teacher_path(source: str, arch: str, cache_root: Path | None = None) -> Path:
-    """Where the cached teacher for (source spec, arch) lives."""
+def teacher_path(source: str, arch: str, cache_root: Path | None = None, preset: str | None = None) -> Path:
+    """Where the cached teacher for (source spec, arch[, preset other than the source's]) lives."""
     root = Path(cache_root) if cache_root is not None else default_cache_root()
-    return root / f"{slug(source)}-{slug(arch)}.safetensors"
+    own = preset is None or preset == source_preset(source).name
+    return root / f"{slug(source if own else f'{source}@{preset}')}-{slug(arch)}.safetensors"
 
 
 def get_or_train_teacher(
@@ -51,27 +54,31 @@ def get_or_train_teacher(
     seed: int = 0,
     download: bool = False,
     config: TeacherConfig | None = None,
+    preset: str | None = None,
 ) -> tuple[Backbone, dict[str, str], Path]:
     """The cached teacher for (source, arch), training it with the preset's settings if absent.
 
-    arch: None for the preset's teacher architecture. config: the settings to train with when
-    nothing is cached (default: the source preset's, with `arch` and `seed`); its arch names the
-    cache entry. Training reports a notice first and checkpoints beside the cache file, so an
+    arch: None for the preset's teacher architecture. preset: the preset's name (None: the
+    source's own); it sets the resolution and the recipe. config: the settings to train with when
+    nothing is cached (default: the preset's, with `arch` and `seed`); its arch names the cache
+    entry. Training reports a notice first and checkpoints beside the cache file, so an
     interrupted run resumes on the next call.
     Returns (backbone in eval mode on `device`, its metadata, the teacher file's path).
     """
+    chosen = source_preset(source_spec, preset)
     if config is None:
-        config = TeacherConfig.from_preset(source_preset(source_spec).teacher, arch=arch, seed=seed)
-    path = teacher_path(source_spec, config.arch, cache_root)
+        config = TeacherConfig.from_preset(chosen.teacher, arch=arch, seed=seed)
+    path = teacher_path(source_spec, config.arch, cache_root, chosen.name)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         callback(ProgressEvent("teacher", message=(
             f"no cached teacher for ({source_spec}, {config.arch}): training one "
             f"({config.epochs} epochs; `ssdd teacher` trains one explicitly) into {path}"
         )))
-        images = load_source(source_spec, data_root=data_root, download=download)
+        images = load_source(source_spec, data_root=data_root, download=download,
+                             resolution=chosen.resolution)
         ckpt = path.with_name(path.name + ".ckpt")
-        result = train_teacher(images.train, images.mean, images.std, config, device=device,
+        result = train_teacher(images.source, images.mean, images.std, config, device=device,
                                callback=callback, checkpoint_path=ckpt, resume=True)
         if is_main():  # under torchrun every rank trained the same teacher; rank 0 writes it
             save_teacher(path, result, source=source_spec, mean=images.mean, std=images.std)
@@ -88,15 +95,15 @@ def get_or_train_teacher(
 
 
 def resolve_teacher(path: Path | None, source: str, data: ImageSet, *, data_root: Path | None = None,
-                    device: torch.device | str = "cpu", callback: Callback = silent
-                    ) -> tuple[Backbone, dict[str, str], Path]:
-    """The teacher file at `path`, or the source's cached teacher (trained first if absent),
-    checked against the images of `data`. Returns (backbone, metadata, its file)."""
+                    device: torch.device | str = "cpu", callback: Callback = silent,
+                    preset: str | None = None) -> tuple[Backbone, dict[str, str], Path]:
+    """The teacher file at `path`, or the source's cached teacher for `preset` (trained first if
+    absent), checked against the images of `data`. Returns (backbone, metadata, its file)."""
     if path is not None:
         backbone, meta = load_teacher(path, map_location=device)
     else:
         backbone, meta, path = get_or_train_teacher(source, data_root=data_root, device=device,
-                                                    callback=callback)
+                                                    callback=callback, preset=preset)
     if (backbone.in_channels, backbone.image_size) != (data.channels, data.resolution):
         raise UsageError(
             f"the teacher {path} takes {backbone.in_channels}×{backbone.image_size}² images but "

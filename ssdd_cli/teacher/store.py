@@ -11,6 +11,10 @@ Metadata a teacher adds to `save_backbone`'s structural keys (all strings):
     ssdd.loss        the mean Barlow Twins loss of the last epoch
     ssdd.teacher_config  JSON of the `TeacherConfig`
     ssdd.sha256      `weights_sha256` of the backbone (see there for exactly what is hashed)
+
+A teacher imported from elsewhere (`teacher.imports`) has no epochs, loss or config; it carries
+`ssdd.origin` instead: JSON of the checkpoint's file name and sha256, its layout, the heads
+dropped and the backbone options chosen.
 """
 
 from __future__ import annotations

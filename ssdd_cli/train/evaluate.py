@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -37,7 +39,8 @@ class MetricSummary:
 
 @dataclass(frozen=True)
 class EvalReport:
-    """The result of `evaluate`: protocol, target, shots, seeds, and one summary per metric."""
+    """The result of `evaluate`: protocol, target, shots, seeds, one summary per metric, and the
+    protocol's settings (its config, as a JSON-ready dict), so a result says how it was measured."""
 
     protocol: str
     target: str
@@ -45,12 +48,14 @@ class EvalReport:
     seeds: tuple[int, ...]
     metrics: tuple[MetricSummary, ...]
     seconds: float
+    config: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: {"protocol", "target", "shots", "seeds", "seconds",
+        """A JSON-ready dict: {"protocol", "config", "target", "shots", "seeds", "seconds",
         "metrics": {name: {"mean", "std", "values"}}}."""
         return {
             "protocol": self.protocol,
+            "config": self.config,
             "target": self.target,
             "shots": self.shots,
             "seeds": list(self.seeds),
@@ -113,8 +118,9 @@ def evaluate(
     names = [r.metric for r in per_seed[0]]
     metrics = tuple(MetricSummary.of(name, [res[k].value for res in per_seed])
                     for k, name in enumerate(names))
+    settings = json.loads(json.dumps(dataclasses.asdict(config), default=str))
     return EvalReport(protocol, target.name, shots, seed_list, metrics,
-                      time.perf_counter() - start)
+                      time.perf_counter() - start, settings)
 
 
 def check_input_shape(net: nn.Module, target: ImageSet, what: str) -> None:

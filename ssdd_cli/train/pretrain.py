@@ -10,12 +10,20 @@ budget (Table 5). The paper says the lr is "maintained at 0.1" and KRR-ST's code
 scheduler, so the default schedule is `constant`; `cosine` is offered. No augmentation: the
 artifact's predefined augmented views are already among its images.
 
+Labelled artifacts (the DM family) train under that family's own evaluation protocol
+(`PretrainConfig.from_preset(..., labelled=True)`; DC's `evaluate_synset`): cross-entropy, SGD lr
+0.01, momentum 0.9, weight decay 5e-4, batch 256, lr ×0.1 at half of the epochs ("step"), DSA on
+every minibatch (one op group of `color_crop_cutout_flip_scale_rotate` per batch, parameters per
+image), the final model. The epochs are the preset's (the protocol's 1,000 on the paper sources;
+DC's loop runs 1,001 and decays after epoch 501, we run the epochs given and decay at half).
+
 Under torchrun (`kit.distributed`) every rank draws the same minibatches and takes its share of
 each; the backbone and head run under DistributedDataParallel with BatchNorm over the global
 minibatch (`kit.parallel`), and each rank's loss is its share of the minibatch's loss times K
 (DDP averages the gradients), so K processes take the steps one process takes. Network passes
 run in `precision` (`kit.precision`), the loss in float32; the epoch's loss is read to the host
-once per epoch.
+once per epoch. DSA's parameters are drawn for the whole minibatch on every rank (one
+generator stream) and each rank applies its own rows.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ssdd_cli.distill import dsa
 from ssdd_cli.errors import DivergedError, UsageError
 from ssdd_cli.kit import distributed
 from ssdd_cli.kit.checkpoint import Checkpointer, flat_settings, tensor_sha256
@@ -43,6 +52,9 @@ from ssdd_cli.presets import Preset
 from ssdd_cli.progress import Callback, ProgressEvent, silent
 
 STAGE = "pretrain"
+AUGMENTS = ("none", "dsa")
+DM_PROTOCOL_LR = 0.01  # DC's evaluate_synset: SGD lr 0.01, momentum 0.9, weight decay 5e-4
+DM_PROTOCOL_WD = 5e-4
 
 
 @dataclass(frozen=True)
@@ -51,9 +63,12 @@ class PretrainConfig:
 
     arch / arch_kwargs: the backbone (`create_backbone(arch, c, r, **arch_kwargs)`).
     weight_decay: Table 5 of the SSDD paper (1e-3 for CIFAR-100 N ≤ 100); `from_preset` takes it
-        from the source's budget rule. schedule: "constant" (the paper), "cosine" or "linear",
-        per epoch, to 0.
-    seed: initialisation (global RNG, forked locally) and minibatch order (a CPU generator).
+        from the source's budget rule. schedule: a `kit.schedules` name, per epoch: "constant"
+        (the paper), "cosine", "linear", "step" (×0.1 at half: the DM family's protocol).
+    augment: "none", or "dsa": differentiable augmentation drawn per image on every minibatch
+        (the DM family's protocol).
+    seed: initialisation (global RNG, forked locally), minibatch order and augmentation (a CPU
+        generator).
     """
 
     arch: str = "convnet"
@@ -65,6 +80,7 @@ class PretrainConfig:
     seed: int = 0
     schedule: str = "constant"
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    augment: str = "none"
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -78,6 +94,9 @@ class PretrainConfig:
             raise UsageError(f"the weight decay cannot be negative, got {self.weight_decay}.",
                              option="weight_decay")
         SCHEDULES.get(self.schedule)
+        if self.augment not in AUGMENTS:
+            raise UsageError(f"unknown pretraining augmentation {self.augment!r}; choose one of: "
+                             f"{', '.join(AUGMENTS)}.", option="augment")
 
     @classmethod
     def from_preset(
@@ -91,22 +110,30 @@ class PretrainConfig:
         lr: float | None = None,
         weight_decay: float | None = None,
         seed: int = 0,
-        schedule: str = "constant",
+        schedule: str | None = None,
+        labelled: bool = False,
     ) -> PretrainConfig:
         """The paper's recipe with the preset's defaults: its pretraining epochs, the weight decay
         of the budget's Table-5 row, and, when `arch` is the preset's inner network, its options
-        (so the demo's ConvNet is the one distilled with). Every option that is not None wins."""
+        (so the demo's ConvNet is the one distilled with). `labelled`: the DM family's protocol
+        instead (lr 0.01, weight decay 5e-4, "step" schedule, DSA), for artifacts of labels.
+        Every option that is not None wins."""
         N = preset.budgets.default if budget is None else budget
         inner = preset.distill
+        if labelled:
+            base = cls(lr=DM_PROTOCOL_LR, weight_decay=DM_PROTOCOL_WD, schedule="step", augment="dsa")
+        else:
+            base = cls(weight_decay=preset.budgets.weight_decay(N))
         return cls(
             arch=arch,
             epochs=preset.pretrain.epochs if epochs is None else epochs,
-            batch_size=cls.batch_size if batch_size is None else batch_size,
-            lr=cls.lr if lr is None else lr,
-            weight_decay=preset.budgets.weight_decay(N) if weight_decay is None else weight_decay,
+            batch_size=base.batch_size if batch_size is None else batch_size,
+            lr=base.lr if lr is None else lr,
+            weight_decay=base.weight_decay if weight_decay is None else weight_decay,
             seed=seed,
-            schedule=schedule,
+            schedule=base.schedule if schedule is None else schedule,
             arch_kwargs=dict(inner.inner_kwargs) if arch == inner.inner_arch else {},
+            augment=base.augment,
         )
 
 
@@ -254,8 +281,13 @@ def pretrain(
             total = torch.zeros((), device=device)  # this rank's share of the epoch's summed loss
             for idx in _batches(m, config.batch_size, generator, device, min_size=max(2, k)):
                 mine = distributed.shard(idx)
+                batch = x[mine]
+                if config.augment == "dsa":  # DC's DiffAugment without a seed: per-image parameters
+                    omega = dsa.sample(dsa.DSA_STRATEGY, "dsa", (batch.shape[2], batch.shape[3]), generator,
+                                       n=len(idx), shared=False)
+                    batch = dsa.apply(_rank_rows(omega), batch)
                 with precision.autocast():
-                    out = model(precision.images(x[mine]))
+                    out = model(precision.images(batch))
                 part = loss_fn(out.float(), y[mine], reduction="sum")
                 # The minibatch's mean loss is Σ_ranks part / (rows·per_row); DDP averages over k.
                 loss = part * (k / (idx.numel() * per_row))
@@ -290,6 +322,12 @@ def _set_rng(state: dict[str, Tensor], generator: torch.Generator, device: torch
     torch.set_rng_state(state["cpu"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _rank_rows(augmentation: dsa.Augmentation) -> dsa.Augmentation:
+    """This rank's rows of an augmentation drawn per image for the whole minibatch (all of it in
+    a single process), matching `distributed.shard` of the minibatch's indices."""
+    return tuple(dsa.AugOp(op.name, distributed.shard(op.params)) for op in augmentation)
 
 
 def _batches(m: int, batch_size: int, generator: torch.Generator,

@@ -86,6 +86,20 @@ def test_golden_v1_1_file_loads_with_its_settings() -> None:
     assert float(b.tensors["image.bases"].double().sum()) == pytest.approx(-0.667102, abs=1e-5)
 
 
+def test_golden_v1_2_file_decodes_its_tiles() -> None:
+    from ssdd_cli.artifact import materialize
+
+    b = load_bundle(GOLDEN / "v1.2-labelled.ssdd")
+    assert b.manifest.format_version == "1.2" and b.manifest.teacher is None
+    assert b.manifest.raw is not None and (b.manifest.raw.m, b.manifest.raw.factor, b.manifest.raw.labels) == (4, 2, True)
+    # Values measured when the golden file was written (formats/golden/generate.py, seed 3).
+    assert float(b.tensors["images"].double().sum()) == pytest.approx(5.112879, abs=1e-5)
+    ds = materialize(b)
+    assert ds.images.shape == (16, 1, 8, 8) and ds.packed is not None and ds.labels is not None
+    assert ds.labels.tolist() == b.tensors["labels"].tolist() * 4
+    assert ds.views == ("tile-0-0", "tile-0-1", "tile-1-0", "tile-1-1")
+
+
 def test_schema_file_matches_the_model() -> None:
     on_disk = (ROOT / "formats" / "ssdd-v1.schema.json").read_text()
     assert on_disk == render(), "formats/ssdd-v1.schema.json is stale: run `make schema`"

@@ -39,7 +39,18 @@ def test_eval_random_knn_writes_json(tmp_path: Path) -> None:
     assert set(acc) == {"mean", "std", "values"} and len(acc["values"]) == 2
     assert 0.0 <= acc["mean"] <= 1.0 and acc["std"] >= 0.0
     assert doc["protocol"] == "knn" and doc["target"] == "digits" and doc["seeds"] == [0, 1]
+    assert doc["config"] == {"k": 20, "temperature": 0.07}  # the protocol's settings travel along
     assert "knn" in result.output and "accuracy" in result.output
+
+
+def test_eval_json_records_the_linear_probe_settings(tmp_path: Path) -> None:
+    out = tmp_path / "linear.json"
+    result = runner.invoke(app, ["eval", "random", "--target", "digits", "--linear-epochs", "2",
+                                 "--device", "cpu", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    config = json.loads(out.read_text())["config"]
+    assert config == {"epochs": 2, "batch_size": 256, "lr": 0.2, "momentum": 0.9, "weight_decay": 0.0,
+                      "standardize": False}
 
 
 @pytest.mark.parametrize("artifact", ["v1-ssdd.ssdd", "v1-raw.ssdd"])

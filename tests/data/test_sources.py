@@ -1,4 +1,4 @@
-"""The registry, the embedded sources (digits, shapes) and the user sources (npz, imagefolder)."""
+"""The registry, the embedded sources (digits, digits-nuisance, shapes) and the user sources (npz, imagefolder)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from ssdd_cli.data import (
     load_source,
     source_status,
 )
+from ssdd_cli.data.nuisance_digits import NuisanceConfig, render_digits
 from ssdd_cli.data.splits import carve
 from ssdd_cli.errors import DataError, UsageError
 from tests.data.fake_cifar import make_cifar100
@@ -25,7 +26,7 @@ from tests.data.helpers import assert_well_formed, row_hashes
 
 
 def test_registry_lists_sources_and_refuses_unknown_names() -> None:
-    assert list_sources() == ["cifar10", "cifar100", "digits", "imagefolder", "npz", "shapes"]
+    assert list_sources() == ["cifar10", "cifar100", "digits", "digits-nuisance", "imagefolder", "npz", "shapes"]
     with pytest.raises(UsageError, match="unknown source 'mnist'; choose one of: .*digits.*npz:PATH"):
         load_source("mnist")
     with pytest.raises(UsageError, match="needs a path"):
@@ -61,6 +62,33 @@ def test_size_keeps_a_fixed_subset_of_real_training_images() -> None:
     full, part = load_source("digits"), load_source("digits", size=100)
     assert len(part.train) == 100 and torch.equal(part.test, full.test)
     assert row_hashes(part.train) <= row_hashes(full.train)
+
+
+def test_digits_nuisance_keeps_the_digits_splits_and_varies_the_rendering() -> None:
+    digits = load_source("digits")
+    a, b, c = (load_source("digits-nuisance", seed=s) for s in (0, 0, 1))
+    assert_well_formed(a, channels=1, resolution=16)
+    cfg = NuisanceConfig()
+    assert a.sizes == (5176, 576, 2 * 359) and a.classes == 10
+    assert source_status("digits-nuisance").sizes == "5,176/576/718"
+    assert torch.equal(a.train, b.train) and not torch.equal(a.train, c.train)
+    # each test digit of `digits` is drawn test_copies times, and no other digit is
+    assert a.test_labels is not None and digits.test_labels is not None
+    assert torch.equal(torch.bincount(a.test_labels), cfg.test_copies * torch.bincount(digits.test_labels))
+    assert float(a.train.min()) >= 0.0 and float(a.train.max()) <= 1.0
+
+
+def test_render_digits_draws_each_glyph_inside_the_canvas_at_its_size() -> None:
+    glyph = np.zeros((1, 8, 8), dtype=np.float32)
+    glyph[0, 2:6, 2:6] = 1.0  # a filled square covering the middle half of the glyph
+    cfg = NuisanceConfig(scale=(0.5, 0.5), noise=0.0)
+    images, which = render_digits(glyph, 20, 16, np.random.default_rng(0), cfg)
+    assert images.shape == (20, 1, 16, 16) and which.tolist() == [0] * 20
+    bright = images[:, 0] > 0.5
+    assert len({tuple(np.argwhere(m.numpy()).min(0)) for m in bright}) > 1  # positions vary
+    for mask in bright:  # an 8-px digit whose middle half is lit: a 4×4 block, fully inside
+        rows, cols = np.nonzero(mask.numpy())
+        assert rows.max() - rows.min() + 1 == 4 and cols.max() - cols.min() + 1 == 4
 
 
 def test_shapes_are_deterministic_and_disjoint() -> None:

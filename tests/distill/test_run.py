@@ -128,7 +128,7 @@ def test_selection_baselines_store_real_images(tmp_path: Path, teacher: Path, me
     images = bundle.tensors["images"]
     assert images.shape == (12, 1, 16, 16)
     data = load_source("digits")
-    real = device_tensor(data.train, data.mean, data.std, "cpu").flatten(1)
+    real = device_tensor(data.source, data.mean, data.std, "cpu").flatten(1)
     dist = torch.cdist(images.flatten(1), real, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values
     assert float(dist.max()) < 1e-4  # every stored image is a real training image
     assert len({tuple(r.tolist()) for r in images.flatten(1)}) == 12  # all distinct
@@ -154,6 +154,23 @@ def test_distill_cifar100_official_tree_and_missing_data(tmp_path: Path) -> None
     assert man.budget.floats_allowed == 307_200 and man.budget.floats_used <= 307_200
     missing = runner.invoke(app, [*args, "--data-root", str(tmp_path / "empty")])
     assert missing.exit_code == 1 and "cifar100 not found" in missing.output and "Traceback" not in missing.output
+
+
+def test_the_source_side_is_the_whole_official_train_split(tmp_path: Path, teacher: Path) -> None:
+    # The papers distill all of the train split; validation images are not held back from it.
+    from ssdd_cli.data import load_source
+
+    data = load_source("digits")
+    n = len(data.source)
+    assert n == len(data.train) + len(data.val)
+    out = tmp_path / "all.ssdd"
+    result = runner.invoke(app, ["distill", "--source", "digits", "--method", "random", "--teacher", str(teacher),
+                                 "--budget", str(n), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert load_bundle(out).tensors["images"].shape[0] == n
+    more = runner.invoke(app, ["distill", "--source", "digits", "--method", "random", "--teacher", str(teacher),
+                               "--budget", str(n + 1), "-o", str(tmp_path / "more.ssdd")])
+    assert more.exit_code != 0 and f"has only {n} training images" in more.output
 
 
 def test_budget_larger_than_the_source_is_refused(tmp_path: Path, teacher: Path) -> None:

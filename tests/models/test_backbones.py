@@ -13,7 +13,8 @@ import ssdd_cli.models
 from ssdd_cli.errors import UsageError
 from ssdd_cli.models import Backbone, backbone_options, create_backbone, list_backbones
 
-REQUIRED = {"convnet", "resnet10", "resnet18", "vgg11", "alexnet", "mobilenetv2", "vit"}
+REQUIRED = {"convnet", "resnet10", "resnet18", "vgg11", "alexnet", "mobilenetv2", "vit",
+            "vgg11-gap", "alexnet-gap", "mobilenetv2-torchvision"}
 
 
 def test_registry_holds_the_required_architectures() -> None:
@@ -64,7 +65,7 @@ def test_unknown_name_lists_the_valid_ones() -> None:
 def test_unknown_option_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="width"):
         create_backbone("convnet", 3, 32, width=3)
-    assert backbone_options("resnet18") == ["width"]
+    assert backbone_options("resnet18") == ["width", "stem", "norm"]
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True])
@@ -73,6 +74,18 @@ def test_bad_sizes_are_usage_errors(bad: object) -> None:
         create_backbone("convnet", bad, 32)  # type: ignore[arg-type]
     with pytest.raises(UsageError):
         create_backbone("convnet", 3, bad)  # type: ignore[arg-type]
+
+
+def test_convnet_average_pooling() -> None:
+    torch.manual_seed(0)
+    flat = create_backbone("convnet", 1, 16, widths=(8, 16))
+    avg = create_backbone("convnet", 1, 16, widths=(8, 16), pool="avg")
+    avg.load_state_dict(flat.state_dict())  # the same layers: only the read-out differs
+    x = torch.randn(3, 1, 16, 16)
+    assert avg.feature_dim == 16 and avg.config["pool"] == "avg" and "pool" not in flat.config
+    torch.testing.assert_close(avg.features(x), flat.features(x).view(3, 16, 16).mean(dim=2))
+    with pytest.raises(UsageError, match="unknown ConvNet pooling"):
+        create_backbone("convnet", 1, 16, pool="max")
 
 
 def test_convnet_defaults_follow_krr_st() -> None:
@@ -94,13 +107,23 @@ def test_convnet_options() -> None:
         create_backbone("convnet", 3, 32, norm="layer")
     with pytest.raises(UsageError):
         create_backbone("convnet", 3, 32, widths=(8, 16), depth=3)
-    with pytest.raises(UsageError, match="multiple of 8"):
-        create_backbone("convnet", 3, 36, depth=3)
+    # Pools floor odd sides as KRR-ST's `HW // 2`: 36 -> 18 -> 9 -> 4.
+    assert create_backbone("convnet", 3, 36, depth=3).feature_dim == 512 * 4 * 4
+    with pytest.raises(UsageError, match="at least 8"):
+        create_backbone("convnet", 3, 4, depth=3)
+
+
+def test_convnet_depth_follows_the_papers_resolutions() -> None:
+    # KRR-ST/SSDD: 3 blocks at 32 px, 4 at 64; SSDD A.6: 5 at 128 (ImageNette), 6 at 224 (ImageNet-1K).
+    depths = {s: len(create_backbone("convnet", 3, s).config["widths"]) for s in (32, 64, 128, 224)}
+    assert depths == {32: 3, 64: 4, 128: 5, 224: 6}
+    assert create_backbone("convnet", 3, 128).config["widths"] == [32, 64, 128, 256, 512]
+    assert create_backbone("convnet", 3, 224).feature_dim == 512 * 3 * 3  # 224/2^6 = 3.5, floored
 
 
 def test_resnet_width_and_vit_options() -> None:
     assert create_backbone("resnet18", 3, 32, width=32).feature_dim == 256
-    assert create_backbone("mobilenetv2", 3, 32, width_mult=0.5).feature_dim == 1280
+    assert create_backbone("mobilenetv2-torchvision", 3, 32, width_mult=0.5).feature_dim == 1280
     small = create_backbone("vit", 3, 32, embed_dim=64, depth=1, num_heads=2, pooling="mean")
     assert small(torch.randn(2, 3, 32, 32)).shape == (2, 64)
     with pytest.raises(UsageError, match="patch_size"):
@@ -123,3 +146,39 @@ def test_models_package_never_imports_cli_libraries_or_prints() -> None:
             assert not roots & {"typer", "rich", "tqdm"}, f"{source.name} imports {roots}"
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                 assert node.func.id != "print", f"{source.name} prints"
+
+
+def test_krr_st_alexnet_has_batchnorm_and_flat_features() -> None:
+    model = create_backbone("alexnet", 3, 32)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 5
+    assert model.feature_dim == 192 * 4 * 4  # KRR-ST's fc takes 192·(32/8)² = 3,072 features
+    gap = create_backbone("alexnet-gap", 3, 32)
+    assert gap.feature_dim == 192
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in gap.modules())
+
+
+def test_krr_st_vgg11_flattens_its_last_map() -> None:
+    assert create_backbone("vgg11", 3, 64).feature_dim == 512 * 2 * 2
+    assert create_backbone("vgg11-gap", 3, 64).feature_dim == 512
+    assert create_backbone("vgg11", 3, 32).feature_dim == 512
+
+
+def test_krr_st_mobilenet_expands_by_two_with_relu() -> None:
+    model = create_backbone("mobilenetv2", 3, 32)
+    assert not any(isinstance(m, torch.nn.ReLU6) for m in model.modules())
+    # The first block expands 32 channels by 1, the second (the 24-channel stage) 16 by 2.
+    blocks = [m for m in model.modules() if type(m).__name__ == "Block"]
+    assert [b.conv1.out_channels for b in blocks[:2]] == [32, 32]
+    assert len(blocks) == 17
+    torchvision = create_backbone("mobilenetv2-torchvision", 3, 32)
+    assert any(isinstance(m, torch.nn.ReLU6) for m in torchvision.modules())
+
+
+@pytest.mark.parametrize(("stem", "side"), [("cifar", 34), ("cifar-same", 32), ("imagenet", 8)])
+def test_resnet_stems(stem: str, side: int) -> None:
+    # solo-learn's and KRR-ST's CIFAR stem pads its 3x3 conv by 2, so 32 px becomes 34.
+    model = create_backbone("resnet18", 3, 32, stem=stem)
+    assert model.stem(torch.zeros(1, 3, 32, 32)).shape[-1] == side
+    assert create_backbone("resnet18", 3, 32).config["stem"] == "cifar"
+    with pytest.raises(UsageError, match="stem"):
+        create_backbone("resnet18", 3, 32, stem="tiny")

@@ -189,3 +189,20 @@ def test_library_panics_become_file_errors_but_interrupts_propagate(
     monkeypatch.setattr(store, "safe_open", interrupt)
     with pytest.raises(KeyboardInterrupt):
         load_backbone(path)
+
+
+def test_resnet_file_from_before_the_stem_option_loads_with_its_padding_1_stem(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = create_backbone("resnet10", 3, 16, width=8, stem="cifar-same").eval()
+    path = tmp_path / "old.safetensors"
+    save_backbone(path, model, {})
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    meta["ssdd.config"] = json.dumps({"width": 8})  # what files written before `stem` hold
+    save_file(tensors, str(path), metadata=meta)
+    loaded, _ = load_backbone(path)
+    assert loaded.config["stem"] == "cifar-same"
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from ssdd_cli.teacher.augment import AugmentConfig
 from ssdd_cli.teacher.trainer import TeacherConfig
 
 
@@ -20,6 +21,7 @@ def _teacher_tests_run_on_one_thread(one_thread: None) -> None:
 def tiny_config() -> TeacherConfig:
     """A teacher small enough for a test: width-4 ResNet-10, 32-wide projector, 3 epochs."""
     return TeacherConfig(
-        arch="resnet10", arch_kwargs={"width": 4}, epochs=3, batch_size=16, lr=0.05,
-        warmup_epochs=1, projector_hidden=32, projector_out=32, seed=0,
+        arch="resnet10", arch_kwargs={"width": 4}, epochs=3, batch_size=16, optimizer="sgd", lr=0.05,
+        lr_batch=None, scale_loss=1.0, warmup_epochs=1, warmup_start_lr=None, projector_hidden=32,
+        projector_out=32, projector_bias=False, augment=AugmentConfig(), seed=0,
     )

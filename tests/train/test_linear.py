@@ -38,3 +38,18 @@ def test_linear_map_recovers_affine_map_primal_and_dual() -> None:
             plain = LinearMap().fit(x[:n], y[:n])
             assert plain.ridge_ == min(plain.ridges)
             assert mean_squared_error(plain.predict(x[:n]), y[:n]) < 1e-3
+
+
+def test_probe_uses_raw_features_unless_asked_to_standardise() -> None:
+    # SSDD A.1 and KRR-ST's linear_eval.py train the head on the raw features.
+    g = torch.Generator().manual_seed(0)
+    x, y = 5.0 + 3.0 * torch.randn(40, 4, generator=g), torch.randint(0, 2, (40,), generator=g)
+    raw = LinearProbe(LinearProbeConfig(epochs=2)).fit(x, y, 2, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(raw.mean_, torch.zeros(4)) and torch.equal(raw.scale_, torch.ones(4))
+    std = LinearProbe(LinearProbeConfig(epochs=2, standardize=True)).fit(
+        x, y, 2, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(std.mean_, x.mean(dim=0))
+    # Standardised, the probe's logits do not depend on an affine rescaling of the features.
+    scaled = LinearProbe(LinearProbeConfig(epochs=2, standardize=True)).fit(
+        10 * x + 1, y, 2, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(scaled.decision_function(10 * x + 1), std.decision_function(x), atol=1e-4)

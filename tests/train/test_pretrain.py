@@ -118,3 +118,34 @@ def test_images_that_do_not_fit_the_arch(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(module, "create_backbone", broken)
     with pytest.raises(UsageError, match=r"1×8×8 images do not fit arch 'convnet'"):
         pretrain(x, y, None, _config(1), in_channels=1, image_size=8, device=CPU)
+
+
+def test_labelled_artifacts_take_the_dm_family_protocol() -> None:
+    from ssdd_cli.kit.schedules import SCHEDULES
+    from ssdd_cli.presets import get_preset
+
+    cifar = get_preset("cifar100")
+    dm = PretrainConfig.from_preset(cifar, budget=100, labelled=True)
+    assert (dm.lr, dm.momentum, dm.weight_decay, dm.batch_size, dm.epochs) == (0.01, 0.9, 5e-4, 256, 1000)
+    assert (dm.schedule, dm.augment) == ("step", "dsa")
+    step = SCHEDULES.get("step")
+    assert [step(e, 1000) for e in (0, 499, 500, 999)] == [1.0, 1.0, 0.1, 0.1]  # ×0.1 at half
+    ssdd = PretrainConfig.from_preset(cifar, budget=100)
+    assert (ssdd.lr, ssdd.weight_decay, ssdd.schedule, ssdd.augment) == (0.1, 1e-3, "constant", "none")
+    given = PretrainConfig.from_preset(cifar, labelled=True, lr=0.05, weight_decay=0.0, schedule="cosine")
+    assert (given.lr, given.weight_decay, given.schedule) == (0.05, 0.0, "cosine")
+    with pytest.raises(UsageError, match="unknown pretraining augmentation 'mixup'"):
+        PretrainConfig(augment="mixup")
+
+
+def test_dsa_pretraining_augments_every_batch_and_still_learns() -> None:
+    x, _, labels = _artifact()
+    plain, _ = pretrain(x, None, labels, _config(3), in_channels=1, image_size=8, device=CPU)
+    augmented, _ = pretrain(x, None, labels, _config(3, augment="dsa"), in_channels=1, image_size=8, device=CPU)
+    again, _ = pretrain(x, None, labels, _config(3, augment="dsa"), in_channels=1, image_size=8, device=CPU)
+    a, b, c = (net.state_dict() for net in (plain, augmented, again))
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # the augmentation changed the training
+    assert all(torch.equal(b[k], c[k]) for k in b)  # and its draws are the seed's
+    _, first = pretrain(x, None, labels, _config(1, augment="dsa"), in_channels=1, image_size=8, device=CPU)
+    _, last = pretrain(x, None, labels, _config(15, augment="dsa"), in_channels=1, image_size=8, device=CPU)
+    assert last < first

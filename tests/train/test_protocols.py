@@ -1,4 +1,5 @@
 import json
+from typing import Any
 
 import pytest
 import torch
@@ -101,3 +102,21 @@ def test_user_errors(tiny_digits: ImageSet, tiny_convnet: torch.nn.Module) -> No
         evaluate(tiny_convnet, unlabelled, "knn", device=CPU)
     assert evaluate(tiny_convnet, subset(unlabelled, 50, 10, 20), "align",
                     teacher=tiny_convnet, device=CPU).metrics[0].name == "cka"
+
+
+def test_finetune_pads_4_px_as_krr_st(tiny_digits: ImageSet, tiny_convnet: torch.nn.Module,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import ssdd_cli.train.protocols.finetune as finetune
+
+    seen: list[int] = []
+    real = finetune.random_crop_flip
+
+    def spy(x: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        seen.append(kwargs["padding"])
+        return real(x, **kwargs)
+
+    monkeypatch.setattr(finetune, "random_crop_flip", spy)
+    evaluate(tiny_convnet, tiny_digits, "finetune", config=FinetuneConfig(steps=2, batch_size=16))
+    assert seen == [4, 4]  # KRR-ST's RandomCrop(size, padding=4), at any resolution
+    evaluate(tiny_convnet, tiny_digits, "finetune", config=FinetuneConfig(steps=1, batch_size=16, padding=None))
+    assert seen[-1] == tiny_digits.resolution // 8

@@ -64,6 +64,8 @@ class Method(Generic[C]):
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     options: ClassVar[Mapping[str, str]] = {}
+    needs_teacher: ClassVar[bool] = True  # False: no teacher is trained or loaded (the DM family)
+    needs_labels: ClassVar[bool] = False  # True: the source must be labelled (the DM family)
 
     def defaults(self, preset: Preset, N: int, d_y: int) -> C:
         """The config for budget N with the preset's values."""
@@ -82,7 +84,8 @@ class Method(Generic[C]):
         return config
 
     def plan(self, config: C, shape: ImageShape, d_y: int) -> BudgetReport:
-        """The budget of this config and the number m of distilled items it buys."""
+        """The budget of this config and the number m of distilled items it buys (d_y: the
+        teacher's feature size, 0 for a method without a teacher)."""
         raise NotImplementedError
 
     def init(self, config: C, plan: BudgetReport, inputs: DistillInputs) -> DistilledModule:

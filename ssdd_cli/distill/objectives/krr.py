@@ -86,11 +86,12 @@ class KRRObjective(Objective):
         self.generator = inputs.generator
         self.precision = inputs.precision
         c, r = inputs.shape.channels, inputs.shape.height
-        self.pool = ModelPool(config.pool, c, r, inputs.teacher.d_y, inputs.device, inputs.generator,
+        teacher = inputs.require_teacher()
+        self.pool = ModelPool(config.pool, c, r, teacher.d_y, inputs.device, inputs.generator,
                               chunk=config.chunk, precision=inputs.precision)
-        cached = {view: inputs.teacher.features(view)
+        cached = {view: teacher.features(view)
                   for view in dict.fromkeys(("identity", *CACHED_VIEWS[config.real_aug]))}
-        self.real = RealSampler(inputs.images, config.real_aug, config.batch_size, cached, inputs.teacher,
+        self.real = RealSampler(inputs.images, config.real_aug, config.batch_size, cached, teacher,
                                 black=inputs.black)
         self._sampled: int | None = None
         self._held_out = self._held_out_batch(inputs) if inputs.held_out is not None else None
@@ -107,7 +108,7 @@ class KRRObjective(Objective):
                            torch.Generator().manual_seed(HELD_OUT_SEED)).to(inputs.device).eval()
         net = self.precision.module(net)
         with torch.no_grad():
-            return net, self._feature_map(net)(x_t), inputs.teacher(x_t)
+            return net, self._feature_map(net)(x_t), inputs.require_teacher()(x_t)
 
     def _feature_map(self, f: Backbone) -> FeatureMap:
         """φ(x) = [f(x), 1] in float32, the network pass in the run's precision."""

@@ -24,8 +24,10 @@ from ssdd_cli.train.protocols.base import EvalContext, ProtocolResult, register_
 class FinetuneConfig:
     """KRR-ST's fine-tuning (§4.1): the whole network plus a new linear head, SGD lr 0.01,
     momentum 0.9, weight decay 5e-4, cosine decay over `steps`, minibatches of 256, random crop
-    (zero padding) and horizontal flip. KRR-ST runs 10,000 (CIFAR) or 5,000 steps; the default
-    here is small enough for a CPU. `padding` None means resolution // 8 (KRR-ST's 4 px at 32 px).
+    (zero padding) and horizontal flip. KRR-ST runs 10,000 (CIFAR, TinyImageNet targets) or 5,000
+    steps (the others): pass them as `steps`; the default here is small enough for a CPU.
+    `padding`: 4 px at every resolution, as KRR-ST's `RandomCrop(size, padding=4)`; None means
+    resolution // 8 (this project's earlier default, 8 px at 64 px).
     """
 
     steps: int = 100
@@ -33,7 +35,7 @@ class FinetuneConfig:
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    padding: int | None = None
+    padding: int | None = 4
     flip: bool = True
 
 

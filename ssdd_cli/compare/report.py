@@ -1,0 +1,220 @@
+"""A comparison's numbers: `summarize` (mean ± std over seeds), `results.json` and `results.md`.
+
+The Markdown follows the SSDD paper's Table 1: one table per budget, protocol and metric, the
+target then the method as rows, the pretrained architectures as columns, mean ± std over the
+seeds, the best method of each column in bold, and two reference lines below the methods: a
+randomly initialised network of each architecture, and the teacher itself (one network, so the
+same number in every column). References are never bolded: they are not candidates.
+
+Choices: std is the population std (ddof = 0), as `evaluate` reports and the papers' "mean ±
+std over three runs"; accuracy and CKA print in percent, other metrics as they are; `mse` is
+the one metric where lower is better. Means equal at the printed precision are bolded alike. A
+cell with fewer values than seeds (a step failed or was skipped) is marked †.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import statistics
+import sys
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy
+import torch
+
+from ssdd_cli import __version__
+from ssdd_cli.compare.plan import RANDOM_INIT, TEACHER
+from ssdd_cli.compare.runner import CompareRun
+from ssdd_cli.io import atomic_write_bytes
+
+PERCENT = {"accuracy", "cka"}
+LOWER_IS_BETTER = {"mse"}
+RESULTS_FORMAT = "ssdd-compare/1"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One cell: a row (method entry or reference) on one arch (None: the teacher, any column),
+    budget (None: a reference line), target, protocol label and metric, over its seeds."""
+
+    row: str
+    budget: int | None
+    arch: str | None
+    target: str
+    protocol: str
+    metric: str
+    seeds: tuple[int, ...]
+    values: tuple[float, ...]
+    planned: int
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values) if self.values else float("nan")
+
+    @property
+    def std(self) -> float:
+        return statistics.pstdev(self.values) if self.values else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "mean": self.mean, "std": self.std}
+
+
+def summarize(run: CompareRun) -> list[Summary]:
+    """Every eval's values grouped by cell: methods first (plan order), then the references."""
+    cells: dict[tuple[Any, ...], dict[str, dict[int, float]]] = {}
+    names: dict[str, list[str]] = {}  # protocol label → its metrics, in the order reported
+    for outcome in run.outcomes:
+        c = outcome.step.cell
+        if outcome.step.kind != "eval" or c.protocol is None or c.target is None or c.seed is None:
+            continue
+        cell = cells.setdefault((c.row, c.budget, c.arch, c.target, c.protocol.label), {})
+        if outcome.usable and outcome.record is not None:
+            for name, value in outcome.record.metrics.items():
+                known = names.setdefault(c.protocol.label, [])
+                known.extend([name] if name not in known else [])
+                cell.setdefault(name, {})[c.seed] = float(value)
+    out = [Summary(row, budget, arch, target, label, name, tuple(sorted(seeds)),
+                   tuple(seeds[s] for s in sorted(seeds)), run.plan.spec.seeds)
+           for (row, budget, arch, target, label), cell in cells.items()
+           for name in names.get(label, []) for seeds in [cell.get(name, {})]]
+    return sorted(out, key=lambda s: (s.row in (RANDOM_INIT, TEACHER), s.row == TEACHER))
+
+
+def versions() -> dict[str, str]:
+    """The versions a result depends on."""
+    return {"ssdd": __version__, "torch": torch.__version__, "python": sys.version.split()[0],
+            "numpy": numpy.__version__, "platform": platform.platform()}
+
+
+def results_document(run: CompareRun) -> dict[str, Any]:
+    """Everything of a run as JSON-ready data: spec, versions, summaries, artifacts, every step."""
+    artifacts = []
+    for o in run.outcomes:
+        if o.step.kind == "distill" and o.record is not None:
+            c, m = o.step.cell, o.record.metrics
+            artifacts.append({"row": c.row, "method": c.method, "budget": c.budget, "seed": c.seed,
+                              "status": o.status, **{k: m.get(k) for k in
+                                                      ("m", "floats_used", "floats_allowed", "final_loss",
+                                                       "held_out", "error")}})
+    steps = [{"id": o.step.id, "kind": o.step.kind, "status": o.status,
+              **({"folder": str(o.record.folder.relative_to(run.output)), **o.record.to_dict()}
+                 if o.record is not None else {})} for o in run.outcomes]
+    return {"format": RESULTS_FORMAT, "created": datetime.now(timezone.utc).isoformat(),
+            "versions": versions(), "device": run.device, "seconds": run.seconds,
+            "spec": run.plan.spec.to_dict(),
+            "counts": {s: run.count(s) for s in ("ran", "reused", "failed", "skipped")},
+            "results": [s.to_dict() for s in summarize(run)], "artifacts": artifacts, "steps": steps}
+
+
+def decimals(value: float, metric: str) -> int:
+    """Decimals to print a metric's values with: 2 for percentages, else 3 significant digits of
+    the mean (at most 6), so a mean and its std share one precision."""
+    if metric in PERCENT:
+        return 2
+    if not math.isfinite(value) or value == 0:
+        return 4
+    return min(6, max(0, 2 - math.floor(math.log10(abs(value)))))
+
+
+def fmt(value: float, metric: str, places: int | None = None) -> str:
+    if value != value:  # NaN
+        return "—"
+    places = decimals(value, metric) if places is None else places
+    return f"{(100 if metric in PERCENT else 1) * value:.{places}f}"
+
+
+def cell_text(s: Summary | None) -> str:
+    if s is None or not s.values:
+        return "—"
+    mark = "†" if len(s.values) < s.planned else ""
+    places = decimals(s.mean, s.metric)
+    return f"{fmt(s.mean, s.metric, places)} ± {fmt(s.std, s.metric, places)}{mark}"
+
+
+def markdown_table(summaries: list[Summary], archs: list[str], metric: str) -> str:
+    """Rows target/method × columns archs for one budget, protocol and metric; best in bold."""
+    lower = metric in LOWER_IS_BETTER
+    by_key = {(s.target, s.row, s.arch): s for s in summaries}
+    targets = list(dict.fromkeys(s.target for s in summaries))
+    rows = list(dict.fromkeys(s.row for s in summaries))
+    best: dict[tuple[str, str], str] = {}
+    for target in targets:
+        for arch in archs:
+            means = [fmt(s.mean, metric) for r in rows if r not in (RANDOM_INIT, TEACHER)
+                     for s in [by_key.get((target, r, arch))] if s is not None and s.values]
+            if means:
+                best[target, arch] = (min if lower else max)(means, key=float)
+    lines = ["| target | method | " + " | ".join(archs) + " |", "|---|---|" + "---:|" * len(archs)]
+    for target in targets:
+        for i, row in enumerate(rows):
+            cells = []
+            for arch in archs:
+                s = by_key.get((target, row, arch)) or by_key.get((target, row, None))
+                text = cell_text(s)
+                reference = row in (RANDOM_INIT, TEACHER)
+                shown = fmt(s.mean, metric) if s is not None and s.values else None
+                if not reference and shown is not None and shown == best.get((target, arch)):
+                    text = f"**{text}**"
+                cells.append(text)
+            name = f"*{row}*" if row in (RANDOM_INIT, TEACHER) else row
+            lines.append(f"| {target if i == 0 else ''} | {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def results_markdown(run: CompareRun) -> str:
+    spec = run.plan.spec
+    summaries = summarize(run)
+    archs = list(spec.archs)
+    out = [f"# ssdd compare: {spec.source}", "",
+           f"Methods pretrained on each artifact, evaluated on the test split of each target; mean ± std "
+           f"over {spec.seeds} seed(s) (population std). Best method per column in **bold**; *random init* "
+           "and *teacher* are reference lines. Accuracy and CKA in percent.", "",
+           f"ssdd {__version__}, torch {torch.__version__}, device {run.device}; "
+           f"{run.count('ran')} steps ran, {run.count('reused')} reused"
+           + (f", {run.count('failed')} failed, {run.count('skipped')} skipped"
+              if run.count("failed") else "")
+           + ". Every number and setting: results.json.", ""]
+    for budget in spec.budgets:
+        for protocol in spec.protocols:
+            group = [s for s in summaries if s.protocol == protocol.label and s.budget in (budget, None)]
+            for metric in dict.fromkeys(s.metric for s in group):
+                cells = [s for s in group if s.metric == metric]
+                direction = " (lower is better)" if metric in LOWER_IS_BETTER else ""
+                unit = " (%)" if metric in PERCENT else ""
+                out += [f"## N = {budget}: {protocol.label}, {metric}{unit}{direction}", "",
+                        markdown_table(cells, archs, metric), ""]
+    if any(len(s.values) < s.planned for s in summaries):
+        out += ["† fewer values than seeds: a step failed or was skipped (see results.json).", ""]
+    failed = [f"- failed: {o.step.description}: {o.error}" for o in run.outcomes if o.status == "failed"]
+    out += [*failed, ""] if failed else []
+    return "\n".join([*out, *settings_lines(run)]).rstrip() + "\n"
+
+
+def settings_lines(run: CompareRun) -> list[str]:
+    """The comparison's settings in brief (the full configs of every step are in results.json)."""
+    spec = run.plan.spec
+
+    def given(options: Any, default: str = "the preset's") -> str:
+        return ", ".join(f"{k} = {v}" for k, v in dict(options).items()) or default
+
+    lines = ["## Settings", "",
+             f"- source {spec.source}, budgets {', '.join(map(str, spec.budgets))}, "
+             f"seeds 0–{spec.seeds - 1}, targets {', '.join(spec.targets)}"]
+    lines += [f"- method {e.name}: {e.method}, {given(e.options)}" for e in spec.methods]
+    lines += [f"- teacher: {given(spec.teacher)}", f"- pretrain: {given(spec.pretrain)}"]
+    lines += [f"- eval {p.label}: {given(spec.eval.get(p.name, {}), 'its defaults')}" for p in spec.protocols]
+    return lines
+
+
+def write_results(run: CompareRun) -> tuple[Path, Path]:
+    """Write `results.json` and `results.md` into the run's folder (atomically)."""
+    doc = results_document(run)
+    json_path = atomic_write_bytes(run.output / "results.json",
+                                   (json.dumps(doc, indent=2, default=str) + "\n").encode())
+    md_path = atomic_write_bytes(run.output / "results.md", results_markdown(run).encode())
+    return json_path, md_path

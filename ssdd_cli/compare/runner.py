@@ -1,0 +1,190 @@
+"""Run a comparison's plan: check it all first, then run or reuse every step, in order.
+
+    plan = build_plan(spec_from_mapping({"source": "digits", "methods": ["ssdd", "random"]}))
+    run = run_compare(plan, Path("results"), callback=print)
+    write_results(run)   # compare.report
+    write_plots(run)     # compare.plots
+
+Before any work, every name, setting, budget and shape of the plan is checked (`check`), so a
+mistake fails in one sentence rather than after an hour of training. Then each step is keyed by
+its material (`compare.steps`) and reused from the store when a finished step has that key, or
+run into its work folder and committed (`compare.store`).
+
+Progress: a `ProgressEvent("compare", done, total, label=step)` before and after each step (the
+one after carries a one-line `message`: reused, ran, failed or skipped, and the step), with the
+step's own events (teacher, distill, pretrain, eval stages) in between.
+
+A training that diverges (`DivergedError`) fails its step, not the comparison: the failure is
+recorded (a rerun with the same settings would diverge again, so it is reused like a result),
+the steps that depend on it are skipped, and the report shows their cells as missing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ssdd_cli.budget import ImageShape
+from ssdd_cli.compare import steps as S
+from ssdd_cli.compare.plan import KINDS, Plan, Step
+from ssdd_cli.compare.store import StepRecord, StepStore, step_key
+from ssdd_cli.data import source_preset
+from ssdd_cli.distill.methods import get_method
+from ssdd_cli.errors import DataError, DivergedError, UsageError
+from ssdd_cli.models import create_backbone
+from ssdd_cli.progress import Callback, ProgressEvent, silent
+from ssdd_cli.teacher import load_teacher
+from ssdd_cli.train.pretrain import PretrainConfig, build_backbone
+from ssdd_cli.train.protocols import get_protocol
+
+STAGE = "compare"
+Material = Callable[[Step, Mapping[str, StepRecord], S.StepContext], dict[str, Any]]
+Runner = Callable[[Step, Mapping[str, StepRecord], Path, S.StepContext], tuple[S.Outputs, dict[str, Any]]]
+KIND: dict[str, tuple[Material, Runner]] = {
+    "teacher": (S.teacher_material, S.run_teacher),
+    "init": (S.init_material, S.run_init),
+    "distill": (S.distill_material, S.run_distill_step),
+    "pretrain": (S.pretrain_material, S.run_pretrain),
+    "eval": (S.eval_material, S.run_eval),
+}
+assert set(KIND) == set(KINDS)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A step's fate in this run: "ran", "reused", "failed" (recorded) or "skipped"."""
+
+    step: Step
+    status: str
+    record: StepRecord | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.status in ("ran", "reused")
+
+    @property
+    def error(self) -> str | None:
+        return self.record.metrics.get("error") if self.record is not None else None
+
+
+@dataclass(frozen=True)
+class CompareRun:
+    """The outcome of every step of a plan, and where they live."""
+
+    plan: Plan
+    outcomes: tuple[Outcome, ...]
+    output: Path
+    device: str
+    seconds: float
+
+    def outcome(self, step_id: str) -> Outcome:
+        return next(o for o in self.outcomes if o.step.id == step_id)
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+
+def run_compare(plan: Plan, output: Path, *, device: torch.device | str = "cpu",
+                data_root: Path | None = None, callback: Callback = silent) -> CompareRun:
+    """Run or reuse every step of `plan` under the folder `output` (see the module docstring)."""
+    t0 = time.perf_counter()
+    store = StepStore(output)
+    store.check_writable()
+    ctx = S.StepContext(plan.spec, torch.device(device), data_root, callback)
+    check(plan, ctx)
+    kinds = ", ".join(f"{plan.count(k)} {k}" for k in KINDS if plan.count(k))
+    callback(ProgressEvent(STAGE, 0, len(plan), message=f"{len(plan)} steps ({kinds}) in {output}"))
+    outcomes: dict[str, Outcome] = {}
+    for i, step in enumerate(plan):
+        callback(ProgressEvent(STAGE, i, len(plan), _counts(outcomes), label=step.description))
+        started = time.perf_counter()
+        outcome = _run_step(step, outcomes, store, ctx)
+        outcomes[step.id] = outcome
+        took = f" ({time.perf_counter() - started:.1f} s)" if outcome.status in ("ran", "failed") else ""
+        why = f": {outcome.error}" if outcome.error else ""
+        callback(ProgressEvent(STAGE, i + 1, len(plan), _counts(outcomes),
+                               message=f"{outcome.status:>7}  {step.description}{took}{why}",
+                               label=step.description))
+    return CompareRun(plan, tuple(outcomes.values()), Path(output), str(ctx.device), time.perf_counter() - t0)
+
+
+def _counts(outcomes: Mapping[str, Outcome]) -> dict[str, float]:
+    return {"reused": sum(o.status == "reused" for o in outcomes.values()),
+            "ran": sum(o.status == "ran" for o in outcomes.values())}
+
+
+def _run_step(step: Step, done: Mapping[str, Outcome], store: StepStore, ctx: S.StepContext) -> Outcome:
+    upstream = [done[sid] for _, sid in step.inputs]
+    if not all(o.usable for o in upstream):
+        return Outcome(step, "skipped")
+    inputs = {role: done[sid].record for role, sid in step.inputs}
+    material_of, run = KIND[step.kind]
+    material = material_of(step, inputs, ctx)  # type: ignore[arg-type]
+    key = step_key(material)
+    record = store.lookup(step.kind, key)
+    if record is not None:
+        return Outcome(step, "failed" if "error" in record.metrics else "reused", record)
+    work = store.begin(step.kind, key)
+    t0 = time.perf_counter()
+    try:
+        outputs, metrics = run(step, inputs, work, ctx)  # type: ignore[arg-type]
+    except DivergedError as e:
+        outputs, metrics = {}, {"error": str(e)}
+    record = store.commit(step.kind, key, material, outputs, metrics, time.perf_counter() - t0)
+    return Outcome(step, "failed" if "error" in metrics else "ran", record)
+
+
+def check(plan: Plan, ctx: S.StepContext) -> None:
+    """Refuse, before any work, anything the plan would trip over later: missing data, a teacher
+    file that does not fit, a method option or budget that cannot work, an architecture that does
+    not take the source's images, a target of another shape, a protocol setting or shot count
+    that cannot be met."""
+    spec = plan.spec
+    data = ctx.data(spec.source)
+    shape = ImageShape(data.channels, data.resolution, data.resolution)
+    given = spec.teacher.get("file")
+    if given is not None:
+        teacher = load_teacher(given)[0]
+        if (teacher.in_channels, teacher.image_size) != (data.channels, data.resolution):
+            raise UsageError(f"the teacher {given} takes {teacher.in_channels}×{teacher.image_size}² images "
+                             f"but {spec.source} is {data.channels}×{data.resolution}²; use a teacher "
+                             "trained on this source.", option="teacher")
+        d_y = teacher.feature_dim
+    else:
+        config = S.teacher_config(ctx)
+        d_y = create_backbone(config.arch, data.channels, data.resolution, **config.arch_kwargs).feature_dim
+    for budget in spec.budgets:
+        for entry in spec.methods:
+            method_config = S.distill_config(ctx, entry, budget, d_y)
+            S.in_entry(entry, get_method(entry.method).plan, method_config, shape, d_y)
+    preset = source_preset(spec.source)
+    for arch in spec.archs:
+        pretrain = PretrainConfig.from_preset(preset, budget=spec.budgets[0], arch=arch, **spec.pretrain)
+        build_backbone(pretrain, in_channels=data.channels, image_size=data.resolution,
+                       device=torch.device("cpu"))
+    for target in spec.targets:
+        _check_target(ctx, target, data.channels)
+
+
+def _check_target(ctx: S.StepContext, target: str, channels: int) -> None:
+    images = ctx.data(target, ctx.resolution)
+    if images.channels != channels:
+        raise UsageError(f"target {target} has {images.channels}-channel images but {ctx.spec.source} has "
+                         f"{channels}; choose targets of the source's kind.", option="targets")
+    for protocol in ctx.spec.protocols:
+        S.protocol_config(ctx, protocol.name)
+        needs_labels = get_protocol(protocol.name).needs_labels
+        if needs_labels and (images.train_labels is None or images.test_labels is None):
+            raise DataError(f"target {target} has no labels, so the {protocol.name} protocol cannot score "
+                            "it; use the align protocol.")
+        if protocol.shots is not None and images.train_labels is not None:
+            fewest = int(images.train_labels.bincount().min())
+            if protocol.shots > fewest:
+                raise UsageError(f"{protocol.label} asks for {protocol.shots} images of every class but "
+                                 f"the train split of {target} has {fewest} of its smallest class; choose "
+                                 "fewer shots.", option="protocols")

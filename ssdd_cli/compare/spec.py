@@ -1,0 +1,229 @@
+"""What a comparison asks for: the user's file or options (pydantic, strict) → a typed `CompareSpec`.
+
+A comparison is written as a mapping, the same whether it comes from a TOML or YAML file or from
+the command line's options (which build the mapping the file would hold):
+
+    source = "digits"
+    budgets = [20]                      # N, in images (default: the source preset's)
+    methods = ["ssdd", "krr-st"]        # or tables with each method's options:
+    archs = ["convnet", "resnet10"]     # backbones pretrained on every artifact
+    seeds = 3                           # seeds 0, 1, 2 run through the whole chain
+    protocols = ["linear", "linear@5shot", "knn", "align"]
+    targets = ["digits"]                # default: the source itself
+    references = true                   # the random-init and teacher lines
+
+    [methods.ssdd]
+    steps = 300
+    [methods."ssdd@init"]               # a named entry: its own row in the table
+    method = "ssdd"
+    steps = 0
+    [teacher]                           # TeacherConfig options (or `file`: a teacher to use)
+    epochs = 20
+    [pretrain]                          # PretrainConfig options
+    epochs = 50
+    [eval.linear]                       # the protocol's own config (LinearProbeConfig)
+    epochs = 50
+
+A method entry's options are the method's own (`Method.options`, the keywords of
+`DistillRequest.options`); `None` or an absent key means the preset's value. A protocol is a
+registered name, or `name@Kshot` for its few-shot form with K labelled images per class.
+
+Choices where the issue is silent: `seeds` is a count, and seed s is used by every step of its
+chain (distillation, pretraining, probe), so mean ± std spans the whole pipeline's randomness;
+the defaults are the issue's example (ssdd, krr-st, random, kmeans; convnet; 3 seeds; linear).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ssdd_cli.data import source_preset
+from ssdd_cli.distill.methods import get_method
+from ssdd_cli.errors import UsageError
+from ssdd_cli.models import backbone_options
+from ssdd_cli.train.protocols import get_protocol
+
+DEFAULT_METHODS = ("ssdd", "krr-st", "random", "kmeans")
+DEFAULT_ARCHS = ("convnet",)
+DEFAULT_PROTOCOLS = ("linear",)
+_SHOTS = re.compile(r"^(?P<name>[^@]+)@(?P<k>\d+)shots?$")
+_ENTRY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@+-]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TeacherSection(_Strict):
+    """The teacher of the source: trained with these `TeacherConfig` options, or taken from `file`."""
+
+    file: str | None = None
+    arch: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    seed: int = 0
+
+
+class PretrainSection(_Strict):
+    """`PretrainConfig` options for every pretraining (None: the preset's, as `ssdd pretrain`)."""
+
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    schedule: str | None = None
+
+
+class CompareFile(_Strict):
+    """The comparison as written in a file (or built from options); see the module docstring."""
+
+    source: str
+    budgets: list[int] | int | None = None
+    methods: list[str] | dict[str, dict[str, Any]] | None = None
+    archs: list[str] | None = None
+    seeds: int = Field(3, ge=1)
+    protocols: list[str] | None = None
+    targets: list[str] | None = None
+    references: bool = True
+    teacher: TeacherSection = TeacherSection()
+    pretrain: PretrainSection = PretrainSection()
+    eval: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    """A protocol and, for its few-shot form, the labelled images per class (`linear@5shot`)."""
+
+    name: str
+    shots: int | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name if self.shots is None else f"{self.name}@{self.shots}shot"
+
+    @classmethod
+    def parse(cls, text: str) -> ProtocolSpec:
+        """`linear`, or `linear@5shot`; the name must be registered and take shots if given."""
+        match = _SHOTS.match(text.strip())
+        name, shots = (match["name"], int(match["k"])) if match else (text.strip(), None)
+        if "@" in name:
+            raise UsageError(f"cannot read protocol {text!r}; write a protocol name, or name@Kshot "
+                             "for its few-shot form.", option="protocols")
+        protocol = get_protocol(name)
+        if shots is not None and (shots < 1 or not protocol.uses_shots):
+            why = "at least one shot is needed" if shots < 1 else f"the {name} protocol takes no shots"
+            raise UsageError(f"cannot use protocol {text!r}: {why}.", option="protocols")
+        return cls(name, shots)
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    """One row of the comparison: a registered method under a name, with its options."""
+
+    name: str
+    method: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CompareSpec:
+    """A validated comparison: every name checked against its registry, defaults filled in.
+
+    teacher, pretrain: the options given (None: the preset's). eval: protocol name → options of
+    its config type. Validation of values (e.g. a negative epoch count) happens when the configs
+    are built, before any work (`compare.runner.check`).
+    """
+
+    source: str
+    budgets: tuple[int, ...]
+    methods: tuple[MethodEntry, ...]
+    archs: tuple[str, ...]
+    seeds: int
+    protocols: tuple[ProtocolSpec, ...]
+    targets: tuple[str, ...]
+    references: bool = True
+    teacher: Mapping[str, Any] = field(default_factory=dict)
+    pretrain: Mapping[str, Any] = field(default_factory=dict)
+    eval: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as JSON-ready data (for results.json)."""
+        out = dataclasses.asdict(self)
+        out["protocols"] = [p.label for p in self.protocols]
+        return out
+
+
+def spec_from_mapping(raw: Mapping[str, Any]) -> CompareSpec:
+    """Validate a comparison written as a mapping (a parsed file, or `options_mapping`)."""
+    try:
+        doc = CompareFile.model_validate(dict(raw))
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"] if not isinstance(p, int)) or "comparison"
+        option = str(first["loc"][0]) if first["loc"] else None
+        raise UsageError(f"the comparison's {where} is invalid: {first['msg']}.", option=option) from None
+    preset = source_preset(doc.source)
+    budgets = doc.budgets if doc.budgets is not None else preset.budgets.default
+    budgets = [budgets] if isinstance(budgets, int) else budgets
+    archs = tuple(doc.archs or DEFAULT_ARCHS)
+    for arch in archs:
+        backbone_options(arch)
+    targets = tuple(doc.targets or (doc.source,))
+    for target in targets:
+        source_preset(target)
+    if doc.teacher.arch is not None:
+        backbone_options(doc.teacher.arch)
+    protocols = tuple(ProtocolSpec.parse(p) for p in (doc.protocols or DEFAULT_PROTOCOLS))
+    for what, values in (("budgets", budgets), ("archs", archs), ("targets", targets),
+                         ("protocols", [p.label for p in protocols])):
+        _unique(values, what)
+    if any(not isinstance(n, int) or n < 1 for n in budgets):
+        raise UsageError(f"every budget must be a positive number of images, got {budgets}.",
+                         option="budgets")
+    eval_options = {name: dict(options) for name, options in doc.eval.items()}
+    for name in eval_options:
+        get_protocol(name)
+    return CompareSpec(
+        source=doc.source, budgets=tuple(budgets), methods=_method_entries(doc.methods), archs=archs,
+        seeds=doc.seeds, protocols=protocols, targets=targets, references=doc.references,
+        teacher=doc.teacher.model_dump(exclude_none=True),
+        pretrain=doc.pretrain.model_dump(exclude_none=True), eval=eval_options)
+
+
+def _method_entries(methods: list[str] | dict[str, dict[str, Any]] | None) -> tuple[MethodEntry, ...]:
+    if methods is None:
+        methods = list(DEFAULT_METHODS)
+    if isinstance(methods, list):
+        _unique(methods, "methods")
+        methods = {name: {} for name in methods}
+    entries = []
+    for name, options in methods.items():
+        if not _ENTRY.match(name):
+            raise UsageError(f"method entry {name!r} needs a name of letters, digits and _ @ + - "
+                             "(no dots or slashes).", option="methods")
+        options = dict(options)
+        method = get_method(str(options.pop("method", name)))
+        unknown = [o for o in options if o not in method.options]
+        if unknown:
+            raise UsageError(f"method entry {name!r} sets {unknown[0]!r}, which method {method.name!r} "
+                             f"does not take; it takes: {', '.join(method.options) or 'none'}.",
+                             option="methods")
+        entries.append(MethodEntry(name, method.name, options))
+    if not entries:
+        raise UsageError("the comparison needs at least one method.", option="methods")
+    return tuple(entries)
+
+
+def _unique(values: Any, what: str) -> None:
+    seen = set()
+    for value in values:
+        if value in seen:
+            raise UsageError(f"{what} lists {value!r} twice; give each once.", option=what)
+        seen.add(value)

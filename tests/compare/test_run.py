@@ -1,0 +1,188 @@
+"""`run_compare` end to end on digits at toy size: it completes, an interrupted run resumes
+reusing every finished step, and a changed setting reruns only the steps that depend on it."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from ssdd_cli.cli.main import app
+from ssdd_cli.compare import (
+    CompareRun,
+    apply_setting,
+    build_plan,
+    run_compare,
+    spec_from_mapping,
+    write_results,
+)
+from ssdd_cli.compare.plots import write_plots
+from ssdd_cli.progress import ProgressEvent
+
+# Toy sizes: every step takes well under a second on one core (the teacher a few seconds).
+FAST = {"steps": 2, "pool_size": 2, "pool_steps": 2, "batch_size": 64, "approx_steps": 5}
+RAW: dict[str, Any] = {
+    "source": "digits", "budgets": [10], "archs": ["convnet"], "seeds": 2,
+    "protocols": ["knn@1shot", "linear"],
+    "methods": {"ssdd": FAST, "ssdd@init": {"method": "ssdd", **FAST, "steps": 0}, "random": {}},
+    "teacher": {"epochs": 1}, "pretrain": {"epochs": 3}, "eval": {"linear": {"epochs": 2}},
+}
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+EVENTS: dict[int, list[ProgressEvent]] = {}
+
+
+def compare(raw: dict[str, Any], out: Path, callback: Any = None) -> CompareRun:
+    events: list[ProgressEvent] = []
+    run = run_compare(build_plan(spec_from_mapping(raw)), out, device="cpu",
+                      callback=callback or events.append)
+    EVENTS[id(run)] = events
+    return run
+
+
+def events(run: CompareRun) -> list[ProgressEvent]:
+    return EVENTS[id(run)]
+
+
+def statuses(run: CompareRun) -> dict[str, str]:
+    return {o.step.id: o.status for o in run.outcomes}
+
+
+def ran(run: CompareRun) -> set[str]:
+    return {i for i, s in statuses(run).items() if s == "ran"}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, CompareRun]]:
+    """One complete comparison, copied by each test that changes it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("compare") / "results"
+    yield out, compare(RAW, out)
+    torch.set_num_threads(before)
+
+
+def copy(finished: tuple[Path, CompareRun], tmp_path: Path) -> Path:
+    out = tmp_path / "results"
+    shutil.copytree(finished[0], out)
+    return out
+
+
+def test_a_comparison_runs_every_step_then_reuses_them_all(finished: tuple[Path, CompareRun],
+                                                            tmp_path: Path) -> None:
+    out, first = finished
+    assert set(statuses(first).values()) == {"ran"}
+    # every step reported before and after, with the global count
+    overall = [e for e in events(first) if e.stage == "compare"]
+    assert overall[-1].step == overall[-1].total == len(first.plan)
+    assert any(e.stage == "pretrain" for e in events(first))
+    again = compare(RAW, copy(finished, tmp_path))
+    assert set(statuses(again).values()) == {"reused"}
+    assert [o.record.metrics for o in again.outcomes] == [o.record.metrics for o in first.outcomes]  # type: ignore[union-attr]
+    assert any(e.message and e.message.startswith(" reused  pretrain ssdd@init N=10 convnet seed 1")
+               for e in events(again))
+
+
+def test_an_interrupted_comparison_resumes_reusing_finished_steps(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    raw = {**RAW, "methods": {"random": {}}, "seeds": 1, "teacher": {"epochs": 1}}
+    seen: list[ProgressEvent] = []
+
+    def interrupt(event: ProgressEvent) -> None:
+        seen.append(event)
+        if event.stage == "pretrain" and event.step == 2:  # epoch 1's checkpoint is on disk
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        compare(raw, out, interrupt)
+    finished = [e.label for e in seen if e.stage == "compare" and e.message and e.label]
+    partial = list((out / "steps" / "pretrain").glob("*.partial"))
+    assert len(partial) == 1 and (partial[0] / "backbone.safetensors.ckpt").exists()
+    rerun = compare(raw, out)
+    reused = [o.step.description for o in rerun.outcomes if o.status == "reused"]
+    assert reused == finished and len(reused) == 1 + 1 + 2 + 2 + 1  # teacher, init + 2 evals, teacher's, distill
+    assert statuses(rerun)["pretrain/random/N10/convnet/seed0"] == "ran"
+    assert any(e.message and "resuming from epoch 1 of 3" in e.message for e in events(rerun))
+    assert not list((out / "steps").rglob("*.partial"))
+
+
+def test_a_changed_pretrain_setting_reruns_only_pretraining_and_its_evals(
+        finished: tuple[Path, CompareRun], tmp_path: Path) -> None:
+    run = compare(apply_setting(RAW, "pretrain.epochs=4"), copy(finished, tmp_path))
+    assert ran(run) == {s.id for s in run.plan if s.kind == "pretrain" or
+                        (s.kind == "eval" and s.id.startswith("eval/pretrain/"))}
+
+
+@pytest.mark.slow  # the pretraining case above covers reuse in the default suite
+def test_a_changed_probe_setting_reruns_only_those_probes(finished: tuple[Path, CompareRun], tmp_path: Path) -> None:
+    run = compare(apply_setting(RAW, "eval.linear.epochs=3"), copy(finished, tmp_path))
+    assert ran(run) == {s.id for s in run.plan if s.kind == "eval" and s.id.endswith("/linear")}
+    assert len(ran(run)) == (6 + 2 + 2)  # 6 pretrained backbones, 2 random inits, the teacher at 2 seeds
+
+
+@pytest.mark.slow
+def test_a_changed_method_setting_reruns_only_that_method(finished: tuple[Path, CompareRun], tmp_path: Path) -> None:
+    run = compare(apply_setting(RAW, "methods.ssdd.steps=3"), copy(finished, tmp_path))
+    assert ran(run) == {s.id for s in run.plan if s.cell.row == "ssdd"} and len(ran(run)) == 2 * (1 + 1 + 2)
+
+
+def test_results_and_plots_are_written(finished: tuple[Path, CompareRun], tmp_path: Path) -> None:
+    out, first = finished
+    json_path, md_path = write_results(first)
+    text = md_path.read_text()
+    assert "## N = 10: knn@1shot, accuracy (%)" in text and "| digits | ssdd |" in text
+    assert "| *random init* |" in text and "| *teacher* |" in text and "**" in text
+    plots = write_plots(first)
+    # the held-out plot appears when the artifacts record `manifest.distill.held_out`
+    curves = [o.record.metrics["held_out"] for o in first.outcomes if o.step.kind == "distill" and o.record]
+    assert not any(curves[i] for i, o in enumerate(o for o in first.outcomes if o.step.kind == "distill")
+                   if o.step.cell.method == "random")
+    held_out = {"held-out-N10.png"} if any(curves) else set()
+    assert {p.name for p in plots} == {"bars-N10-digits-knn-1shot-accuracy.png",
+                                       "bars-N10-digits-linear-accuracy.png", *held_out}
+    assert all(p.read_bytes().startswith(PNG) for p in plots)
+    assert '"counts"' in json_path.read_text()
+
+
+def test_cli_compare_reuses_and_writes_the_table(finished: tuple[Path, CompareRun], tmp_path: Path) -> None:
+    out = copy(finished, tmp_path)
+    config = tmp_path / "c.toml"
+    config.write_text('source = "digits"\nbudgets = [10]\nseeds = 2\nprotocols = ["knn@1shot", "linear"]\n'
+                      'methods = ["random"]\n[teacher]\nepochs = 1\n[pretrain]\nepochs = 3\n'
+                      '[eval.linear]\nepochs = 2\n')
+    result = CliRunner().invoke(app, ["compare", "-c", str(config), "-o", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "0 steps ran, 19 reused" in result.output.replace("\n", " ")
+    assert (out / "results.md").read_text().count("| digits | random |") == 2
+    assert (out / "plots" / "bars-N10-digits-linear-accuracy.png").read_bytes().startswith(PNG)
+
+
+def test_a_diverged_training_fails_its_cells_not_the_comparison(finished: tuple[Path, CompareRun],
+                                                                tmp_path: Path) -> None:
+    run = compare(apply_setting(RAW, "pretrain.lr=1e6"), copy(finished, tmp_path))
+    status = statuses(run)
+    assert {status[s.id] for s in run.plan if s.kind == "pretrain"} == {"failed"}
+    assert {status[s.id] for s in run.plan if s.id.startswith("eval/pretrain/")} == {"skipped"}
+    assert {status[s.id] for s in run.plan if s.kind in ("teacher", "distill", "init")} == {"reused"}
+    text = write_results(run)[1].read_text()
+    assert "| digits | ssdd | — |" in text and "- failed: pretrain ssdd N=10 convnet seed 0: pretraining diverged" in text
+    again = compare(apply_setting(RAW, "pretrain.lr=1e6"), run.output)  # the failure is a result too
+    assert {statuses(again)[s.id] for s in run.plan if s.kind == "pretrain"} == {"failed"}
+    assert not ran(again)
+
+
+def test_cli_ctrl_c_says_how_to_resume(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def interrupted(*args: Any, **kwargs: Any) -> CompareRun:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("ssdd_cli.cli.compare.run_compare", interrupted)
+    result = CliRunner().invoke(app, ["compare", "--source", "digits", "-o", str(tmp_path / "r")])
+    assert result.exit_code == 130 and "rerun the same command: finished steps are reused" in result.output
+    assert "Traceback" not in result.output

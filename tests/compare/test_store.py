@@ -1,0 +1,47 @@
+"""The step store: keys follow content, a step appears whole or not at all."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ssdd_cli.compare import StepStore, step_key
+
+
+def test_the_key_follows_content_not_order() -> None:
+    a = step_key({"kind": "eval", "config": {"epochs": 2, "lr": 0.2}, "backbone": "ab"})
+    b = step_key({"backbone": "ab", "config": {"lr": 0.2, "epochs": 2}, "kind": "eval"})
+    assert a == b and len(a) == 64
+    assert step_key({"kind": "eval", "config": {"epochs": 3, "lr": 0.2}, "backbone": "ab"}) != a
+    assert step_key({"kind": "eval", "config": {"epochs": 2, "lr": 0.2}, "backbone": "ac"}) != a
+
+
+def test_a_step_is_committed_whole_and_found_by_its_key(tmp_path: Path) -> None:
+    store = StepStore(tmp_path)
+    store.check_writable()
+    key = step_key({"kind": "pretrain", "x": 1})
+    assert store.lookup("pretrain", key) is None
+    work = store.begin("pretrain", key)
+    (work / "backbone.safetensors").write_bytes(b"weights")
+    (work / "backbone.safetensors.ckpt").write_bytes(b"checkpoint")
+    assert store.lookup("pretrain", key) is None  # a partial step is not a result
+    assert store.begin("pretrain", key) == work and (work / "backbone.safetensors.ckpt").exists()
+    record = store.commit("pretrain", key, {"x": 1}, {"backbone": "backbone.safetensors"}, {"loss": 0.5}, 1.5)
+    assert not work.exists() and record.output("backbone").read_bytes() == b"weights"
+    found = store.lookup("pretrain", key)
+    assert found is not None and found.metrics == {"loss": 0.5} and found.material == {"x": 1}
+    assert found.sha256("backbone") == record.sha256("backbone")
+    assert json.loads((found.folder / "step.json").read_text())["key"] == key
+
+
+def test_a_damaged_step_is_not_reused(tmp_path: Path) -> None:
+    store = StepStore(tmp_path)
+    key = step_key({"kind": "eval"})
+    store.begin("eval", key)
+    (store.partial("eval", key) / "result.json").write_text("{}")
+    record = store.commit("eval", key, {}, {"result": "result.json"}, {}, 0.0)
+    record.output("result").unlink()
+    assert store.lookup("eval", key) is None
+    other = step_key({"kind": "eval", "other": True})
+    (store.folder("eval", key) / "step.json").write_text(json.dumps({"key": other}))
+    assert store.lookup("eval", key) is None

@@ -1,0 +1,101 @@
+"""The SSDD paper's larger settings (A.6) as presets: their budget arithmetic by hand, and
+`--preset` choosing a source's preset in teacher, distill, pretrain and budget."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from ssdd_cli.budget import ImageShape
+from ssdd_cli.bundle import load_bundle
+from ssdd_cli.cli.main import app
+from ssdd_cli.data import source_preset
+from ssdd_cli.distill.methods import get_method
+from ssdd_cli.models import create_backbone, load_backbone
+from ssdd_cli.presets import get_preset
+from ssdd_cli.teacher import load_teacher
+
+runner = CliRunner()
+
+
+def test_imagenette_budget_by_hand() -> None:
+    # N = 10 at 3x128x128: 491,520 floats. U = V = 320, bases 3x16x16 (scale 8): B^x = 245,760;
+    # B^y = 320·512 = 163,840; Q_a (h = 16, A = 3) = 3·(320·16 + 16 + 16·320 + 320) = 31,728;
+    # left 50,192 → m = ⌊50,192 / 640⌋ = 78.
+    preset = get_preset("imagenette")
+    assert (preset.resolution, preset.distill.scale, preset.distill.hidden, preset.budgets.default) == (128, 8, 16, 10)
+    config = get_method("ssdd").defaults(preset, 10, 512)
+    report = get_method("ssdd").plan(config, ImageShape(3, 128, 128), 512)
+    assert report.components == {"B^x": 245_760, "C^x": 78 * 320, "B^y": 163_840, "C^y": 78 * 320,
+                                 "Q_a": 31_728}
+    assert (report.m, report.allowed, report.used) == (78, 491_520, 491_248)
+
+
+def test_imagenet_1k_budget_by_hand() -> None:
+    # N = 100 at 3x224x224: 15,052,800 floats. U = V = 2N = 200, bases 3x16x16 (scale 14):
+    # B^x = 153,600; B^y = 102,400; Q_a = 3·(200·16 + 16 + 16·200 + 200) = 19,848;
+    # left 14,776,952 → m = ⌊14,776,952 / 400⌋ = 36,942.
+    preset = get_preset("imagenet-1k")
+    assert (preset.resolution, preset.distill.scale, preset.budgets.default) == (224, 14, 100)
+    report = get_method("ssdd").plan(get_method("ssdd").defaults(preset, 100, 512), ImageShape(3, 224, 224), 512)
+    assert (report.m, report.allowed) == (36_942, 15_052_800)
+    assert report.components["Q_a"] == 19_848 and report.used == 15_052_648
+
+
+def test_a6_presets_use_the_papers_convnet_depths_and_an_imagenet_stem_teacher() -> None:
+    for name, depth in (("imagenette", 5), ("imagenet-1k", 6)):
+        preset = get_preset(name)
+        net = create_backbone(preset.distill.inner_arch, 3, preset.resolution, **preset.distill.inner_kwargs)
+        assert len(net.config["widths"]) == depth
+        assert preset.teacher.arch_kwargs == {"stem": "imagenet"}
+        assert preset.method("krr-st").steps == 160_000
+
+
+def test_budget_command_takes_a_preset() -> None:
+    result = runner.invoke(app, ["budget", "--source", "imagefolder:/anywhere", "--preset", "imagenette", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert (doc["N"], doc["m"], doc["allowed"]) == (10, 78, 491_520)
+    bad = runner.invoke(app, ["budget", "--source", "cifar100", "--preset", "imagenet-22k"])
+    assert bad.exit_code == 2 and "--preset: unknown preset" in bad.output and "imagenette" in bad.output
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ImageNette-like tree: train/ and val/ with two class folders of small JPEGs."""
+    root = tmp_path_factory.mktemp("nette")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 8), ("val", 3)):
+        for cls in ("n01440764", "n02102040"):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 256, size=(40, 48, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / cls / f"{i}.JPEG")
+    return root
+
+
+def test_imagefolder_with_the_imagenette_preset_end_to_end(folder: Path, tmp_path: Path) -> None:
+    source = f"imagefolder:{folder}"
+    assert source_preset(source).name == "tinyimagenet"
+    teacher = tmp_path / "teacher.safetensors"
+    result = runner.invoke(app, ["teacher", "--source", source, "--preset", "imagenette", "--epochs", "1",
+                                 "-o", str(teacher), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    net, _ = load_teacher(teacher)
+    assert net.image_size == 128 and net.config["stem"] == "imagenet"
+    artifact = tmp_path / "r.ssdd"
+    result = runner.invoke(app, ["distill", "--source", source, "--preset", "imagenette", "--method", "random",
+                                 "--budget", "2", "--teacher", str(teacher), "-o", str(artifact)])
+    assert result.exit_code == 0, result.output
+    man = load_bundle(artifact).manifest
+    assert (man.source.height, man.source.preset, man.m) == (128, "imagenette", 2)
+    backbone = tmp_path / "b.safetensors"
+    result = runner.invoke(app, ["pretrain", str(artifact), "-o", str(backbone), "--epochs", "1", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    net, _ = load_backbone(backbone)  # the artifact's preset: a 5-block ConvNet at 128 px
+    assert net.image_size == 128 and len(net.config["widths"]) == 5
