@@ -39,7 +39,8 @@ class DistillRequest:
     None means the preset's. teacher: a teacher file (None: the source's cached teacher).
     preset: the preset's name (None: the source's own); it sets the resolution and the defaults.
     precision: of the network passes (`kit.precision`); like the device, an execution choice
-    that a resumed run may change (it is recorded in the manifest's settings).
+    that a resumed run may change (it is recorded in the manifest's settings). Methods that do
+    not use it (`Method.uses_precision` False: the DM family) run, and record, fp32.
     Under torchrun every rank runs this with the same request; rank 0 writes the artifact.
     """
 
@@ -86,7 +87,7 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
     # The source side is the whole official train split (val included): the papers distill all
     # of it; val serves only the evaluation's choices.
     images = device_tensor(data.source, data.mean, data.std, req.device)
-    precision = req.precision
+    precision = req.precision if method.uses_precision else FP32
     teacher: TeacherTargets | None = None
     record: Teacher | None = None
     if method.needs_teacher:

@@ -3,7 +3,9 @@
 Each task runs once in two ranks of a gloo group and once in this process (no group), on the
 same data; the results must agree to float rounding: the Barlow Twins loss on the gathered
 batch, one teacher training step (DDP, BatchNorm over the global batch, sharded views), one
-pretraining step and one distillation step (sharded real batch, all-reduced gradients).
+pretraining step (targets; labels under the DM family's protocol, with DSA drawn for the whole
+minibatch), one distillation step (sharded real batch, all-reduced gradients) and IDM's steps
+(not sharded: every rank computes the whole loss, its queue networks broadcast from rank 0).
 """
 
 from __future__ import annotations
@@ -20,12 +22,16 @@ import torch.multiprocessing as tmp
 from torch import Tensor
 
 from ssdd_cli.distill.augment import get_augmentation
+from ssdd_cli.distill.distillation import Distillation
 from ssdd_cli.distill.engine import OuterConfig, OuterLoop
 from ssdd_cli.distill.inputs import DistillInputs, TeacherTargets
+from ssdd_cli.distill.methods import get_method
 from ssdd_cli.distill.methods.ssdd import init_parameterization
 from ssdd_cli.distill.objectives.krr import KRRConfig, KRRObjective
 from ssdd_cli.distill.pool import PoolConfig
 from ssdd_cli.kit import distributed
+from ssdd_cli.presets import get_preset
+from ssdd_cli.progress import silent
 from ssdd_cli.teacher.loss import barlow_twins_loss
 from ssdd_cli.teacher.trainer import TeacherConfig, train_teacher
 from ssdd_cli.train.pretrain import PretrainConfig, pretrain
@@ -63,6 +69,38 @@ def pretrain_step() -> dict[str, Tensor]:
     return {"loss": torch.tensor(loss), **backbone.state_dict()}
 
 
+def pretrain_labelled_step() -> dict[str, Tensor]:
+    g = torch.Generator().manual_seed(4)
+    images, labels = torch.randn(12, 1, 16, 16, generator=g), torch.arange(12) % 3
+    config = PretrainConfig(arch="convnet", arch_kwargs={"widths": (4, 8)}, epochs=1, batch_size=8, lr=0.01,
+                            schedule="step", augment="dsa")
+    backbone, loss = pretrain(images, None, labels, config, in_channels=1, image_size=16,
+                              device=torch.device("cpu"), num_classes=3)
+    return {"loss": torch.tensor(loss), **backbone.state_dict()}
+
+
+def idm_steps() -> dict[str, Tensor]:
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(30, 1, 16, 16, generator=g), torch.arange(30) % 3
+    preset = dataclasses.replace(get_preset("digits"), classes=3)
+    method = get_method("idm")
+    config = method.configure(preset, 6, 0, steps=2, width=8, batch_size=6)
+    run = Distillation.create(method, config, DistillInputs(x, None, g, y))
+    assert run.loop is not None
+    run.loop.objective.prepare(run.distilled, silent)
+    losses = [run.loop.outer_step() for _ in range(2)]
+    return {"loss": torch.stack(losses), **run.distilled.state_dict(),
+            **{f"objective.{k}": v for k, v in _tensors(run.loop.objective.state())}}
+
+
+def _tensors(tree: object, prefix: str = "") -> list[tuple[str, Tensor]]:
+    """The tensors of a nested state (dicts and lists), by dotted path."""
+    if isinstance(tree, Tensor):
+        return [(prefix, tree)]
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else []
+    return [t for k, v in items for t in _tensors(v, f"{prefix}.{k}" if prefix else str(k))]
+
+
 def distill_step() -> dict[str, Tensor]:
     g = torch.Generator().manual_seed(3)
     source = torch.nn.functional.avg_pool2d(torch.randn(120, 1, 20, 20, generator=g), 5, stride=1)[..., :16, :16]
@@ -80,7 +118,7 @@ def distill_step() -> dict[str, Tensor]:
 
 TASKS: dict[str, Callable[[], dict[str, Tensor]]] = {
     "teacher_loss": teacher_loss, "teacher_step": teacher_step, "pretrain_step": pretrain_step,
-    "distill_step": distill_step}
+    "pretrain_labelled_step": pretrain_labelled_step, "distill_step": distill_step, "idm_steps": idm_steps}
 
 
 def _worker(rank: int, port: int, out: str) -> None:
