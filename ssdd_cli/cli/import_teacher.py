@@ -10,6 +10,7 @@ import typer
 from ssdd_cli.cli._common import console
 from ssdd_cli.data import load_source, normalize, source_preset
 from ssdd_cli.io import check_writable
+from ssdd_cli.kit.distributed import is_main
 from ssdd_cli.models import backbone_options, save_backbone
 from ssdd_cli.teacher.imports import import_teacher, imported_metadata, read_checkpoint
 from ssdd_cli.teacher.trainer import PROBE_IMAGES
@@ -42,6 +43,8 @@ def register(app: typer.Typer) -> None:
         model = import_teacher(loaded, arch, data.channels, data.resolution, stem=stem, probe=probe)
         meta = imported_metadata(model, loaded, checkpoint, source=source, mean=data.mean, std=data.std,
                                  ssl=ssl)
+        if not is_main():  # under torchrun rank 0 writes the file
+            return
         save_backbone(output, model, meta)
         dropped = ", ".join(f"{k} ({n})" for k, n in loaded.dropped.items()) or "nothing"
         console.print(f"teacher {arch} ({model.feature_dim}-d features) imported from a {loaded.layout} "
