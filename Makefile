@@ -32,7 +32,7 @@ golden: $(STAMP)
 	$(BIN)/python formats/golden/generate.py
 
 bench: $(STAMP)
-	$(BIN)/python examples/benchmark_distill.py
+	$(BIN)/ssdd bench --budget 100 --steps 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -31,6 +31,7 @@ from ssdd_cli.device import resolve_device
 from ssdd_cli.distill.run import DistillRequest, run_distill
 from ssdd_cli.errors import UsageError
 from ssdd_cli.io import check_writable, sha256_file
+from ssdd_cli.kit.precision import resolve_precision
 from ssdd_cli.models import Backbone, load_backbone, save_backbone
 from ssdd_cli.models.export import backbone_spec, export_state_dict
 from ssdd_cli.progress import Callback, silent
@@ -159,9 +160,10 @@ def pretrain_artifact(artifact: Artifact, *, arch: str = "convnet", epochs: int 
                       batch_size: int | None = None, lr: float | None = None,
                       weight_decay: float | None = None, preset: str | None = None, seed: int = 0,
                       device: torch.device | str = "cpu", callback: Callback = silent,
-                      checkpoint_path: PathLike | None = None, resume: bool = False) -> PretrainResult:
+                      checkpoint_path: PathLike | None = None, resume: bool = False,
+                      precision: str = "auto") -> PretrainResult:
     """`pretrain` without the file: the backbone, its loss, recipe and metadata (`ssdd pretrain`
-    writes these)."""
+    writes these). precision: of the network passes, auto, fp32 or bf16 (`kit.precision`)."""
     man = artifact.manifest
     src, budget = man.source, man.budget.images
     if src.height != src.width:
@@ -178,7 +180,8 @@ def pretrain_artifact(artifact: Artifact, *, arch: str = "convnet", epochs: int 
     backbone, loss = pretrain_on(data.images, data.targets, data.labels, config, in_channels=src.channels,
                                  image_size=src.height, device=dev, callback=callback,
                                  checkpoint_path=Path(checkpoint_path) if checkpoint_path else None,
-                                 resume=resume, num_classes=src.classes)
+                                 resume=resume, num_classes=src.classes,
+                                 precision=resolve_precision(precision, dev))
     sha = sha256_file(artifact.path) if artifact.path is not None else ""
     meta = pretrain_metadata(config, final_loss=loss, source=src.name, mean=src.mean, std=src.std,
                              artifact_sha256=sha, method=man.method, images=len(data.images),
@@ -189,7 +192,7 @@ def pretrain_artifact(artifact: Artifact, *, arch: str = "convnet", epochs: int 
 def pretrain(artifact: Artifact | PathLike, output: PathLike | None = None, *, arch: str = "convnet",
              epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
              weight_decay: float | None = None, preset: str | None = None, seed: int = 0,
-             device: str = "auto", callback: Callback = silent) -> Backbone:
+             device: str = "auto", precision: str = "auto", callback: Callback = silent) -> Backbone:
     """Pretrain a fresh `arch` backbone on an artifact (`ssdd pretrain`); save it to `output`
     (a backbone file, with its provenance) when given. Returns the backbone (eval mode)."""
     if output is not None:
@@ -197,7 +200,7 @@ def pretrain(artifact: Artifact | PathLike, output: PathLike | None = None, *, a
     art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
     result = pretrain_artifact(art, arch=arch, epochs=epochs, batch_size=batch_size, lr=lr,
                                weight_decay=weight_decay, preset=preset, seed=seed,
-                               device=resolve_device(device), callback=callback)
+                               device=resolve_device(device), callback=callback, precision=precision)
     if output is not None:
         save_backbone(output, result.backbone, result.metadata)
     return result.backbone.eval()

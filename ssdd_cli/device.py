@@ -1,4 +1,5 @@
-"""Device selection: `auto` picks cuda, then mps, then cpu.
+"""Device selection: `auto` picks cuda, then mps, then cpu; under torchrun "cuda" is this
+process's GPU (its LOCAL_RANK).
 
 torch is imported inside `resolve_device`, so the command line can offer the choices without it.
 """
@@ -20,7 +21,11 @@ def resolve_device(name: str = "auto") -> torch.device:
     this machine lacks."""
     import torch
 
+    from ssdd_cli.kit.distributed import is_distributed, local_rank
+
     name = name.lower()
+    if name in ("auto", "cuda") and torch.cuda.is_available() and is_distributed():
+        return torch.device("cuda", local_rank())
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -96,7 +96,8 @@ def test_imports_run_cli_to_library_to_bundle() -> None:
     mods = modules(PACKAGE)
     for module, path in mods.items():
         names = imported(module, path)
-        in_cli = module.startswith("ssdd_cli.cli") or module == "ssdd_cli.__main__"  # `python -m ssdd_cli`
+        # `python -m ssdd_cli` (`__main__`) is the command line's entry point, above the CLI.
+        in_cli = module.startswith("ssdd_cli.cli") or module == "ssdd_cli.__main__"
         ui = sorted(n for n in names if n.split(".")[0] in ("typer", "rich", "click"))
         assert in_cli or not ui, f"{module} imports {ui}: only ssdd_cli.cli may"
         if not in_cli:

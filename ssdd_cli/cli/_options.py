@@ -31,12 +31,16 @@ def choice(names: list[str] | tuple[str, ...]) -> Any:
     return Literal[tuple(names)]
 
 
+PRECISION_NAMES = ("auto", "fp32", "bf16")  # kit.precision.PRECISIONS, restated torch-free
+
 if TYPE_CHECKING:
     PresetName = str
     LogFormatName = str
+    PrecisionName = str
 else:
     PresetName = choice(PRESETS.names())
     LogFormatName = choice(LOG_FORMATS)
+    PrecisionName = choice(PRECISION_NAMES)
 
 
 def positive(value: float | None) -> float | None:
@@ -81,6 +85,8 @@ Download = Annotated[bool, typer.Option(help="Download a missing source that can
                                         "torchvision's downloader; needs a network.")]
 Resume = Annotated[bool, typer.Option(help="Continue from OUTPUT.ckpt; refused, naming the first "
                                       "difference, if an option or the data changed.")]
+Precision = Annotated[PrecisionName, typer.Option(help="auto (bf16 where the device has bf16 units), "
+                                                 "fp32 or bf16.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notices on stderr; errors and "
                                      "the result still print.")]
 LogFormat = Annotated[LogFormatName, typer.Option(help="stderr's format: text (bars on a terminal, plain "

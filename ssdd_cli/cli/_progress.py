@@ -36,7 +36,7 @@ from rich.progress import (
 
 from ssdd_cli.cli._common import OUTPUT, console, emit_json, err_console, mirrors_to_stdout, notice
 from ssdd_cli.cli._record import RunRecord
-from ssdd_cli.progress import Callback, ProgressEvent
+from ssdd_cli.progress import Callback, ProgressEvent, silent
 
 EVERY_PERCENT = 5  # a plain line at least every 5% of a stage ...
 EVERY_SECONDS = 30.0  # ... or every 30 s, whichever comes first
@@ -44,7 +44,13 @@ EVERY_SECONDS = 30.0  # ... or every 30 s, whichever comes first
 
 @contextmanager
 def progress_callback(record: RunRecord | None = None) -> Iterator[Callback]:
-    """The callback of a long command (module docstring); every event also goes to `record`."""
+    """The callback of a long command (module docstring); every event also goes to `record`.
+    Under torchrun only rank 0 shows progress."""
+    from ssdd_cli.kit.distributed import is_main  # torch: only long commands, which load it anyway
+
+    if not is_main():
+        yield silent
+        return
     if OUTPUT.quiet:
         show: Callback | None = None
     elif OUTPUT.log_format == "json" or not err_console.is_terminal:

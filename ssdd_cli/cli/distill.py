@@ -15,6 +15,7 @@ from ssdd_cli.cli._options import (
     Download,
     LogFormat,
     Output,
+    Precision,
     Preset,
     Quiet,
     Resume,
@@ -32,6 +33,7 @@ from ssdd_cli.distill.methods.ssdd import INITS
 from ssdd_cli.distill.pool import RESETS
 from ssdd_cli.distill.real import REAL_AUGS
 from ssdd_cli.distill.run import DistillRequest, run_distill
+from ssdd_cli.kit.precision import resolve_precision
 from ssdd_cli.progress import Callback, ProgressEvent
 
 if TYPE_CHECKING:
@@ -87,6 +89,11 @@ def register(app: typer.Typer) -> None:
                                                     "does).")] = None,
         real_aug: Annotated[RealAugName | None, Opt(help="The real side's views (default: the "
                                                     "preset's).")] = None,
+        chunk: Annotated[int | None, Opt(min=1, help="ssdd, krr-st: support rows per network pass when "
+                                         "the set is larger (512).")] = None,
+        pool_full_batch: Annotated[bool | None, Opt("--pool-full-batch/--pool-chunked", help=(
+            "ssdd, krr-st: pool's inner step in one pass with exact BatchNorm statistics (default: "
+            "chunked when the support set exceeds the chunk)."))] = None,
         kmeans_targets: Annotated[KMeansTargets | None, Opt(help="kmeans: the nearest image's feature "
                                                             "(default) or the centroid.")] = None,
         count_targets: Annotated[bool | None, Opt("--count-targets/--no-count-targets",
@@ -94,6 +101,7 @@ def register(app: typer.Typer) -> None:
         preset: Preset = None,
         seed: Seed = 0,
         device: Device = "auto",
+        precision: Precision = "auto",
         data_root: DataRoot = None,
         download: Download = False,
         resume: Resume = False,
@@ -106,13 +114,15 @@ def register(app: typer.Typer) -> None:
                    "targets": targets, "steps": steps, "lr": lr,
                    "batch_size": batch_size, "pool_size": pool_size, "pool_steps": pool_steps,
                    "pool_reset": pool_reset, "real_aug": real_aug, "count_targets": count_targets,
-                   "kmeans_targets": kmeans_targets, "pool_epochs": pool_epochs, "width": width}
+                   "kmeans_targets": kmeans_targets, "pool_epochs": pool_epochs, "width": width,
+                   "chunk": chunk, "pool_full_batch": pool_full_batch}
         dev = resolve_device(device)
         req = DistillRequest(source=source, output=output, method=method, budget=budget, options=options,
                              seed=seed, device=dev, data_root=data_root, teacher=teacher,
-                             resume=resume, preset=preset, download=download)
+                             resume=resume, preset=preset, download=download,
+                             precision=resolve_precision(precision, dev))
         given = {"source": source, "method": method, "budget": budget, "teacher": teacher, "preset": preset,
-                 "data_root": data_root, "resume": resume, **options}
+                 "data_root": data_root, "resume": resume, "precision": precision, **options}
         with run_record(output, "distill", given, device=str(dev), seed=seed, append=resume) as record, \
                 progress_callback(record) as callback:
             result = run_distill(req, _pool_notice(callback))

@@ -11,6 +11,7 @@ from ssdd_cli.cli._archs import ArchName
 from ssdd_cli.cli._common import console
 from ssdd_cli.cli._options import DataRoot, Download, Output, Preset, Source, choice
 from ssdd_cli.data import load_source, normalize, source_preset
+from ssdd_cli.kit.distributed import is_main
 from ssdd_cli.models import save_backbone
 from ssdd_cli.models.resnet import STEMS
 from ssdd_cli.teacher.imports import import_teacher, imported_metadata, read_checkpoint
@@ -48,6 +49,8 @@ def register(app: typer.Typer) -> None:
         model = import_teacher(loaded, arch, data.channels, data.resolution, stem=stem, probe=probe)
         meta = imported_metadata(model, loaded, checkpoint, source=source, mean=data.mean, std=data.std,
                                  ssl=ssl)
+        if not is_main():  # under torchrun rank 0 writes the file
+            return
         save_backbone(output, model, meta)
         dropped = ", ".join(f"{k} ({n})" for k, n in loaded.dropped.items()) or "nothing"
         console.print(f"teacher {arch} ({model.feature_dim}-d features) imported from a {loaded.layout} "

@@ -9,6 +9,7 @@ same test checks each one-line help against its command's docstring).
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Annotated, Any
 
 import typer
@@ -29,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("eval", "Evaluate a backbone on a target dataset with one or more protocols."),
     "compare": ("compare", "Run or reuse (by content hash) every teacher, distill, pretrain and eval of a "
                 "comparison."),
+    "bench": ("bench", "Time the outer step at CIFAR-100 shape on random tensors: s/step, GFLOP/s, peak "
+              "memory."),
     "budget": ("budget", "Print floats per component and the largest m that fits the budget."),
     "info": ("info", "Show an artifact's manifest and budget (reads the header only)."),
     "datasets": ("datasets", "List the known data sources and whether each is available here."),
@@ -89,6 +92,13 @@ def _root(
     ] = False,
 ) -> None:
     """Self-supervised dataset distillation."""
+    # Under torchrun (`torchrun --nproc_per_node K -m ssdd_cli ...`) join the group; rank 0 alone
+    # prints results (errors print on every rank, so a failure on any rank is seen).
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torch only then: `ssdd --help` stays fast
+        from ssdd_cli.kit import distributed
+
+        if distributed.init_from_environment() and not distributed.is_main():
+            console.quiet = True
 
 
 if __name__ == "__main__":

@@ -11,10 +11,11 @@ import typer
 from ssdd_cli.api import load_artifact, pretrain_artifact
 from ssdd_cli.cli._archs import ArchName
 from ssdd_cli.cli._common import console, set_output
-from ssdd_cli.cli._options import Device, LogFormat, Output, Preset, Quiet, Resume, Seed, positive
+from ssdd_cli.cli._options import Device, LogFormat, Output, Precision, Preset, Quiet, Resume, Seed, positive
 from ssdd_cli.cli._progress import progress_callback
 from ssdd_cli.cli._record import record_path, run_record
 from ssdd_cli.device import resolve_device
+from ssdd_cli.kit.distributed import is_main
 from ssdd_cli.models import save_backbone
 
 Opt = typer.Option
@@ -36,6 +37,7 @@ def register(app: typer.Typer) -> None:
         preset: Preset = None,
         seed: Seed = 0,
         device: Device = "auto",
+        precision: Precision = "auto",
         resume: Resume = False,
         quiet: Quiet = False,
         log_format: LogFormat = "text",
@@ -50,12 +52,15 @@ def register(app: typer.Typer) -> None:
         art = load_artifact(artifact)
         ckpt = output.with_name(output.name + ".ckpt")
         given = {"artifact": artifact, "arch": arch, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-                 "weight_decay": weight_decay, "preset": preset, "resume": resume}
+                 "weight_decay": weight_decay, "preset": preset, "resume": resume, "precision": precision}
         with run_record(output, "pretrain", given, device=str(dev), seed=seed, append=resume) as record, \
                 progress_callback(record) as callback:
             result = pretrain_artifact(art, arch=arch, epochs=epochs, batch_size=batch_size, lr=lr,
                                        weight_decay=weight_decay, preset=preset, seed=seed, device=dev,
-                                       callback=callback, checkpoint_path=ckpt, resume=resume)
+                                       callback=callback, checkpoint_path=ckpt, resume=resume,
+                                       precision=precision)
+            if not is_main():  # under torchrun rank 0 writes the file
+                return
             save_backbone(output, result.backbone, result.metadata)
             record.finish(config=asdict(result.config), preset=result.preset, output=str(output),
                           final_loss=result.final_loss)

@@ -15,6 +15,7 @@ from ssdd_cli.cli._options import (
     Download,
     LogFormat,
     Output,
+    Precision,
     Preset,
     Quiet,
     Resume,
@@ -26,6 +27,8 @@ from ssdd_cli.cli._progress import progress_callback
 from ssdd_cli.cli._record import run_record
 from ssdd_cli.data import load_source, source_preset
 from ssdd_cli.device import resolve_device
+from ssdd_cli.kit.distributed import is_main
+from ssdd_cli.kit.precision import resolve_precision
 from ssdd_cli.teacher import TeacherConfig, save_teacher, train_teacher
 
 Opt = typer.Option
@@ -43,6 +46,7 @@ def register(app: typer.Typer) -> None:
                                         "on the paper presets, for a batch of 256, scaled with the "
                                         "batch).")] = None,
         device: Device = "auto",
+        precision: Precision = "auto",
         seed: Seed = 0,
         preset: Preset = None,
         data_root: DataRoot = None,
@@ -64,7 +68,10 @@ def register(app: typer.Typer) -> None:
         with run_record(output, "teacher", options, device=str(dev), seed=seed, append=resume) as record, \
                 progress_callback(record) as callback:
             result = train_teacher(images.source, images.mean, images.std, config, device=dev,
-                                   callback=callback, checkpoint_path=ckpt, resume=resume)
+                                   callback=callback, checkpoint_path=ckpt, resume=resume,
+                                   precision=resolve_precision(precision, dev))
+            if not is_main():  # under torchrun rank 0 writes the file
+                return
             meta = save_teacher(output, result, source=source, mean=images.mean, std=images.std)
             record.finish(config=json.loads(config.to_json()), preset=chosen.name, output=str(output),
                           sha256=meta["ssdd.sha256"], final_loss=result.final_loss)

@@ -14,6 +14,10 @@ Progress: a `ProgressEvent("compare", done, total, label=step)` before and after
 one after carries a one-line `message`: reused, ran, failed or skipped, and the step), with the
 step's own events (teacher, distill, pretrain, eval stages) in between.
 
+A comparison runs in one process and in float32 (the library's default precision), so its
+numbers do not depend on the hardware's bf16 units. Under torchrun it is refused before any work:
+its store has one writer (`teacher`, `distill` and `pretrain` run under torchrun on their own).
+
 A training that diverges (`DivergedError`) fails its step, not the comparison: the failure is
 recorded (a rerun with the same settings would diverge again, so it is reused like a result),
 the steps that depend on it are skipped, and the report shows their cells as missing.
@@ -36,6 +40,7 @@ from ssdd_cli.compare.store import StepRecord, StepStore, step_key
 from ssdd_cli.data import source_preset
 from ssdd_cli.distill.methods import get_method
 from ssdd_cli.errors import DataError, DivergedError, UsageError
+from ssdd_cli.kit import distributed
 from ssdd_cli.models import create_backbone
 from ssdd_cli.progress import Callback, ProgressEvent, silent
 from ssdd_cli.teacher import load_teacher
@@ -94,6 +99,9 @@ def run_compare(plan: Plan, output: Path, *, device: torch.device | str = "cpu",
                 download: bool = False) -> CompareRun:
     """Run or reuse every step of `plan` under the folder `output` (see the module docstring).
     download: fetch a missing source that can be fetched (CIFAR)."""
+    if distributed.is_distributed():
+        raise UsageError(f"ssdd compare runs in one process, not {distributed.world_size()}; run it "
+                         "without torchrun (teacher, distill and pretrain each run under torchrun).")
     t0 = time.perf_counter()
     store = StepStore(output)
     store.check_writable()

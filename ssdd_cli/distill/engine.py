@@ -2,6 +2,18 @@
 
 The engine owns what every method shares: the optimiser of the distilled tensors (AdamW or SGD)
 and its schedule, the divergence guard, checkpoints and progress events. The objective owns the loss.
+
+Reading a loss to the host waits for the device. On the CPU that costs nothing, so each loss is
+checked before its update, as always. On an accelerator the step losses stay on the device and
+are read together every `held_out_every` steps (when the held-out signal syncs anyway), at
+checkpoints and at the end; a NaN/Inf found then still stops the run before the next checkpoint,
+so the last checkpoint on disk is good, and the progress line shows the loss last read.
+
+Under torchrun (`kit.distributed`) every rank runs the loop on the same distilled set; after each
+backward the distilled tensors' gradients are all-reduced, summed when the objective shards its
+data over the ranks (`Objective.sharded`: each rank's loss is its share of the step's loss) and
+averaged otherwise (every rank computed the whole loss), so every rank takes the same update.
+Only rank 0 writes checkpoints (`kit.checkpoint`) and its callback is the one the CLI renders.
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ from torch import Tensor
 from ssdd_cli.distill.objectives.base import Objective
 from ssdd_cli.distill.param import DistilledModule
 from ssdd_cli.errors import DivergedError, UsageError
+from ssdd_cli.kit import distributed
 from ssdd_cli.kit.checkpoint import Checkpointer
 from ssdd_cli.kit.schedules import SCHEDULES, set_lr
 from ssdd_cli.progress import Callback, ProgressEvent, silent
@@ -89,6 +102,10 @@ class OuterLoop:
         self.step = 0
         self.losses: list[float] = []
         self.held_out: list[tuple[int, float]] = []  # (step, the objective's held-out loss)
+        self._unread: list[Tensor] = []  # step losses still on the device (module docstring)
+        # Steps between host reads of the losses: every step on the CPU, else with the held-out signal.
+        device = next(iter(distilled.parameters()), torch.empty(0)).device
+        self.read_every = 1 if device.type == "cpu" else config.held_out_every
 
     def record_held_out(self) -> float | None:
         """Evaluate the objective's held-out signal now, keep (step, value), return the value."""
@@ -97,23 +114,41 @@ class OuterLoop:
             self.held_out = [*(p for p in self.held_out if p[0] != self.step), (self.step, value)]
         return value
 
-    def outer_step(self) -> float:
+    def outer_step(self) -> Tensor:
         """One outer step: an optimiser step per loss the objective yields, then its
-        `after_step`. Returns the step's loss (summed over its losses)."""
-        total = 0.0
+        `after_step`. Returns the step's loss (summed over its losses and, under torchrun,
+        over the ranks' shares) as a 0-d tensor on the device; `losses` gets it once read."""
+        reduce = "sum" if self.objective.sharded else "mean"
+        total: Tensor | None = None
         for loss in self.objective.losses(self.distilled):
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise DivergedError(f"the outer loss became {value} at step {self.step + 1}")
+            value = distributed.all_reduce(loss.detach().clone(), reduce)
+            if self.read_every == 1:
+                _check_finite(float(value), self.step + 1)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            distributed.all_reduce_grads(self.distilled.parameters(), reduce)
             set_lr(self.optimizer, self.config.lr, self.schedule(self.step, self.config.steps))
             self.optimizer.step()
-            total += value
+            total = value if total is None else total + value
         self.objective.after_step(self.distilled)
         self.step += 1
-        self.losses.append(total)
+        total = torch.zeros(()) if total is None else total
+        self._unread.append(total)
+        if self.step % self.read_every == 0:
+            self.read_losses()
         return total
+
+    def read_losses(self) -> None:
+        """Move the step losses still on the device to `losses` (one synchronisation), raising
+        `DivergedError` at the first that is NaN/Inf."""
+        if not self._unread:
+            return
+        values = torch.stack([t.reshape(()).float() for t in self._unread]).tolist()
+        first = self.step - len(values) + 1
+        self._unread = []
+        for i, value in enumerate(values):
+            _check_finite(value, first + i)
+        self.losses.extend(values)
 
     def state(self) -> dict[str, Any]:
         return {"distilled": self.distilled.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -129,6 +164,7 @@ class OuterLoop:
         self.held_out = [(int(s), float(v)) for s, v in progress["held_out"]]
 
     def save(self, checkpoint: Checkpointer) -> None:
+        self.read_losses()
         checkpoint.save(self.state(), {"step": self.step, "losses": self.losses, "held_out": self.held_out})
 
     def start(self, checkpoint: Checkpointer, resume: bool, callback: Callback = silent) -> None:
@@ -153,18 +189,26 @@ class OuterLoop:
         start, t0 = self.step, time.perf_counter()
         total = self.config.steps
         while self.step < total:
+            due = self.step + 1 == total or (self.step + 1) % self.config.checkpoint_every == 0
             try:
-                loss = self.outer_step()
+                self.outer_step()
+                if due:
+                    self.read_losses()
             except DivergedError as e:
                 where = f"; the last good checkpoint is {checkpoint.path}" if checkpoint else ""
                 raise DivergedError(f"{e}{where}; resume with a lower learning rate.", option="lr") from None
             if self.step % self.config.held_out_every == 0 or self.step == total:
                 self.record_held_out()
             rate = (self.step - start) / max(1e-9, time.perf_counter() - t0)
-            metrics = {"loss": loss, **({"held-out": self.held_out[-1][1]} if self.held_out else {}),
-                       "steps/s": rate}
+            metrics = {**({"loss": self.losses[-1]} if self.losses else {}),
+                       **({"held-out": self.held_out[-1][1]} if self.held_out else {}), "steps/s": rate}
             callback(ProgressEvent(STAGE, self.step, total, metrics))
-            due = self.step % self.config.checkpoint_every == 0 or self.step == total
             if checkpoint is not None and due:
                 self.save(checkpoint)
+        self.read_losses()
         return self.losses
+
+
+def _check_finite(value: float, step: int) -> None:
+    if not math.isfinite(value):
+        raise DivergedError(f"the outer loss became {value} at step {step}")

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from ssdd_cli.budget import ImageShape
+from ssdd_cli.kit.precision import FP32, Precision
 from ssdd_cli.models import Backbone, extract_features
 from ssdd_cli.teacher.cache import VIEWS, teacher_features
 
@@ -24,6 +25,7 @@ class TeacherTargets:
     images: the normalised source X_t (n, c, h, w). d_y: the teacher's feature size.
     compute: view name -> g(view(X_t)) (n, d_y); default: `fn` on the whole view at once.
     sha256: the teacher's weights hash (recorded in the artifact).
+    precision: of g(x) on new images (the cached views are computed once, in float32).
     """
 
     fn: Callable[[Tensor], Tensor]
@@ -31,16 +33,18 @@ class TeacherTargets:
     d_y: int
     sha256: str = ""
     compute: Callable[[str], Tensor] | None = None
+    precision: Precision = FP32
     _views: dict[str, Tensor] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_backbone(cls, backbone: Backbone, meta: dict[str, str], images: Tensor,
-                      device: torch.device, file: Path | None = None) -> TeacherTargets:
+                      device: torch.device, file: Path | None = None,
+                      precision: Precision = FP32) -> TeacherTargets:
         """A teacher network; with `file`, its features are cached beside it (`teacher.cache`)."""
         compute = partial(teacher_features, backbone, meta, images, device=device, teacher_file=file,
                           split="source")
-        return cls(partial(extract_features, backbone, device=device), images, backbone.feature_dim,
-                   meta.get("ssdd.sha256", ""), compute)
+        return cls(partial(extract_features, precision.module(backbone), device=device), images,
+                   backbone.feature_dim, meta.get("ssdd.sha256", ""), compute, precision)
 
     def features(self, view: str = "identity") -> Tensor:
         """g(view(X_t)): (n, d_y), computed once per view."""
@@ -49,9 +53,9 @@ class TeacherTargets:
         return self._views[view]
 
     def __call__(self, x: Tensor) -> Tensor:
-        """g(x) for normalised images x (B, c, h, w): (B, d_y), no grad."""
+        """g(x) for normalised images x (B, c, h, w): (B, d_y) float32, no grad."""
         with torch.no_grad():
-            return self.fn(x)
+            return self.precision.run(self.fn, x)
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class DistillInputs:
     held_out: normalised validation images (never test images), for the held-out signal;
         held_out_labels their labels (None for an unlabelled source).
     mean, std: the normalisation of `images` (None: images are in [0, 1] pixel space).
+    precision: of the network passes (`kit.precision`; the teacher's is `teacher.precision`).
     """
 
     images: Tensor  # (n, c, h, w) the normalised source side (the whole official train split)
@@ -72,6 +77,7 @@ class DistillInputs:
     held_out_labels: Tensor | None = None  # (n_val,) int64 on the device
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    precision: Precision = FP32
 
     @property
     def black(self) -> tuple[float, ...]:

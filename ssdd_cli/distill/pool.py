@@ -9,10 +9,22 @@ counter reset to 0** (Algorithm 1 line 18).
 its published numbers: the counter is never reset, so after its first cycle every visit
 re-initialises the model and never trains it (the outer loss then mostly sees untrained
 ConvNets), and the initial steps are drawn from {1..Z−1} (`np.random.randint(1, Z)`).
+
+Large support sets. A full-batch step over all M rows of X̃_s holds the graph of M network
+passes (about 24 GB at N = 1000). When M exceeds the chunk, the step accumulates its gradient
+over chunks of X̃_s instead, so memory follows the chunk. The loss and the weights' gradient are
+those of the full batch except through BatchNorm, which in training mode normalises each chunk
+with that chunk's statistics ("ghost batches"): a documented departure from the papers'
+full-batch statistics, `PoolConfig.full_batch` keeps the exact step. The running statistics
+(which the outer loss uses, in eval mode) keep the weight 1 − momentum on their past exactly as
+one full-batch update does: each of the k chunks updates them with momentum 1 − (1 − momentum)^(1/k).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +32,8 @@ import torch
 from torch import Tensor, nn
 
 from ssdd_cli.errors import UsageError
+from ssdd_cli.kit.distributed import broadcast_module
+from ssdd_cli.kit.precision import FP32, Precision
 from ssdd_cli.kit.seeding import build_seeded
 from ssdd_cli.models import Backbone, create_backbone
 from ssdd_cli.progress import Callback, ProgressEvent, silent
@@ -30,7 +44,8 @@ RESETS = ("paper", "legacy")
 @dataclass(frozen=True)
 class PoolConfig:
     """L models trained up to Z full-batch SGD steps; `reset` "paper" (Algorithm 1) or "legacy"
-    (KRR-ST's code, module docstring)."""
+    (KRR-ST's code). full_batch: never chunk the inner step (exact BatchNorm statistics over all
+    M rows; memory grows with M). See the module docstring for both."""
 
     size: int = 10  # L
     max_steps: int = 1000  # Z
@@ -40,6 +55,7 @@ class PoolConfig:
     arch: str = "convnet"
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     reset: str = "paper"
+    full_batch: bool = False
 
     def __post_init__(self) -> None:
         if self.reset not in RESETS:
@@ -64,21 +80,48 @@ class InnerModel(nn.Module):
         return self.head(self.backbone.features(x))
 
 
-def inner_loss(pred: Tensor, target: Tensor) -> Tensor:
+def inner_loss(pred: Tensor, target: Tensor, entries: int | None = None) -> Tensor:
     """Eq. 2 divided by d_y: the mean over all M·d_y entries of (ĝ(X̃_s) − Ỹ_s)².
+
+    pred, target: (n, d_y). entries: the number of entries of the whole batch when (pred,
+    target) is one chunk of it (the chunks' losses then sum to the batch's); default n·d_y.
 
     The constant 1/d_y leaves the minimiser unchanged but sets the step size: the papers' full-batch
     SGD at lr 0.1 is stable with the element mean (torch's `mse_loss`), while with eq. 2's literal
     per-row sum it diverged to NaN within three steps on every configuration we tried (d_h = 4096,
     d_y = 64, digits).
     """
-    return (pred - target).pow(2).mean()
+    sq = (pred - target).pow(2)
+    return sq.mean() if entries is None else sq.sum() / entries
+
+
+@contextmanager
+def split_batchnorm_momentum(model: nn.Module, chunks: int) -> Iterator[None]:
+    """Within the block, BatchNorm momentum m becomes 1 − (1 − m)^(1/chunks), so `chunks` updates
+    of the running statistics keep the weight (1 − m) on their past, as one update does."""
+    norms = [mod for mod in model.modules() if isinstance(mod, nn.modules.batchnorm._BatchNorm)
+             and mod.momentum is not None]
+    saved = [mod.momentum for mod in norms]
+    for mod, m in zip(norms, saved, strict=True):
+        assert m is not None
+        mod.momentum = 1 - (1 - m) ** (1 / chunks)
+    try:
+        yield
+    finally:
+        for mod, m in zip(norms, saved, strict=True):
+            mod.momentum = m
 
 
 class ModelPool:
+    """The L inner models. chunk: rows of X̃_s per pass of the inner step when it is chunked;
+    precision: of the models' passes."""
+
     def __init__(self, config: PoolConfig, in_channels: int, image_size: int, d_y: int,
-                 device: torch.device, generator: torch.Generator) -> None:
+                 device: torch.device, generator: torch.Generator, *, chunk: int = 512,
+                 precision: Precision = FP32) -> None:
         self.config = config
+        self.chunk = chunk
+        self.precision = precision
         self._shape = (in_channels, image_size, d_y)
         self.device = device
         self.generator = generator
@@ -92,6 +135,7 @@ class ModelPool:
         model = build_seeded(
             lambda: InnerModel(create_backbone(cfg.arch, c, size, **cfg.arch_kwargs), d_y), self.generator
         ).to(self.device)
+        model = self.precision.module(model)
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                               weight_decay=cfg.weight_decay)
         return model, opt
@@ -114,6 +158,7 @@ class ModelPool:
                 self._sgd_step(j, x, y)
                 done += 1
                 callback(ProgressEvent("pool init", done, total))
+            broadcast_module(self.models[j])
 
     def sample(self) -> int:
         return int(torch.randint(0, self.config.size, (1,), generator=self.generator))
@@ -129,16 +174,27 @@ class ModelPool:
         (with the legacy reset, z_j stays at Z: module docstring)."""
         if self.steps[j] < self.config.max_steps:
             self._sgd_step(j, x, y)
+            # Under torchrun every rank takes this same step; rank 0's result is copied to all so
+            # that GPU kernels which are not bitwise deterministic cannot make the pools drift.
+            broadcast_module(self.models[j])
         else:
             self.models[j], self.optimizers[j] = self._fresh()
             if self.config.reset == "paper":
                 self.steps[j] = 0
 
     def _sgd_step(self, j: int, x: Tensor, y: Tensor) -> None:
+        """One SGD step on the inner loss over (x, y), in chunks when x has more than `chunk` rows
+        (module docstring) unless the config asks for the full batch."""
         model, opt = self.models[j], self.optimizers[j]
         model.train()
         opt.zero_grad(set_to_none=True)
-        inner_loss(model(x), y).backward()
+        chunks = 1 if self.config.full_batch else math.ceil(x.shape[0] / self.chunk)
+        if chunks == 1:
+            inner_loss(self.precision.run(model, x), y).backward()
+        else:
+            with split_batchnorm_momentum(model, chunks):
+                for xc, yc in zip(x.split(self.chunk), y.split(self.chunk), strict=True):
+                    inner_loss(self.precision.run(model, xc), yc, entries=y.numel()).backward()
         opt.step()
         self.steps[j] += 1
 

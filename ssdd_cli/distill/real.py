@@ -5,6 +5,10 @@ black pixels (zero fill in [0, 1] pixel space, i.e. −mean/std after normalisat
 horizontal flip, and recomputes the teacher's targets of that batch. `none` and `flip` are
 departures offered for speed: their targets come from a cache computed once per view, so no
 teacher forward pass runs inside the loop.
+
+Under torchrun every rank draws the same whole batch (indices, crops, flips: the same generator
+stream as one process) and keeps its share (`kit.distributed.shard`) before any network pass, so
+the ranks' shares together are exactly the batch one process would use.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from torch import Tensor
 
 from ssdd_cli.data.augment import random_crop_flip
 from ssdd_cli.errors import UsageError
+from ssdd_cli.kit.distributed import shard
 
 REAL_AUGS = ("none", "flip", "crop-flip")
 PADDING = 4  # pixels of black around the image before the random crop (KRR-ST's RandomCrop(32, 4))
@@ -51,18 +56,19 @@ class RealSampler:
             raise ValueError(f"real-aug {real_aug} needs cached views {missing} or a teacher")
 
     def sample(self, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """-> x_t (B, c, h, w), y_t (B, d_y)."""
+        """-> x_t (B, c, h, w), y_t (B, d_y): this rank's share of the batch (all of it in a
+        single process)."""
         n, b = self.images.shape[0], self.batch_size
         idx = torch.randperm(n, generator=generator)[:b].to(self.images.device)
         x = self.images[idx]
         if self.real_aug == "none":
-            return x, self.cached["identity"][idx]
+            return shard(x), shard(self.cached["identity"][idx])
         if self.real_aug == "flip":
             flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
             y = torch.where(flip[:, None], self.cached["flip"][idx], self.cached["identity"][idx])
-            return x, y
+            return shard(x), shard(y)
         assert self.teacher is not None
-        x = random_crop_flip(x, padding=PADDING, flip=True, generator=generator, fill=self.black)
+        x = shard(random_crop_flip(x, padding=PADDING, flip=True, generator=generator, fill=self.black))
         with torch.no_grad():
             return x, self.teacher(x)

@@ -25,6 +25,8 @@ from ssdd_cli.distill.methods import get_method
 from ssdd_cli.errors import UsageError
 from ssdd_cli.io import check_writable
 from ssdd_cli.kit.checkpoint import Checkpointer, flat_settings, tensor_sha256
+from ssdd_cli.kit.distributed import is_main
+from ssdd_cli.kit.precision import FP32, Precision
 from ssdd_cli.progress import Callback, silent
 from ssdd_cli.teacher.provide import resolve_teacher
 
@@ -38,6 +40,10 @@ class DistillRequest:
     None means the preset's. teacher: a teacher file (None: the source's cached teacher).
     preset: the preset's name (None: the source's own); it sets the resolution and the defaults.
     download: fetch a missing source that can be fetched (CIFAR), as `load_source` does.
+    precision: of the network passes (`kit.precision`); like the device, an execution choice
+    that a resumed run may change (it is recorded in the manifest's settings). Methods that do
+    not use it (`Method.uses_precision` False: the DM family) run, and record, fp32.
+    Under torchrun every rank runs this with the same request; rank 0 writes the artifact.
     """
 
     source: str
@@ -52,6 +58,7 @@ class DistillRequest:
     resume: bool = False
     preset: str | None = None
     download: bool = False
+    precision: Precision = FP32
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,7 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
     # The source side is the whole official train split (val included): the papers distill all
     # of it; val serves only the evaluation's choices.
     images = device_tensor(data.source, data.mean, data.std, req.device)
+    precision = req.precision if method.uses_precision else FP32
     teacher: TeacherTargets | None = None
     record: Teacher | None = None
     if method.needs_teacher:
@@ -104,14 +112,15 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
                                                        preset=preset.name, download=req.download)
         if req.teacher is not None:
             check_plan(backbone.feature_dim)
-        teacher = TeacherTargets.from_backbone(backbone, meta, images, req.device, teacher_file)
+        teacher = TeacherTargets.from_backbone(backbone, meta, images, req.device, teacher_file, precision)
         record = Teacher(arch=backbone.arch, feature_dim=teacher.d_y, sha256=teacher.sha256)
     config = method.configure(preset, N, teacher.d_y if teacher else 0, **req.options)
     labels = data.source_labels.to(req.device) if data.source_labels is not None else None
     val_labels = data.val_labels.to(req.device) if data.val_labels is not None else None
     inputs = DistillInputs(images, teacher, torch.Generator().manual_seed(req.seed), labels,
                            held_out=device_tensor(data.val, data.mean, data.std, req.device),
-                           held_out_labels=val_labels, mean=data.mean, std=data.std)
+                           held_out_labels=val_labels, mean=data.mean, std=data.std,
+                           precision=precision)
     run = Distillation.create(method, config, inputs)
     checkpoint = Checkpointer(
         checkpoint_path(req.output), "distill",
@@ -136,11 +145,13 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
         teacher=record,
         distill=DistillConfig(steps=outer.steps if outer else 0, lr=outer.lr if outer else None,
                               seed=req.seed, final_loss=losses[-1] if losses else None,
-                              settings=flat_settings(config),
+                              settings={**flat_settings(config), "precision": precision.name},
                               held_out=run.loop.held_out if run.loop is not None else []),
     )
-    path = save_bundle(req.output, manifest, export.tensors)
-    checkpoint.remove()
+    path = req.output
+    if is_main():  # every rank holds the same artifact
+        path = save_bundle(req.output, manifest, export.tensors)
+        checkpoint.remove()
     return DistillResult(path, manifest, losses, export.approx_fit, time.perf_counter() - t0)
 
 

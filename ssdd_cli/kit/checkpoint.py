@@ -9,6 +9,7 @@ safetensors body and a JSON skeleton for the metadata, in which each tensor is r
 A `Checkpointer` writes its run's `kind` and `fingerprint` (every setting of the run, flat, plus
 a hash of its data) beside the state, and refuses to resume from a checkpoint whose kind or
 fingerprint differ, naming the first difference: a resumed run is always the run it claims to be.
+Under torchrun only rank 0 writes (every rank holds the same state); every rank reads.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from torch import Tensor
 
 from ssdd_cli.errors import CheckpointError
 from ssdd_cli.io import atomic_write, is_library_failure
+from ssdd_cli.kit.distributed import is_main
 
 
 def flatten_state(state: Any, prefix: str) -> tuple[dict[str, Tensor], Any]:
@@ -107,10 +109,14 @@ class Checkpointer:
         return self.path.is_file()
 
     def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
+        if is_main():
+            self.path.unlink(missing_ok=True)
 
     def save(self, state: Any, progress: Mapping[str, Any]) -> None:
-        """Write `state` (a tree) and JSON-able `progress` (step, losses, ...) atomically."""
+        """Write `state` (a tree) and JSON-able `progress` (step, losses, ...) atomically (on rank 0
+        alone under torchrun)."""
+        if not is_main():
+            return
         tensors, skeleton = flatten_state(state, "s")
         metadata = {"ssdd.kind": self.kind, "ssdd.state": json.dumps(skeleton),
                     "ssdd.fingerprint": json.dumps(self.fingerprint), "ssdd.info": json.dumps(dict(progress))}

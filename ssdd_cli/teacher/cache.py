@@ -21,6 +21,7 @@ from torch import Tensor
 from ssdd_cli.errors import SSDDError, UsageError
 from ssdd_cli.io import atomic_write, is_library_failure
 from ssdd_cli.kit.checkpoint import tensor_sha256
+from ssdd_cli.kit.distributed import is_main
 from ssdd_cli.models import Backbone, extract_features
 from ssdd_cli.teacher.store import weights_sha256
 
@@ -103,12 +104,13 @@ def teacher_features(
         return cached.to(device)
     feats = compute_features(backbone, images_normalised, view, device=device,
                              batch_size=batch_size)
-    cpu = feats.detach().to("cpu").contiguous()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda tmp: save_file({"features": cpu}, str(tmp), metadata=key))
-    except (OSError, SSDDError):  # the cache is an optimisation: unwritable, it is skipped
-        pass
+    if is_main():  # under torchrun every rank computes the same features; rank 0 caches them
+        cpu = feats.detach().to("cpu").contiguous()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, lambda tmp: save_file({"features": cpu}, str(tmp), metadata=key))
+        except (OSError, SSDDError):  # the cache is an optimisation: unwritable, it is skipped
+            pass
     return feats
 
 

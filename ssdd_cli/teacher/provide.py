@@ -22,6 +22,7 @@ from safetensors import safe_open
 from ssdd_cli.data import ImageSet, load_source, source_preset
 from ssdd_cli.errors import UsageError
 from ssdd_cli.io import is_library_failure
+from ssdd_cli.kit.distributed import barrier, is_main
 from ssdd_cli.models import Backbone, BackboneFileError
 from ssdd_cli.progress import Callback, ProgressEvent, silent
 from ssdd_cli.teacher.cache import slug
@@ -81,8 +82,10 @@ def get_or_train_teacher(
         ckpt = path.with_name(path.name + ".ckpt")
         result = train_teacher(images.source, images.mean, images.std, config, device=device,
                                callback=callback, checkpoint_path=ckpt, resume=True)
-        save_teacher(path, result, source=source_spec, mean=images.mean, std=images.std)
-        ckpt.unlink(missing_ok=True)
+        if is_main():  # under torchrun every rank trained the same teacher; rank 0 writes it
+            save_teacher(path, result, source=source_spec, mean=images.mean, std=images.std)
+            ckpt.unlink(missing_ok=True)
+        barrier()
     try:
         backbone, meta = load_teacher(path, map_location=device)
     except BackboneFileError as error:

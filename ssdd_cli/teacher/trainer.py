@@ -19,6 +19,15 @@ Finite features. After every epoch, before its checkpoint is written, the backbo
 they are not, training stops with a `DivergedError` and the previous epoch's checkpoint stays
 on disk. A teacher whose features are NaN is never returned, so it is never saved.
 
+Under torchrun (`kit.distributed`) every rank draws the same permutation and the same views of
+each global batch (one generator stream, as one process) and keeps its share of the views; the
+backbone and projector run under DistributedDataParallel with BatchNorm over the global batch
+(`kit.parallel`), and the loss's cross-correlation is computed on the all-gathered projections,
+so K processes train exactly what one process trains on the whole batch (up to float rounding).
+The batch size must then be a multiple of K. Network passes run in `precision` (`kit.precision`);
+the loss in float32. On an accelerator the loss is read to the host every `READ_EVERY` steps and
+at the end of each epoch (before its checkpoint), not every step.
+
 Checkpoints. After every epoch the loop writes (atomically) a checkpoint holding the backbone,
 the projector, the optimizer state, the CPU generator's state and the per-epoch losses, bound to
 the config and the images (`kit.checkpoint.Checkpointer`). `resume=True` continues with the next
@@ -41,8 +50,11 @@ from torch import Tensor, nn
 
 from ssdd_cli.data.normalize import normalize
 from ssdd_cli.errors import DataError, DivergedError, UsageError
+from ssdd_cli.kit import distributed
 from ssdd_cli.kit.checkpoint import Checkpointer, flat_settings, tensor_sha256
 from ssdd_cli.kit.lars import LARS
+from ssdd_cli.kit.parallel import data_parallel
+from ssdd_cli.kit.precision import FP32, Precision
 from ssdd_cli.kit.schedules import set_lr, warmup_cosine
 from ssdd_cli.kit.seeding import seeded
 from ssdd_cli.models import Backbone, create_backbone, extract_features
@@ -55,6 +67,7 @@ from ssdd_cli.teacher.projector import Projector
 STAGE = "teacher"
 OPTIMIZERS = ("lars", "sgd", "adamw")
 PROBE_IMAGES = 128  # the fixed batch whose features must stay finite (module docstring)
+READ_EVERY = 25  # steps between host reads of the loss on an accelerator (every step on the CPU)
 
 
 @dataclass(frozen=True)
@@ -207,6 +220,18 @@ def build_teacher(config: TeacherConfig, in_channels: int, image_size: int) -> t
     return backbone, projector
 
 
+class TwinNetwork(nn.Module):
+    """Backbone then projector on both views, in one forward (one DistributedDataParallel call
+    per step); each view is its own batch for BatchNorm, as with two separate calls."""
+
+    def __init__(self, backbone: Backbone, projector: Projector) -> None:
+        super().__init__()
+        self.backbone, self.projector = backbone, projector
+
+    def forward(self, v1: Tensor, v2: Tensor) -> tuple[Tensor, Tensor]:
+        return self.projector(self.backbone(v1)), self.projector(self.backbone(v2))
+
+
 def make_optimizer(config: TeacherConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
     """`config.optimizer` over `params`; 1-D parameters (biases, norms) get no weight decay (and,
     with LARS, no adaptation: `exclude_bias_n_norm`)."""
@@ -245,6 +270,7 @@ def train_teacher(
     callback: Callback = silent,
     checkpoint_path: Path | None = None,
     resume: bool = False,
+    precision: Precision = FP32,
 ) -> TeacherResult:
     """Train a Barlow Twins teacher on unlabeled images.
 
@@ -255,6 +281,7 @@ def train_teacher(
         of an epoch's last step comes after that epoch's checkpoint is on disk.
     checkpoint_path: where to write a checkpoint after every epoch (None: no checkpoints).
     resume: continue from `checkpoint_path` if it exists; a finished run returns at once.
+    precision: of the network passes (module docstring).
     """
     if images_01.ndim != 4:
         raise ValueError(f"images_01 must be (n, c, r, r), got {tuple(images_01.shape)}")
@@ -267,6 +294,12 @@ def train_teacher(
     projector.to(device).train()
     data = images_01.to(device=device, dtype=torch.float32)
     batch = min(config.batch_size, n)
+    if batch % distributed.world_size():
+        raise UsageError(f"the teacher's batch of {batch} images cannot be split evenly over "
+                         f"{distributed.world_size()} processes; use a multiple of that.",
+                         option="batch_size")
+    twins = data_parallel(precision.module(TwinNetwork(backbone, projector)), device)
+    read_every = 1 if device.type == "cpu" else READ_EVERY
     steps_per_epoch = n // batch
     total_steps = steps_per_epoch * config.epochs
     peak = config.peak_lr(batch)
@@ -296,26 +329,32 @@ def train_teacher(
     seen = 0
     for epoch in range(start_epoch, config.epochs):
         perm = torch.randperm(n, generator=generator)
-        epoch_loss = 0.0
+        epoch_sum = torch.zeros((), device=device)  # the epoch's losses, read every `read_every` steps
+        running = math.nan  # the epoch's mean loss as last read
         for i in range(steps_per_epoch):
             step = epoch * steps_per_epoch + i
             x = data[perm[i * batch : (i + 1) * batch].to(device)]
-            v1, v2 = two_views(x, generator, config.augment, mean, std)
-            loss = config.scale_loss * barlow_twins_loss(projector(backbone(v1)), projector(backbone(v2)),
-                                                         config.lambd)
-            value = float(loss.item())
-            if not math.isfinite(value):
-                raise DivergedError(f"teacher training diverged (loss {value}) in epoch {epoch + 1}; "
-                                    "lower the learning rate.", option="lr")
+            v1, v2 = (precision.images(distributed.shard(v))
+                      for v in two_views(x, generator, config.augment, mean, std))
+            with precision.autocast():
+                z1, z2 = twins(v1, v2)
+            loss = config.scale_loss * barlow_twins_loss(distributed.all_gather(z1.float()),
+                                                         distributed.all_gather(z2.float()), config.lambd)
+            epoch_sum += loss.detach()
+            last = i == steps_per_epoch - 1
+            if read_every == 1 or last or (i + 1) % read_every == 0:
+                running = float(epoch_sum) / (i + 1)
+                if not math.isfinite(running):
+                    raise DivergedError(f"teacher training diverged (loss {running}) in epoch {epoch + 1}; "
+                                        "lower the learning rate.", option="lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             set_lr(optimizer, peak, schedule(step, total_steps))
             optimizer.step()
-            epoch_loss += value
             seen += batch
-            if i == steps_per_epoch - 1:
+            if last:
                 check_finite_features(backbone, probe, epoch + 1, checkpoint_path)
-                losses.append(epoch_loss / steps_per_epoch)
+                losses.append(running)
                 if checkpoint is not None:
                     state = {name: module.state_dict() for name, module in modules.items()}
                     state.update(optimizer=optimizer.state_dict(), generator=generator.get_state())
@@ -323,7 +362,7 @@ def train_teacher(
             elapsed = time.perf_counter() - t0
             callback(ProgressEvent(STAGE, step=step + 1, total=total_steps, metrics={
                 "epoch": epoch + (i + 1) / steps_per_epoch,
-                "loss": epoch_loss / (i + 1),
+                "loss": running,
                 "img/s": seen / elapsed if elapsed > 0 else 0.0,
             }))
     seconds = time.perf_counter() - t0

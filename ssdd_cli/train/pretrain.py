@@ -16,6 +16,14 @@ Labelled artifacts (the DM family) train under that family's own evaluation prot
 every minibatch (one op group of `color_crop_cutout_flip_scale_rotate` per batch, parameters per
 image), the final model. The epochs are the preset's (the protocol's 1,000 on the paper sources;
 DC's loop runs 1,001 and decays after epoch 501, we run the epochs given and decay at half).
+
+Under torchrun (`kit.distributed`) every rank draws the same minibatches and takes its share of
+each; the backbone and head run under DistributedDataParallel with BatchNorm over the global
+minibatch (`kit.parallel`), and each rank's loss is its share of the minibatch's loss times K
+(DDP averages the gradients), so K processes take the steps one process takes. Network passes
+run in `precision` (`kit.precision`), the loss in float32; the epoch's loss is read to the host
+once per epoch. DSA's parameters are drawn for the whole minibatch on every rank (one
+generator stream) and each rank applies its own rows.
 """
 
 from __future__ import annotations
@@ -33,7 +41,10 @@ from torch import Tensor, nn
 
 from ssdd_cli.distill import dsa
 from ssdd_cli.errors import DivergedError, UsageError
+from ssdd_cli.kit import distributed
 from ssdd_cli.kit.checkpoint import Checkpointer, flat_settings, tensor_sha256
+from ssdd_cli.kit.parallel import data_parallel
+from ssdd_cli.kit.precision import FP32, Precision
 from ssdd_cli.kit.schedules import SCHEDULES, set_lr
 from ssdd_cli.kit.seeding import cpu_generator, seeded
 from ssdd_cli.models import Backbone, create_backbone
@@ -180,6 +191,18 @@ def build_backbone(
     return backbone
 
 
+class Regressor(nn.Module):
+    """h(f(x)): the backbone's features through the linear head, one module for DDP."""
+
+    def __init__(self, backbone: Backbone, head: nn.Linear) -> None:
+        super().__init__()
+        self.backbone, self.head = backbone, head
+
+    def forward(self, x: Tensor) -> Tensor:
+        out: Tensor = self.head(self.backbone.features(x))
+        return out
+
+
 def pretrain(
     images: Tensor,
     targets: Tensor | None,
@@ -194,6 +217,7 @@ def pretrain(
     resume: bool = False,
     num_classes: int | None = None,
     checkpoint_every: int = 1,
+    precision: Precision = FP32,
 ) -> tuple[Backbone, float]:
     """Train a fresh backbone on (images, targets) by MSE, or on (images, labels) by CE.
 
@@ -206,6 +230,7 @@ def pretrain(
     backbone), trained with the same SGD and weight decay as the backbone, then dropped.
     Checkpoints every `checkpoint_every` epochs to `checkpoint_path` (safetensors, atomic);
     `resume=True` continues from it, bit-for-bit on CPU, if it belongs to the same run.
+    precision: of the network passes (module docstring).
     Returns (backbone in eval mode on `device`, mean loss of the last epoch).
     """
     m = images.shape[0]
@@ -217,20 +242,26 @@ def pretrain(
                          "pretrain on; distill it again.")
     if m == 0:
         raise UsageError("the artifact holds no images; distill it again with a larger budget.")
+    if m < 2 * distributed.world_size():
+        raise UsageError(f"the artifact's {m} images are too few to share among "
+                         f"{distributed.world_size()} processes; use fewer processes.")
     backbone = build_backbone(config, in_channels=in_channels, image_size=image_size, device=device)
     x = images.to(device, torch.float32)
-    loss_fn: Callable[[Tensor, Tensor], Tensor]
+    loss_fn: Callable[..., Tensor]
     if targets is not None:
         y = targets.to(device, torch.float32).reshape(m, -1)
         out_dim, loss_fn = y.shape[1], F.mse_loss
+        per_row = out_dim  # mse's mean runs over every entry
     else:
         assert labels is not None
         y = labels.to(device, torch.long)
         out_dim = num_classes if num_classes is not None else int(labels.max()) + 1
-        loss_fn = F.cross_entropy
+        loss_fn, per_row = F.cross_entropy, 1
     with seeded(config.seed + 1, device):
         head = nn.Linear(backbone.feature_dim, out_dim).to(device)
     modules: dict[str, nn.Module] = {"backbone": backbone, "head": head}
+    model = data_parallel(precision.module(Regressor(backbone, head)), device)
+    k = distributed.world_size()
     opt = torch.optim.SGD([p for mod in modules.values() for p in mod.parameters()], lr=config.lr,
                           momentum=config.momentum, weight_decay=config.weight_decay)
     generator = cpu_generator(config.seed)
@@ -253,20 +284,25 @@ def pretrain(
                                                   f"({checkpoint.path})"))
         for epoch in range(start, config.epochs):
             set_lr(opt, config.lr, schedule(epoch, config.epochs))
-            backbone.train()
-            total = 0.0
-            for idx in _batches(m, config.batch_size, generator, device):
-                batch = x[idx]
+            model.train()
+            total = torch.zeros((), device=device)  # this rank's share of the epoch's summed loss
+            for idx in _batches(m, config.batch_size, generator, device, min_size=max(2, k)):
+                mine = distributed.shard(idx)
+                batch = x[mine]
                 if config.augment == "dsa":  # DC's DiffAugment without a seed: per-image parameters
                     omega = dsa.sample(dsa.DSA_STRATEGY, "dsa", (batch.shape[2], batch.shape[3]), generator,
                                        n=len(idx), shared=False)
-                    batch = dsa.apply(omega, batch)
-                loss = loss_fn(head(backbone.features(batch)), y[idx])
+                    batch = dsa.apply(_rank_rows(omega), batch)
+                with precision.autocast():
+                    out = model(precision.images(batch))
+                part = loss_fn(out.float(), y[mine], reduction="sum")
+                # The minibatch's mean loss is Σ_ranks part / (rows·per_row); DDP averages over k.
+                loss = part * (k / (idx.numel() * per_row))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                total += float(loss.detach()) * idx.numel()
-            last_loss = total / m
+                total += part.detach()
+            last_loss = float(distributed.all_reduce(total)) / (m * per_row)
             if not math.isfinite(last_loss):
                 raise DivergedError(f"pretraining diverged (loss {last_loss} at epoch {epoch + 1}); "
                                     "lower the learning rate or the weight decay.", option="lr")
@@ -295,12 +331,19 @@ def _set_rng(state: dict[str, Tensor], generator: torch.Generator, device: torch
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def _rank_rows(augmentation: dsa.Augmentation) -> dsa.Augmentation:
+    """This rank's rows of an augmentation drawn per image for the whole minibatch (all of it in
+    a single process), matching `distributed.shard` of the minibatch's indices."""
+    return tuple(dsa.AugOp(op.name, distributed.shard(op.params)) for op in augmentation)
+
+
 def _batches(m: int, batch_size: int, generator: torch.Generator,
-             device: torch.device) -> list[Tensor]:
-    """A shuffled split of range(m) into minibatches; a lone last sample joins the previous
-    batch (BatchNorm cannot normalise a batch of one)."""
+             device: torch.device, min_size: int = 2) -> list[Tensor]:
+    """A shuffled split of range(m) into minibatches; a last batch under `min_size` joins the
+    previous one (BatchNorm cannot normalise a batch of one; under torchrun every rank needs a
+    share: min_size = max(2, K))."""
     order = torch.randperm(m, generator=generator).to(device)
     chunks = list(order.split(batch_size))
-    if len(chunks) > 1 and chunks[-1].numel() == 1:
+    if len(chunks) > 1 and chunks[-1].numel() < min_size:
         chunks[-2:] = [torch.cat(chunks[-2:])]
     return chunks

@@ -32,13 +32,15 @@ def test_distill_info_reconstruct_pretrain_eval(tmp_path: Path, method: str, one
     art = tmp_path / f"{method}.ssdd"
     extra = POOL if method in ("iid", "dsdm") else []
     result = runner.invoke(app, ["distill", "--source", "digits", "--method", method, "--budget", "20",
-                                 "-o", str(art), *TINY, *extra])
+                                 "-o", str(art), "--precision", "bf16", *TINY, *extra])
     assert result.exit_code == 0, result.output
     assert "m = 20 images, 5,120 of 5,120 floats" in result.output and "no cached teacher" not in result.output
     bundle = load_bundle(art)
     man = bundle.manifest
     factor = 2 if method in ("dsdm", "idm") else 1
     assert man.teacher is None and man.raw is not None and (man.raw.labels, man.raw.factor) == (True, factor)
+    # The family's networks run in float32 whatever --precision asks, and the artifact says so.
+    assert man.distill is not None and man.distill.settings["precision"] == "fp32"
     assert bundle.tensors["images"].shape == (20, 1, 16, 16) and bundle.tensors["labels"].shape == (20,)
 
     info = runner.invoke(app, ["info", str(art)])
@@ -93,3 +95,13 @@ def test_an_unlabelled_source_is_one_line(tmp_path: Path) -> None:
                                  "-o", str(tmp_path / "x.ssdd")])
     assert result.exit_code != 0
     one_line_error(result.output, "--method: dsdm distills class by class, but source", "has no labels")
+
+
+@pytest.mark.parametrize("option", [["--chunk", "8"], ["--pool-full-batch"]])
+def test_the_krr_scale_options_are_refused_in_one_line(tmp_path: Path, option: list[str]) -> None:
+    result = runner.invoke(app, ["distill", "--source", "digits", "--method", "dm", "--budget", "20",
+                                 "-o", str(tmp_path / "x.ssdd"), *option, *TINY])
+    assert result.exit_code == 2
+    name = option[0].removeprefix("--").replace("-", "_")
+    one_line_error(result.output, f"{option[0]}: method 'dm' has no setting '{name}'")
+    assert not (tmp_path / "x.ssdd").exists()

@@ -21,6 +21,7 @@ from ssdd_cli.compare import (
     write_results,
 )
 from ssdd_cli.compare.plots import write_plots
+from ssdd_cli.errors import UsageError
 from ssdd_cli.progress import ProgressEvent
 
 # Toy sizes: every step takes well under a second on one core (the teacher a few seconds).
@@ -186,3 +187,12 @@ def test_cli_ctrl_c_says_how_to_resume(monkeypatch: pytest.MonkeyPatch, tmp_path
     result = CliRunner().invoke(app, ["compare", "--source", "digits", "-o", str(tmp_path / "r")])
     assert result.exit_code == 130 and "rerun the same command: finished steps are reused" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_comparison_under_torchrun_is_refused_before_any_work(monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    monkeypatch.setattr("ssdd_cli.kit.distributed.is_distributed", lambda: True)
+    monkeypatch.setattr("ssdd_cli.kit.distributed.world_size", lambda: 2)
+    with pytest.raises(UsageError, match="runs in one process, not 2"):
+        compare(RAW, tmp_path / "r")
+    assert not (tmp_path / "r").exists()

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import Tensor
 
 from ssdd_cli.distill.approx import ApproxConfig, approx_targets, fit_approx
 from ssdd_cli.distill.objectives.krr import KRRObjective
 from ssdd_cli.distill.pool import ModelPool, PoolConfig
+from ssdd_cli.errors import DivergedError
 from ssdd_cli.kit.checkpoint import Checkpointer
 from tests.distill.conftest import D_Y, make_loop
 
@@ -89,3 +91,27 @@ def test_held_out_loss_falls_and_leaves_the_run_unchanged(source: Tensor, teache
     plain = make_loop(source, teacher, steps=40)
     plain.run()
     assert plain.held_out == [] and plain.losses == loop.losses  # the signal draws no randomness
+
+
+def test_losses_read_every_few_steps_are_the_per_step_losses(source: Tensor, teacher) -> None:  # type: ignore[no-untyped-def]
+    eager = make_loop(source, teacher, steps=7)
+    eager.run()
+    deferred = make_loop(source, teacher, steps=7)
+    deferred.read_every = 3  # as on an accelerator: losses stay on the device between reads
+    deferred.outer_step()
+    assert deferred.losses == []  # not read yet
+    deferred.run()
+    assert deferred.losses == eager.losses
+
+
+def test_a_deferred_read_names_the_first_non_finite_step(source: Tensor, teacher) -> None:  # type: ignore[no-untyped-def]
+    loop = make_loop(source, teacher, steps=8)
+    loop.read_every = 4
+    loop.outer_step()
+    loop.outer_step()
+    with torch.no_grad():
+        loop.distilled.repr_coeffs.fill_(float("nan"))  # Ỹ_s, hence the loss, become NaN at step 3
+    loop.outer_step()
+    assert len(loop.losses) == 0  # nothing read yet: no synchronisation so far
+    with pytest.raises(DivergedError, match="at step 3"):
+        loop.read_losses()

@@ -29,7 +29,7 @@ KRR_OPTIONS = {"steps": "outer.steps", "lr": "outer.lr", "weight_decay": "outer.
                "checkpoint_every": "outer.checkpoint_every",
                "batch_size": "krr.batch_size", "real_aug": "krr.real_aug", "ridge": "krr.ridge",
                "pool_size": "krr.pool.size", "pool_steps": "krr.pool.max_steps",
-               "pool_reset": "krr.pool.reset"}
+               "pool_reset": "krr.pool.reset", "chunk": "krr.chunk", "pool_full_batch": "krr.pool.full_batch"}
 
 
 def krr_defaults(preset: Preset, method: str = "ssdd") -> tuple[KRRConfig, OuterConfig]:

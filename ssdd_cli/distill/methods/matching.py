@@ -9,6 +9,12 @@ counted, and readers decode each into l² training images (`distill.labelled.dec
 
 Settings that the papers tie to IPC (an lr, a loss weight) are filled in by `resolve` once the
 budget's IPC is known, unless the user gave them.
+
+The scale features of the KRR methods (issue 14) and this family: the matching networks run in
+float32 whatever `--precision` asks (`uses_precision` False; the manifest records fp32), and the
+KRR options `--chunk` and `--pool-full-batch` are not theirs (refused, naming the option, as any
+option a method does not take). Under torchrun every rank computes the whole loss (the objective
+is not `sharded`) and the engine averages the gradients: correct, with no speed-up.
 """
 
 from __future__ import annotations
@@ -96,6 +102,7 @@ class MatchingMethod(Method[L]):
 
     needs_teacher = False
     needs_labels = True
+    uses_precision = False  # the matching networks run in float32 (module docstring)
     min_samples: ClassVar[int] = 1  # decoded synthetic images per class the loss needs
     options: ClassVar[dict[str, str]] = {"count_targets": "count_targets", "steps": "outer.steps",
                                          "lr": "outer.lr", "checkpoint_every": "outer.checkpoint_every",

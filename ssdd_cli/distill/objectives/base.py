@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor
 
@@ -19,7 +19,14 @@ class Objective:
     step class by class), then calls `after_step`. The objective owns whatever it needs beyond
     the distilled set: a real-batch sampler, networks (KRR's model pool), running state.
     Randomness comes from the run's generator, handed over at construction.
+
+    sharded: under torchrun, True when each rank's loss is its share of the step's loss (the
+    objective splits its real batch over the ranks: `kit.distributed.shard`) and the engine sums
+    the gradients over the ranks; False (the default) when every rank computes the whole loss
+    and the engine averages them. Either way every rank must draw the same random numbers.
     """
+
+    sharded: ClassVar[bool] = False
 
     def prepare(self, distilled: DistilledModule, callback: Callback) -> None:
         """Before the first step of a fresh run (skipped on resume): e.g. training the pool."""

@@ -1,11 +1,14 @@
 """The KRR outer loss of SSDD and KRR-ST (SSDD Algorithm 1 lines 7–19) with its model pool.
 
 Per outer step: sample a pool model f (eval mode), take the support set (X̃_s, Ỹ_s) once, a real
-batch and its teacher targets, and yield the KRR outer loss (eq. 3) from a single forward of X̃_s.
+batch and its teacher targets, and yield the KRR outer loss (eq. 3). X̃_s goes through f once, in
+one graph while M ≤ `chunk`, else chunk by chunk without a graph and once more, chunk by chunk,
+in the backward; the closed form is solved on the cheaper side of the kernel (`distill.support`).
 Φ_t needs no graph: the outer gradient reaches the distilled tensors only through Φ_s and Ỹ_s,
 and the pool's weights are frozen while the engine backpropagates, so no weight gradients are
-computed. After the engine's optimiser step, the sampled model takes its one inner step on the
-support set as updated by that step (KRR-ST's code trains on the new x_syn).
+computed. The network passes run in the run's precision (`kit.precision`); the features are
+float32 before the kernel. After the engine's optimiser step, the sampled model takes its one
+inner step on the support set as updated by that step (KRR-ST's code trains on the new x_syn).
 
 The held-out signal: eq. 3 on a fixed batch of validation images (never test images) and their
 teacher targets, with one fixed, freshly initialised network of the pool's architecture, per
@@ -23,11 +26,12 @@ import torch
 from torch import Tensor
 
 from ssdd_cli.distill.inputs import DistillInputs
-from ssdd_cli.distill.krr import krr_outer_loss, with_bias_column
+from ssdd_cli.distill.krr import squared_error, with_bias_column
 from ssdd_cli.distill.objectives.base import Objective
 from ssdd_cli.distill.param import DistilledModule
 from ssdd_cli.distill.pool import ModelPool, PoolConfig
 from ssdd_cli.distill.real import CACHED_VIEWS, RealSampler, check_real_aug
+from ssdd_cli.distill.support import FeatureMap, support_prediction
 from ssdd_cli.errors import UsageError
 from ssdd_cli.kit.seeding import build_seeded
 from ssdd_cli.models import Backbone, create_backbone
@@ -42,11 +46,18 @@ class KRRConfig:
 
     real_aug: "none" | "flip" (cached teacher targets) | "crop-flip" (teacher per batch).
     batch_size: real images per outer step (KRR-ST's code: 1,024). ridge: λ = ridge·tr(K).
+    chunk: support rows per network pass. While M ≤ chunk the support set goes through the
+        network in one graph (exactly as before, and fastest); beyond, the outer step runs in
+        chunks with the same gradient (`distill.support`) and the pool's inner step accumulates
+        its gradient over chunks (`distill.pool`). 512 rows of the 128-256-512 ConvNet at 32 px
+        hold about 1.3 GB of graph, so N = 100 (M = 456) runs unchunked and every budget of the
+        paper fits a 24 GB device.
     """
 
     real_aug: str = "none"
     batch_size: int = 1024
     ridge: float = 1e-6
+    chunk: int = 512
     pool: PoolConfig = field(default_factory=PoolConfig)
 
     def __post_init__(self) -> None:
@@ -56,17 +67,28 @@ class KRRConfig:
                              option="batch_size")
         if not self.ridge > 0:
             raise UsageError(f"the ridge must be positive, got {self.ridge}.", option="ridge")
+        if self.chunk < 1:
+            raise UsageError(f"a chunk needs at least one support row, got {self.chunk}.", option="chunk")
 
 
 class KRRObjective(Objective):
-    """½‖g(X̄_t) − Φ_t Φ_sᵀ (Φ_sΦ_sᵀ + λI)⁻¹ Ỹ_s‖² with f drawn from a pool of inner models."""
+    """½‖g(X̄_t) − Φ_t Φ_sᵀ (Φ_sΦ_sᵀ + λI)⁻¹ Ỹ_s‖² with f drawn from a pool of inner models.
+
+    Under torchrun each rank takes its share of the real batch (`RealSampler`); the loss, a sum
+    over the batch's rows, is then the sum of the ranks' losses (`sharded`). The support side
+    (Φ_s, the solve) and the pool's inner step are computed whole on every rank.
+    """
+
+    sharded = True
 
     def __init__(self, config: KRRConfig, inputs: DistillInputs) -> None:
         self.config = config
         self.generator = inputs.generator
+        self.precision = inputs.precision
         c, r = inputs.shape.channels, inputs.shape.height
         teacher = inputs.require_teacher()
-        self.pool = ModelPool(config.pool, c, r, teacher.d_y, inputs.device, inputs.generator)
+        self.pool = ModelPool(config.pool, c, r, teacher.d_y, inputs.device, inputs.generator,
+                              chunk=config.chunk, precision=inputs.precision)
         cached = {view: teacher.features(view)
                   for view in dict.fromkeys(("identity", *CACHED_VIEWS[config.real_aug]))}
         self.real = RealSampler(inputs.images, config.real_aug, config.batch_size, cached, teacher,
@@ -84,8 +106,13 @@ class KRRObjective(Objective):
         pool, (c, r) = self.config.pool, (inputs.shape.channels, inputs.shape.height)
         net = build_seeded(lambda: create_backbone(pool.arch, c, r, **pool.arch_kwargs),
                            torch.Generator().manual_seed(HELD_OUT_SEED)).to(inputs.device).eval()
+        net = self.precision.module(net)
         with torch.no_grad():
-            return net, with_bias_column(net.features(x_t)), inputs.require_teacher()(x_t)
+            return net, self._feature_map(net)(x_t), inputs.require_teacher()(x_t)
+
+    def _feature_map(self, f: Backbone) -> FeatureMap:
+        """φ(x) = [f(x), 1] in float32, the network pass in the run's precision."""
+        return lambda x: with_bias_column(self.precision.run(f.features, x))
 
     def prepare(self, distilled: DistilledModule, callback: Callback) -> None:
         """Algorithm 1 lines 4–6: each pool model trained z ~ U{1..Z} steps on the initial set."""
@@ -98,12 +125,13 @@ class KRRObjective(Objective):
         f = self.pool.features(j)
         x_s, y_s = distilled.support()
         x_t, y_t = self.real.sample(self.generator)
+        phi = self._feature_map(f)
         f.requires_grad_(False)
         try:
             with torch.no_grad():
-                phi_t = with_bias_column(f(x_t))
-            phi_s = with_bias_column(f(x_s))
-            yield krr_outer_loss(phi_t, y_t, phi_s, y_s, self.config.ridge)
+                phi_t = phi(x_t)
+            pred = support_prediction(phi_t, phi, x_s, y_s, ridge=self.config.ridge, chunk=self.config.chunk)
+            yield squared_error(y_t, pred)
         finally:
             f.requires_grad_(True)
         self._sampled = j
@@ -123,8 +151,9 @@ class KRRObjective(Objective):
         net, phi_t, y_t = self._held_out
         with torch.no_grad():
             x_s, y_s = distilled.support()
-            loss = krr_outer_loss(phi_t, y_t, with_bias_column(net.features(x_s)), y_s, self.config.ridge)
-        return float(loss) / phi_t.shape[0]
+            pred = support_prediction(phi_t, self._feature_map(net), x_s, y_s, ridge=self.config.ridge,
+                                      chunk=self.config.chunk)
+        return float(squared_error(y_t, pred)) / phi_t.shape[0]
 
     def state(self) -> dict[str, Any]:
         return {"pool": self.pool.state()}

@@ -15,6 +15,11 @@ What differs between methods is the `MatchTerm`: its networks and its pure loss.
 augmentation parameters come from a generator private to the objective (seeded from the run's),
 so the augmentations are reproducible and do not shift the other draws of the run.
 
+Under torchrun every rank runs this loop whole on the same draws (one generator stream), so the
+objective is not `sharded`: the engine averages the identical gradients. Networks trained during
+the run (pretrained pools, IDM's queue) are broadcast from rank 0 after their training, so GPU
+kernels that are not bitwise deterministic cannot make the ranks' networks drift apart.
+
 The held-out signal (`HeldOut`) is the family's common core on validation data: DM's loss
 between each class's validation images and its decoded synthetic images under one fixed random
 DC ConvNet (private seed), without augmentation, averaged over the classes.

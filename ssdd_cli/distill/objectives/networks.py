@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ssdd_cli.distill import dsa
 from ssdd_cli.distill.objectives.classes import ClassSampler
+from ssdd_cli.kit.distributed import broadcast_module
 from ssdd_cli.kit.seeding import build_seeded
 from ssdd_cli.models import Backbone, create_backbone
 from ssdd_cli.models.convnet import default_depth
@@ -153,6 +154,7 @@ class PretrainedPool:
         """Train every model (before the first outer step of a fresh run)."""
         for i, model in enumerate(self.models):
             train_classifier(model, self.sampler, self.config.epochs, self.config.train, self.generator)
+            broadcast_module(model)  # under torchrun: rank 0's weights on every rank
             model.requires_grad_(False)
             callback(ProgressEvent(f"{self.name}-init", i + 1, len(self.models)))
 

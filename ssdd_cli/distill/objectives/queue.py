@@ -27,6 +27,7 @@ from ssdd_cli.distill.objectives.networks import (
     matcher_kwargs,
     train_step,
 )
+from ssdd_cli.kit.distributed import broadcast_module
 from ssdd_cli.kit.seeding import build_seeded
 from ssdd_cli.models import create_backbone
 
@@ -104,6 +105,7 @@ class NetworkQueue:
                 member.correct += train_step(member.model, member.optimizer, x, y, self.config.train,
                                              self.generator)
                 member.seen += len(y)
+            broadcast_module(member.model)  # under torchrun: rank 0's weights on every rank
             member.model.eval()
 
     def state(self) -> dict[str, Any]:

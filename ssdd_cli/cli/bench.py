@@ -1,0 +1,93 @@
+"""`ssdd bench`: the outer step's time, GFLOP/s and peak memory per budget (or the precision probe)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+from rich.table import Table
+
+from ssdd_cli.bench import BenchConfig, BenchReport, ProbeRow, probe_throughput, run_bench
+from ssdd_cli.cli._common import console
+from ssdd_cli.cli._progress import progress_callback
+from ssdd_cli.device import resolve_device
+from ssdd_cli.io import atomic_write_bytes
+from ssdd_cli.kit.precision import bf16_matrix_units, cpu_capabilities
+
+Opt = typer.Option
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("bench")
+    def command(
+        budget: Annotated[list[int] | None, Opt(help="N, repeatable (default: 100, 1000, 5000).")] = None,
+        steps: Annotated[int, Opt(help="Outer steps per case (time: their median).")] = 1,
+        method: Annotated[str, Opt(help="ssdd or krr-st.")] = "ssdd",
+        real_aug: Annotated[list[str] | None, Opt(
+            help="none (cached targets) and/or crop-flip (recomputed), repeatable (default: both).")] = None,
+        precision: Annotated[list[str] | None, Opt(
+            help="auto, fp32 or bf16, repeatable (default: auto).")] = None,
+        device: Annotated[str, Opt(help="auto, cpu, cuda or mps.")] = "auto",
+        preset: Annotated[str, Opt(help="Shapes, networks and budget rows of this preset.")] = "cifar100",
+        source_size: Annotated[int, Opt(help="Random source images.")] = 50_000,
+        batch_size: Annotated[int | None, Opt(help="Real images per step (default: the preset's).")] = None,
+        chunk: Annotated[int | None, Opt(help="Support rows per network pass (default 512).")] = None,
+        json_file: Annotated[Path | None, Opt("--json", help="Also write the results as JSON.")] = None,
+        probe: Annotated[bool, Opt(help="Measure matmul/conv throughput per precision instead.")] = False,
+    ) -> None:
+        """Time the outer step at CIFAR-100 shape on random tensors: s/step, GFLOP/s, peak memory."""
+        dev = resolve_device(device)
+        if probe:
+            console.print(_probe_table(probe_throughput(dev), dev))
+            return
+        config = BenchConfig(budgets=tuple(budget or (100, 1000, 5000)), steps=steps, method=method,
+                             real_augs=tuple(real_aug or ("none", "crop-flip")),
+                             precisions=tuple(precision or ("auto",)), device=str(dev), preset=preset,
+                             source_size=source_size, batch_size=batch_size, chunk=chunk)
+        with progress_callback() as callback:
+            report = run_bench(config, callback)
+        console.print(_bench_table(report, f"{method} outer step · {preset} shape · {dev}"))
+        for r in report.rows:
+            if r.error:
+                console.print(f"[red]N = {r.N}, {r.targets} targets, {r.precision}: {r.error}[/]")
+        if json_file is not None:
+            atomic_write_bytes(json_file, json.dumps(report.to_json(), indent=2).encode())
+            console.print(f"wrote {json_file}")
+
+
+def _bench_table(report: BenchReport, title: str) -> Table:
+    table = Table(title=f"{title} · {report.environment['threads']} threads")
+    for col in ("N", "m", "M", "solve", "chunks", "targets", "precision", "s/step", "GFLOP/s",
+                "step peak GB", "process peak GB"):
+        table.add_column(col, justify="left" if col in ("solve", "targets", "precision") else "right")
+    for r in report.rows:
+        if r.error:
+            table.add_row(str(r.N), *[""] * 4, r.targets, r.precision, *["-"] * 4)
+            continue
+        table.add_row(str(r.N), str(r.m), str(r.M), r.form, str(r.chunks), r.targets, r.precision,
+                      _num(r.seconds, ".3f"), _num(r.gflops, ".0f"), _gb(r.step_peak),
+                      _gb(r.process_peak))
+    return table
+
+
+def _probe_table(rows: list[ProbeRow], dev: torch.device) -> Table:
+    caps = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in cpu_capabilities().items())
+    picks = "bf16" if bf16_matrix_units(dev) else "fp32"
+    table = Table(title=f"throughput probe on {dev}", caption_justify="left",
+                  caption=f"CPU: {caps}; --precision auto picks {picks} on {dev}")
+    for col in ("op", "dtype", "layout", "GFLOP/s"):
+        table.add_column(col, justify="right" if col == "GFLOP/s" else "left")
+    for p in rows:
+        table.add_row(p.op, p.dtype, p.layout, f"{p.gflops:.0f}")
+    return table
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _gb(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1e9:.2f}"
