@@ -27,6 +27,25 @@ def holdout_count(n: int = TOTAL) -> int:
     return round(TEST_FRACTION * n)
 
 
+def split_sizes() -> tuple[int, int, int]:
+    """(train, val, test) digit counts: 1,294 / 144 / 359."""
+    n_test = holdout_count()
+    n_val = val_count(TOTAL - n_test)
+    return TOTAL - n_test - n_val, n_val, n_test
+
+
+def load_glyphs() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's digits: glyphs (1797, 8, 8) float32 in [0, 1], labels (1797,) int64, and the
+    indices of the kept (train + val) and of the test digits (the fixed stratified split)."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    glyphs = np.asarray(bunch.images, dtype=np.float32) / 16.0
+    y = np.asarray(bunch.target, dtype=np.int64)
+    keep, test = carve(len(y), holdout_count(len(y)), y)
+    return glyphs, y, keep, test
+
+
 @register_source("digits")
 class Digits(Source):
     description = "real 8×8 handwritten digits, upsampled, 10 classes"
@@ -34,28 +53,22 @@ class Digits(Source):
 
     def load(self, request: SourceRequest) -> ImageSet:
         import torch
-        from sklearn.datasets import load_digits
 
         from ssdd_cli.data.resize import resize_images
 
-        bunch = load_digits()
-        x = torch.from_numpy(np.asarray(bunch.images, dtype=np.float32) / 16.0).unsqueeze(1)
-        x = resize_images(x, request.resolution)  # (1797, 1, r, r)
-        y = np.asarray(bunch.target, dtype=np.int64)
-        keep, test = carve(len(y), holdout_count(len(y)), y)
+        glyphs, y, keep, test = load_glyphs()
+        x = resize_images(torch.from_numpy(glyphs).unsqueeze(1), request.resolution)  # (1797, 1, r, r)
         keep_t, test_t = torch.from_numpy(keep), torch.from_numpy(test)
         return assemble(
             request.spec, x[keep_t], y[keep], x[test_t], y[test], classes=10, limit=request.size
         )
 
     def status(self, path: str | None, data_root: Path, resolution: int) -> SourceStatus:
-        n_test = holdout_count()
-        n_val = val_count(TOTAL - n_test)
         return SourceStatus(
             name=self.name,
             available=True,
             where="bundled with scikit-learn",
             shape=(1, resolution, resolution),
-            sizes=sizes_text(TOTAL - n_test - n_val, n_val, n_test),
+            sizes=sizes_text(*split_sizes()),
             description=self.description,
         )

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ssdd_cli.data.digits import TOTAL, holdout_count
+from ssdd_cli.data.digits import load_glyphs, split_sizes
 from ssdd_cli.data.registry import Source, SourceRequest, SourceStatus, register_source, sizes_text
 from ssdd_cli.data.splits import assemble, carve, val_count
 
@@ -91,13 +91,8 @@ class NuisanceDigits(Source):
     preset = "digits-nuisance"
 
     def load(self, request: SourceRequest) -> ImageSet:
-        from sklearn.datasets import load_digits
-
-        bunch = load_digits()
-        glyphs = np.asarray(bunch.images, dtype=np.float32) / 16.0
-        y = np.asarray(bunch.target, dtype=np.int64)
+        glyphs, y, keep, test = load_glyphs()  # the test digits are those of `digits`
         cfg = NuisanceConfig()
-        keep, test = carve(len(y), holdout_count(len(y)), y)  # the test digits of `digits`
         train, val = (keep[i] for i in carve(len(keep), val_count(len(keep)), y[keep]))
         rng = np.random.default_rng((request.seed, request.resolution))
         splits = {}
@@ -110,9 +105,7 @@ class NuisanceDigits(Source):
 
     def status(self, path: str | None, data_root: Path, resolution: int) -> SourceStatus:
         cfg = NuisanceConfig()
-        n_test = holdout_count()
-        n_val = val_count(TOTAL - n_test)
-        n_train = TOTAL - n_test - n_val
+        n_train, n_val, n_test = split_sizes()
         return SourceStatus(
             name=self.name,
             available=True,
