@@ -6,8 +6,8 @@ random-init and teacher reference lines, and ends with a comparison table (few-s
 k-NN probes, the full probes and `align`). Each command runs in this process, exactly as
 `ssdd ...` would from a shell.
 
-Everything runs with the preset's settings (the teacher's 60 epochs take about 1.5 minutes on 2
-CPU cores with bf16 units, 4.5 in float32); `ssdd compare -c examples/compare-benchmark.toml`
+Everything runs with the preset's settings (the teacher's 60 epochs took 1.7 minutes on 2 CPU
+cores with bf16 units, about 4.5 in float32); `ssdd compare -c examples/compare-benchmark.toml`
 gives the full comparison of docs/results.md, over 3 seeds and two architectures.
 
     python examples/demo.py [--out demo-out] [--device cpu] [--precision auto]
@@ -58,8 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--probe-epochs", type=int, default=100, help="epochs of the linear probes")
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the few-shot probes")
     args = parser.parse_args(argv)
-    out, dev = args.out, ["--device", args.device]
-    fast = ["--precision", args.precision]
+    out, run = args.out, ["--device", args.device, "--precision", args.precision]  # where and how to compute
 
     def given(flag: str, value: str | None) -> list[str]:
         return [flag, value] if value is not None else []
@@ -68,16 +67,15 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     teacher = out / "teacher.safetensors"
     if not teacher.exists():
-        ssdd("teacher", "--source", SOURCE, "-o", str(teacher), *given("--epochs", args.teacher_epochs), *dev,
-             *fast)
+        ssdd("teacher", "--source", SOURCE, "-o", str(teacher), *given("--epochs", args.teacher_epochs), *run)
     for method in METHODS:
         artifact = out / f"{method}.ssdd"
         steps = given("--steps", args.steps) if method != "random" else []
         ssdd("distill", "--source", SOURCE, "--method", method, "--teacher", str(teacher),
-             "-o", str(artifact), *steps, *dev, *fast)
+             "-o", str(artifact), *steps, *run)
         ssdd("info", str(artifact))
         ssdd("pretrain", str(artifact), "-o", str(out / f"{method}-convnet.safetensors"),
-             *given("--epochs", args.pretrain_epochs), *dev, *fast)
+             *given("--epochs", args.pretrain_epochs), *run)
     ssdd("reconstruct", str(out / "ssdd.ssdd"), "--out", str(out / "images"))
 
     console.rule(f"evaluation on {SOURCE}'s test split (final models, means over seeds)")
