@@ -18,11 +18,14 @@ lines to the record of the run it continues; a fresh run starts a new record.
 The file is created at the first event of the work (or at the end of a run without events), so
 an invocation refused before any work leaves nothing behind. It is a log appended line by line
 (flushed each time), not an output: the atomic-write rule of outputs does not apply to it.
+Under torchrun only rank 0 writes it (torchrun's RANK; the other ranks' records are no-ops), as
+only rank 0 writes the outputs.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -66,7 +69,7 @@ class RunRecord:
         self.append = append
         self.t0 = time.perf_counter()
         self._file: IO[str] | None = None
-        self._closed = False
+        self._closed = int(os.environ.get("RANK", "0")) != 0  # torchrun's other ranks write nothing
         self._start = {"record": "start", "command": command, "argv": sys.argv, "options": options,
                        "device": device, "seed": seed, "versions": versions(),
                        "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}

@@ -141,3 +141,16 @@ def test_stdout_redirected_beside_a_terminal_gets_the_plain_lines(monkeypatch: p
     assert lines[0] == "training the model pool"
     assert len(lines) == 21 and lines[-1].startswith("distill    20/20 100%  loss 0.05")
     assert "\x1b[" not in log.getvalue() and "\x1b[" in terminal.getvalue()  # plain log, bars on the terminal
+
+
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_under_torchrun_only_rank_0_writes_the_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      rank: str) -> None:
+    from ssdd_cli.cli._record import run_record
+
+    monkeypatch.setenv("RANK", rank)
+    out = tmp_path / "d.ssdd"
+    with run_record(out, "distill", {}) as record:
+        record.event(ProgressEvent("distill", 1, 2, {"loss": 1.0}))
+    written = out.with_name("d.ssdd.run.jsonl")
+    assert written.exists() == (rank == "0")
