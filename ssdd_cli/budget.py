@@ -64,6 +64,16 @@ class BudgetReport:
     def spare(self) -> int:
         return self.allowed - self.used
 
+    @property
+    def shortfall(self) -> str | None:
+        """A sentence when a parameterisation holds fewer images than N raw images would (its
+        bases took most of the floats, e.g. the rule's U = V = 2N capped at the dimensions on a
+        small source), else None: the budget is met, but the plan is probably not what was meant."""
+        if self.convention != PARAMETERIZED or self.m >= self.N:
+            return None
+        return (f"the bases leave room for only m = {self.m} images, fewer than the N = {self.N} raw "
+                f"images the same floats hold; fewer bases (smaller U and V) store more images.")
+
 
 def floats_allowed(n_images: int, shape: ImageShape) -> int:
     """N images' worth of floats."""

@@ -242,9 +242,10 @@ _SHAPES_MATCHING = MatchingPreset(steps={"dm": 80, "datadam": 80, "iid": 50, "ds
 _DIGITS_DISTILL = DistillPreset(steps=300, real_batch=512, pool_size=4, pool_max_steps=100,
                                 inner_kwargs={"widths": (64, 128)}, scale=2, hidden=4, real_aug="none")
 # U = V = 2N would exceed what N images' worth of floats can hold with a 128-d teacher
-# (B^y alone is 128·V); these fit, with m = 49, 50 and 90.
+# (B^y alone is 128·V); these fit, with m = 49, 50, 90 and 157. (At N = 100 the rule's U = V = 2N,
+# capped at the dimensions 64 and 128, would leave room for m = 8.)
 _DIGITS_BUDGETS = BudgetRule(rows=(BudgetRow(10, 8, 8, 1e-3), BudgetRow(20, 16, 16, 1e-3),
-                                   BudgetRow(50, 32, 32, 1e-3)), default=20)
+                                   BudgetRow(50, 32, 32, 1e-3), BudgetRow(100, 48, 48, 1e-3)), default=20)
 
 PRESETS.add("digits", Preset(
     "digits", 16, 1,

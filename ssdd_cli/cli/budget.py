@@ -67,7 +67,8 @@ def register(app: typer.Typer) -> None:
             doc = {"method": method, "source": source, "preset": chosen_preset.name, "N": N,
                    "feature_dim": d_y, "m": report.m, "per_class": report.per_class,
                    "convention": report.convention, "components": report.components,
-                   "total": report.used, "allowed": report.allowed, "spare": report.spare}
+                   "total": report.used, "allowed": report.allowed, "spare": report.spare,
+                   "note": report.shortfall}
             console.print_json(json.dumps(doc))
             return
         teacher = f", d_y = {d_y}" if d_y else ""
@@ -75,3 +76,5 @@ def register(app: typer.Typer) -> None:
         console.print(budget_table(report.components, report.allowed, report.m, N, report.convention, title))
         per_class = f" ({report.per_class} per class)" if report.per_class is not None else ""
         console.print(f"largest m that fits: [bold]m = {report.m}[/]{per_class}")
+        if report.shortfall:
+            console.print(f"note: {report.shortfall}")

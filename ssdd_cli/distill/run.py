@@ -27,7 +27,7 @@ from ssdd_cli.io import check_writable
 from ssdd_cli.kit.checkpoint import Checkpointer, flat_settings, tensor_sha256
 from ssdd_cli.kit.distributed import is_main
 from ssdd_cli.kit.precision import FP32, Precision
-from ssdd_cli.progress import Callback, silent
+from ssdd_cli.progress import Callback, ProgressEvent, silent
 from ssdd_cli.teacher.provide import resolve_teacher
 
 
@@ -122,6 +122,8 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
                            held_out_labels=val_labels, mean=data.mean, std=data.std,
                            precision=precision)
     run = Distillation.create(method, config, inputs)
+    if run.plan.shortfall:
+        callback(ProgressEvent("distill", message=f"note: {run.plan.shortfall}"))
     checkpoint = Checkpointer(
         checkpoint_path(req.output), "distill",
         {"source": req.source, "preset": preset.name, "method": method.name, "seed": req.seed,

@@ -49,3 +49,21 @@ def test_help_lists_every_command_and_version() -> None:
     for cmd in ("teacher", "distill", "reconstruct", "pretrain", "eval", "budget", "info", "datasets"):
         assert cmd in result.output
     assert runner.invoke(app, ["--version"]).output.startswith("ssdd ")
+
+
+def test_a_plan_with_fewer_images_than_n_says_so() -> None:
+    # digits, N = 200 (off the preset's table): the rule's U = V = 2N capped at the bases' 64 and
+    # the teacher's 128 dimensions. Floats: 200·256 = 51,200; fixed B^x 64·64 = 4,096, B^y
+    # 128·128 = 16,384, Q_a 3·(128·4 + 4 + 4·128 + 128) = 3,468; per image U + V = 192;
+    # m = (51,200 − 23,948) // 192 = 141 < 200.
+    result = runner.invoke(app, ["budget", "--source", "digits", "--budget", "200", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["m"] == 141 and "only m = 141 images, fewer than the N = 200" in doc["note"]
+    table = runner.invoke(app, ["budget", "--source", "digits", "--budget", "200"])
+    assert "note: the bases leave room for only m = 141" in table.output
+    # The preset's row for N = 100 (U = V = 48) holds more images than N: no note.
+    fits = json.loads(runner.invoke(app, ["budget", "--source", "digits", "--budget", "100", "--json"]).output)
+    assert fits["m"] == 157 and fits["note"] is None
+    raw = json.loads(runner.invoke(app, ["budget", "--method", "krr-st", "--json"]).output)
+    assert raw["note"] is None  # raw images: m is what N buys

@@ -187,3 +187,17 @@ def test_unknown_source_and_corrupt_teacher_are_one_line(tmp_path: Path) -> None
     result = runner.invoke(app, ["distill", "--source", "digits", "--teacher", str(bad), "-o",
                                  str(tmp_path / "x.ssdd")])
     assert result.exit_code == 1 and "Traceback" not in result.output and "safetensors" in result.output
+
+
+def test_a_plan_with_fewer_images_than_n_is_noted(tmp_path: Path, teacher: Path) -> None:
+    # N = 10 (2,560 floats), U = V = 16 with the 64-d tiny teacher: B^x 16·64 + B^y 16·64 + Q_a
+    # 3·(16·2 + 2 + 2·16 + 16) = 2,294 fixed, 32 a image, so m = 266 // 32 = 8 < 10.
+    notes: list[str] = []
+
+    def collect(event: ProgressEvent) -> None:
+        if event.message:
+            notes.append(event.message)
+
+    result = run_distill(_request(tmp_path / "d.ssdd", teacher, U=16, V=16, steps=1), collect)
+    assert load_bundle(result.path).tensors["image.coeffs"].shape[0] == 8
+    assert any(n.startswith("note: the bases leave room for only m = 8 images") for n in notes), notes
