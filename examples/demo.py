@@ -6,7 +6,7 @@ random-init and teacher reference lines, and ends with a comparison table (few-s
 k-NN probes, the full probes and `align`). Each command runs in this process, exactly as
 `ssdd ...` would from a shell.
 
-Everything runs with the preset's settings (the teacher's 60 epochs took 1.7 minutes on 2 CPU
+Everything runs with the preset's settings (the teacher's 60 epochs took 1.6 minutes on 2 CPU
 cores with bf16 units, about 4.5 in float32); `ssdd compare -c examples/compare-benchmark.toml`
 gives the full comparison of docs/results.md, over 3 seeds and two architectures.
 
