@@ -18,14 +18,13 @@ lines to the record of the run it continues; a fresh run starts a new record.
 The file is created at the first event of the work (or at the end of a run without events), so
 an invocation refused before any work leaves nothing behind. It is a log appended line by line
 (flushed each time), not an output: the atomic-write rule of outputs does not apply to it.
-Under torchrun only rank 0 writes it (torchrun's RANK; the other ranks' records are no-ops), as
-only rank 0 writes the outputs.
+Under torchrun only rank 0 writes it (`kit.distributed.is_main`; the other ranks' records are
+no-ops), as only rank 0 writes the outputs and shows progress.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
 import time
@@ -65,11 +64,13 @@ class RunRecord:
 
     def __init__(self, output: Path, command: str, options: dict[str, Any], *, device: str | None = None,
                  seed: int | None = None, append: bool = False) -> None:
+        from ssdd_cli.kit.distributed import is_main  # torch: only long commands, which load it anyway
+
         self.path = record_path(output)
         self.append = append
         self.t0 = time.perf_counter()
         self._file: IO[str] | None = None
-        self._closed = int(os.environ.get("RANK", "0")) != 0  # torchrun's other ranks write nothing
+        self._closed = not is_main()  # torchrun's other ranks write nothing
         self._start = {"record": "start", "command": command, "argv": sys.argv, "options": options,
                        "device": device, "seed": seed, "versions": versions(),
                        "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}

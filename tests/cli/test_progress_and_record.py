@@ -11,7 +11,9 @@ from typer.testing import CliRunner
 
 from ssdd_cli.cli import _progress
 from ssdd_cli.cli._common import set_output
+from ssdd_cli.cli._record import run_record
 from ssdd_cli.cli.main import app
+from ssdd_cli.kit import distributed
 from ssdd_cli.progress import ProgressEvent
 from tests.distill.helpers import write_tiny_teacher
 
@@ -146,9 +148,7 @@ def test_stdout_redirected_beside_a_terminal_gets_the_plain_lines(monkeypatch: p
 @pytest.mark.parametrize("rank", ["0", "1"])
 def test_under_torchrun_only_rank_0_writes_the_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                       rank: str) -> None:
-    from ssdd_cli.cli._record import run_record
-
-    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setattr(distributed, "rank", lambda: int(rank))  # as under torchrun, after joining the group
     out = tmp_path / "d.ssdd"
     with run_record(out, "distill", {}) as record:
         record.event(ProgressEvent("distill", 1, 2, {"loss": 1.0}))
