@@ -37,9 +37,11 @@ from ssdd_cli.models.export import backbone_spec, export_state_dict
 from ssdd_cli.progress import Callback, silent
 from ssdd_cli.teacher import TeacherConfig, load_teacher, save_teacher
 from ssdd_cli.teacher import train_teacher as train_teacher_on
+from ssdd_cli.teacher.targets import DEFAULT_TARGETS
+from ssdd_cli.train.diagnostics import Drift
 from ssdd_cli.train.evaluate import EvalReport
 from ssdd_cli.train.evaluate import evaluate as evaluate_on
-from ssdd_cli.train.pretrain import PretrainConfig, pretrain_metadata
+from ssdd_cli.train.pretrain import PretrainConfig, pretrain_drift, pretrain_metadata
 from ssdd_cli.train.pretrain import pretrain as pretrain_on
 
 PathLike = str | os.PathLike[str]
@@ -129,18 +131,19 @@ def train_teacher(source: str, output: PathLike, *, arch: str | None = None, epo
 def distill(source: str, output: PathLike, *, method: str = "ssdd", budget: int | None = None,
             teacher: PathLike | None = None, preset: str | None = None, seed: int = 0, device: str = "auto",
             data_root: PathLike | None = None, download: bool = False, resume: bool = False,
-            callback: Callback = silent, **options: Any) -> Artifact:
+            target_scaling: str = DEFAULT_TARGETS, callback: Callback = silent, **options: Any) -> Artifact:
     """Distill `source` into the artifact `output` (`ssdd distill`).
 
     budget: N in images. teacher: a teacher file (None: the source's cached teacher, trained
     first if absent). options: the method's settings by their option names, e.g. steps=300,
     U=64, V=64, lr=1e-3, pool_size=4 (`ssdd distill --help` lists them; an unknown one is refused).
+    target_scaling: "standardized" teacher features as targets (the default) or "raw" ones.
     """
     req = DistillRequest(source=source, output=Path(output), method=method, budget=budget, options=options,
                          seed=seed, device=resolve_device(device),
                          data_root=Path(data_root) if data_root is not None else None,
                          teacher=Path(teacher) if teacher is not None else None, resume=resume, preset=preset,
-                         download=download)
+                         download=download, target_scaling=target_scaling)
     result = run_distill(req, callback)
     return load_artifact(result.path)
 
@@ -154,6 +157,7 @@ class PretrainResult:
     config: PretrainConfig
     preset: str
     metadata: dict[str, str]
+    drift: Drift
 
 
 def pretrain_artifact(artifact: Artifact, *, arch: str = "convnet", epochs: int | None = None,
@@ -183,10 +187,12 @@ def pretrain_artifact(artifact: Artifact, *, arch: str = "convnet", epochs: int 
                                  resume=resume, num_classes=src.classes,
                                  precision=resolve_precision(precision, dev))
     sha = sha256_file(artifact.path) if artifact.path is not None else ""
+    drift = pretrain_drift(backbone, config, images=len(data.images), in_channels=src.channels,
+                           image_size=src.height)
     meta = pretrain_metadata(config, final_loss=loss, source=src.name, mean=src.mean, std=src.std,
                              artifact_sha256=sha, method=man.method, images=len(data.images),
-                             teacher_sha256=man.teacher.sha256 if man.teacher else None)
-    return PretrainResult(backbone, loss, config, chosen.name, meta)
+                             teacher_sha256=man.teacher.sha256 if man.teacher else None, drift=drift)
+    return PretrainResult(backbone, loss, config, chosen.name, meta, drift)
 
 
 def pretrain(artifact: Artifact | PathLike, output: PathLike | None = None, *, arch: str = "convnet",
@@ -209,13 +215,15 @@ def pretrain(artifact: Artifact | PathLike, output: PathLike | None = None, *, a
 def evaluate(backbone: Backbone | PathLike, target: str, *, protocol: str = "linear", seeds: int = 1,
              shots: int | None = None, teacher: Backbone | PathLike | None = None,
              resolution: int | None = None, config: Any = None, device: str = "auto",
-             data_root: PathLike | None = None, download: bool = False,
+             data_root: PathLike | None = None, download: bool = False, batchnorm: str = "target",
              callback: Callback = silent) -> EvalReport:
     """Score a backbone (or a backbone file) on the source `target` with one protocol (`ssdd eval`).
 
     protocol: linear, finetune, knn or align. teacher: the network (or file) align compares
     with; never trained here. resolution: the target's size (default: the backbone's). config:
     the protocol's settings, e.g. `LinearProbeConfig(epochs=50)` (default: its defaults).
+    batchnorm: "target" (statistics recomputed on the target's training images, the same rule for
+    every backbone) or "stored" (`train.batchnorm`).
     """
     dev = resolve_device(device)
     net = backbone if isinstance(backbone, Backbone) else load_backbone(backbone, map_location=dev)[0]
@@ -224,4 +232,5 @@ def evaluate(backbone: Backbone | PathLike, target: str, *, protocol: str = "lin
     root = Path(data_root) if data_root is not None else None
     data = load_source(target, data_root=root, download=download, resolution=resolution or net.image_size)
     return evaluate_on(net.to(dev), data, protocol, seeds=seeds, shots=shots, device=dev,
-                       teacher=ref.to(dev) if ref is not None else None, callback=callback, config=config)
+                       teacher=ref.to(dev) if ref is not None else None, callback=callback, config=config,
+                       batchnorm=batchnorm)

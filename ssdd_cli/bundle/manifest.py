@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 from ssdd_cli import __version__
 
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 2
+FORMAT_MINOR = 3
 FORMAT_VERSION = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 MANIFEST_KEY = "ssdd.manifest"
 
@@ -111,10 +111,30 @@ class Approx(_Strict):
 
 
 class Teacher(_Strict):
+    """The teacher whose features are the artifact's targets, and how they were scaled (1.3):
+    "standardized" targets are (g(x) − target_mean) / target_std per dimension, with the mean and
+    std of g over the source's images; "raw" (or absent, in older files) are g(x) itself."""
+
     arch: str
     ssl_method: str = "barlow_twins"
     feature_dim: PositiveInt
     sha256: str
+    targets: Literal["raw", "standardized"] | None = Field(
+        None, description="how the stored targets are scaled (1.3; absent: raw)")
+    target_mean: list[float] | None = Field(None, description="μ per dimension (standardized only)")
+    target_std: list[float] | None = Field(None, description="σ per dimension (standardized only)")
+
+    @model_validator(mode="after")
+    def _scaling(self) -> Teacher:
+        standardized = self.targets == "standardized"
+        for name, values in (("target_mean", self.target_mean), ("target_std", self.target_std)):
+            if standardized != (values is not None):
+                raise ValueError(f"{name} is given exactly when the targets are standardized")
+            if values is not None and len(values) != self.feature_dim:
+                raise ValueError(f"{name} needs one value per feature dimension ({self.feature_dim})")
+        if self.target_std is not None and any(s <= 0 for s in self.target_std):
+            raise ValueError("target_std values must be positive")
+        return self
 
 
 class DistillConfig(_Strict):

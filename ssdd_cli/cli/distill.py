@@ -35,6 +35,7 @@ from ssdd_cli.distill.real import REAL_AUGS
 from ssdd_cli.distill.run import DistillRequest, run_distill
 from ssdd_cli.kit.precision import resolve_precision
 from ssdd_cli.progress import Callback, ProgressEvent
+from ssdd_cli.teacher.targets import DEFAULT_TARGETS, TARGET_SCALINGS
 
 if TYPE_CHECKING:
     MethodName = str
@@ -44,10 +45,12 @@ if TYPE_CHECKING:
     ResetName = str
     RealAugName = str
     KMeansTargets = str
+    ScalingName = str
 else:
     MethodName, AugName = choice(method_names()), choice(sorted(AUGMENTATION_VIEWS))
     InitName, TargetsName, ResetName = choice(INITS), choice(AUG_TARGETS), choice(RESETS)
     RealAugName, KMeansTargets = choice(REAL_AUGS), choice(KMEANS_TARGETS)
+    ScalingName = choice(TARGET_SCALINGS)
 
 Opt = typer.Option
 
@@ -98,6 +101,9 @@ def register(app: typer.Typer) -> None:
                                                             "(default) or the centroid.")] = None,
         count_targets: Annotated[bool | None, Opt("--count-targets/--no-count-targets",
                                                   help="Raw-image methods: charge targets.")] = None,
+        target_scaling: Annotated[ScalingName, Opt(help="Regression targets: the teacher's features "
+                                                   "standardized per dimension (default) or raw (the "
+                                                   "papers' code).")] = DEFAULT_TARGETS,
         preset: Preset = None,
         seed: Seed = 0,
         device: Device = "auto",
@@ -120,9 +126,10 @@ def register(app: typer.Typer) -> None:
         req = DistillRequest(source=source, output=output, method=method, budget=budget, options=options,
                              seed=seed, device=dev, data_root=data_root, teacher=teacher,
                              resume=resume, preset=preset, download=download,
-                             precision=resolve_precision(precision, dev))
+                             precision=resolve_precision(precision, dev), target_scaling=target_scaling)
         given = {"source": source, "method": method, "budget": budget, "teacher": teacher, "preset": preset,
-                 "data_root": data_root, "resume": resume, "precision": precision, **options}
+                 "data_root": data_root, "resume": resume, "precision": precision,
+                 "target_scaling": target_scaling, **options}
         with run_record(output, "distill", given, device=str(dev), seed=seed, append=resume) as record, \
                 progress_callback(record) as callback:
             result = run_distill(req, _pool_notice(callback))

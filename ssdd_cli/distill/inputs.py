@@ -4,7 +4,7 @@ self-supervised methods) and its labels (for the supervised DM family)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from ssdd_cli.budget import ImageShape
 from ssdd_cli.kit.precision import FP32, Precision
 from ssdd_cli.models import Backbone, extract_features
 from ssdd_cli.teacher.cache import VIEWS, teacher_features
+from ssdd_cli.teacher.targets import TARGET_SCALINGS, TargetScaling
 
 
 @dataclass
@@ -26,6 +27,8 @@ class TeacherTargets:
     compute: view name -> g(view(X_t)) (n, d_y); default: `fn` on the whole view at once.
     sha256: the teacher's weights hash (recorded in the artifact).
     precision: of g(x) on new images (the cached views are computed once, in float32).
+    scaling: the targets' standardisation (`teacher.targets`), applied to every g(x) this object
+        returns; None: the raw features (set it with `scaled`).
     """
 
     fn: Callable[[Tensor], Tensor]
@@ -34,6 +37,7 @@ class TeacherTargets:
     sha256: str = ""
     compute: Callable[[str], Tensor] | None = None
     precision: Precision = FP32
+    scaling: TargetScaling | None = None
     _views: dict[str, Tensor] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -46,16 +50,27 @@ class TeacherTargets:
         return cls(partial(extract_features, precision.module(backbone), device=device), images,
                    backbone.feature_dim, meta.get("ssdd.sha256", ""), compute, precision)
 
+    def scaled(self, targets: str) -> TeacherTargets:
+        """These targets "raw", or "standardized" with μ and σ of g(X_t) (`teacher.targets`)."""
+        if targets not in TARGET_SCALINGS:
+            raise ValueError(f"unknown target scaling {targets!r}; choose one of {TARGET_SCALINGS}")
+        if targets == "raw":
+            return replace(self, scaling=None, _views={})
+        raw = replace(self, scaling=None, _views={}).features()
+        return replace(self, scaling=TargetScaling.fit(raw), _views={})
+
     def features(self, view: str = "identity") -> Tensor:
-        """g(view(X_t)): (n, d_y), computed once per view."""
+        """g(view(X_t)), scaled: (n, d_y), computed once per view."""
         if view not in self._views:
-            self._views[view] = self.compute(view) if self.compute else self.fn(VIEWS[view](self.images))
+            raw = self.compute(view) if self.compute else self.fn(VIEWS[view](self.images))
+            self._views[view] = raw if self.scaling is None else self.scaling.apply(raw)
         return self._views[view]
 
     def __call__(self, x: Tensor) -> Tensor:
-        """g(x) for normalised images x (B, c, h, w): (B, d_y) float32, no grad."""
+        """g(x), scaled, for normalised images x (B, c, h, w): (B, d_y) float32, no grad."""
         with torch.no_grad():
-            return self.precision.run(self.fn, x)
+            y = self.precision.run(self.fn, x)
+            return y if self.scaling is None else self.scaling.apply(y)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from ssdd_cli.kit.distributed import is_main
 from ssdd_cli.kit.precision import FP32, Precision
 from ssdd_cli.progress import Callback, ProgressEvent, silent
 from ssdd_cli.teacher.provide import resolve_teacher
+from ssdd_cli.teacher.targets import DEFAULT_TARGETS, TARGET_SCALINGS
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class DistillRequest:
     precision: of the network passes (`kit.precision`); like the device, an execution choice
     that a resumed run may change (it is recorded in the manifest's settings). Methods that do
     not use it (`Method.uses_precision` False: the DM family) run, and record, fp32.
+    target_scaling: how the teacher's features are scaled as targets, "standardized" (the default) or
+    "raw" (the papers' code); see `teacher.targets`. Recorded in the manifest's teacher, with
+    the statistics; ignored by methods without a teacher.
     Under torchrun every rank runs this with the same request; rank 0 writes the artifact.
     """
 
@@ -59,6 +63,7 @@ class DistillRequest:
     preset: str | None = None
     download: bool = False
     precision: Precision = FP32
+    target_scaling: str = DEFAULT_TARGETS
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,9 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
     t0 = time.perf_counter()
     check_writable(req.output)
     method = get_method(req.method)
+    if req.target_scaling not in TARGET_SCALINGS:
+        raise UsageError(f"unknown target scaling {req.target_scaling!r}; choose one of: "
+                         f"{', '.join(TARGET_SCALINGS)}.", option="target_scaling")
     # The preset carries the loaded source's classes (a user's image folder need not have the
     # preset's), which the per-class methods budget by.
     base = source_preset(req.source, req.preset)
@@ -112,8 +120,9 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
                                                        preset=preset.name, download=req.download)
         if req.teacher is not None:
             check_plan(backbone.feature_dim)
-        teacher = TeacherTargets.from_backbone(backbone, meta, images, req.device, teacher_file, precision)
-        record = Teacher(arch=backbone.arch, feature_dim=teacher.d_y, sha256=teacher.sha256)
+        teacher = TeacherTargets.from_backbone(backbone, meta, images, req.device, teacher_file,
+                                               precision).scaled(req.target_scaling)
+        record = teacher_record(backbone.arch, teacher)
     config = method.configure(preset, N, teacher.d_y if teacher else 0, **req.options)
     labels = data.source_labels.to(req.device) if data.source_labels is not None else None
     val_labels = data.val_labels.to(req.device) if data.val_labels is not None else None
@@ -128,6 +137,7 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
         checkpoint_path(req.output), "distill",
         {"source": req.source, "preset": preset.name, "method": method.name, "seed": req.seed,
          "teacher": teacher.sha256 if teacher else None,
+         "target_scaling": req.target_scaling if teacher else None,
          **flat_settings(config), "data": tensor_sha256(images)},
         options={path: option for option, path in method.options.items()})
     if run.loop is not None:
@@ -155,6 +165,15 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
         path = save_bundle(req.output, manifest, export.tensors)
         checkpoint.remove()
     return DistillResult(path, manifest, losses, export.approx_fit, time.perf_counter() - t0)
+
+
+def teacher_record(arch: str, teacher: TeacherTargets) -> Teacher:
+    """The manifest's teacher: which network, and how its features were scaled as targets."""
+    scaling = teacher.scaling
+    if scaling is None:
+        return Teacher(arch=arch, feature_dim=teacher.d_y, sha256=teacher.sha256, targets="raw")
+    return Teacher(arch=arch, feature_dim=teacher.d_y, sha256=teacher.sha256, targets="standardized",
+                   target_mean=scaling.mean.tolist(), target_std=scaling.std.tolist())
 
 
 def source_info(data: ImageSet, preset: str | None = None) -> SourceInfo:

@@ -153,7 +153,7 @@ def test_kmeans_targets_are_the_nearest_images_features_or_the_centroids(
 
     out = tmp_path / "k.ssdd"
     run_distill(DistillRequest(source="digits", output=out, method="kmeans", budget=6, teacher=teacher_file,
-                               options={"kmeans_targets": kind}))
+                               options={"kmeans_targets": kind}, target_scaling="raw"))
     t = load_bundle(out).tensors
     net, _ = load_teacher(teacher_file)
     with torch.no_grad():
