@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from ssdd_cli.cli._archs import ArchName
 from ssdd_cli.cli._common import console, notice, set_output
-from ssdd_cli.cli._options import DataRoot, Device, Download, LogFormat, Quiet, complete_sources, writable
+from ssdd_cli.cli._options import (
+    DataRoot,
+    Device,
+    Download,
+    LogFormat,
+    Quiet,
+    choice,
+    complete_sources,
+    writable,
+)
 from ssdd_cli.cli._progress import progress_callback
 from ssdd_cli.cli._record import run_record
 from ssdd_cli.data import load_source, source_preset
@@ -26,10 +35,16 @@ from ssdd_cli.errors import DataError, UsageError
 from ssdd_cli.io import atomic_write_bytes
 from ssdd_cli.models import Backbone, load_backbone
 from ssdd_cli.teacher import default_cache_root, find_cached_teacher, load_teacher
+from ssdd_cli.train.batchnorm import BATCHNORM_RULES, DEFAULT_BATCHNORM
 from ssdd_cli.train.evaluate import EvalReport, evaluate
 from ssdd_cli.train.linear import LinearProbeConfig
 from ssdd_cli.train.pretrain import PretrainConfig, build_backbone
 from ssdd_cli.train.protocols import FinetuneConfig, get_protocol, list_protocols
+
+if TYPE_CHECKING:
+    BatchNormRule = str
+else:
+    BatchNormRule = choice(BATCHNORM_RULES)
 
 Opt = typer.Option
 
@@ -84,6 +99,9 @@ def register(app: typer.Typer) -> None:
         standardize: Annotated[bool, Opt(help="Linear: standardise the features first (a departure; the "
                                          "papers probe raw features).")] = False,
         finetune_steps: Annotated[int, Opt(min=1, help="SGD steps of fine-tuning.")] = 100,
+        batchnorm: Annotated[BatchNormRule, Opt(help="BatchNorm statistics probed: recomputed on the "
+                                                "target's training images, for every backbone alike "
+                                                "(default), or those the file stores.")] = DEFAULT_BATCHNORM,
         data_root: DataRoot = None,
         download: Download = False,
         device: Device = "auto",
@@ -125,13 +143,14 @@ def register(app: typer.Typer) -> None:
                    "finetune": FinetuneConfig(steps=finetune_steps)}
         given = {"backbone": backbone, "target": target, "protocol": names, "shots": shots, "seeds": seeds,
                  "arch": arch, "teacher": teacher, "resolution": size, "linear_epochs": linear_epochs,
-                 "standardize": standardize, "finetune_steps": finetune_steps}
+                 "standardize": standardize, "finetune_steps": finetune_steps, "batchnorm": batchnorm}
         reports: list[EvalReport] = []
         with _maybe_record(json_out, given, str(dev)) as record, progress_callback(record) as callback:
             for spec in specs:
                 reports.append(evaluate(net, data, spec.name, seeds=seeds,
                                         shots=shots if spec.uses_shots else None, device=dev,
-                                        teacher=ref, callback=callback, config=configs.get(spec.name)))
+                                        teacher=ref, callback=callback, config=configs.get(spec.name),
+                                        batchnorm=batchnorm))
             doc = {"backbone": backbone, "arch": getattr(net, "arch", arch), "target": target,
                    "teacher": ref_info, "results": [r.to_dict() for r in reports]}
             if record is not None:

@@ -10,7 +10,7 @@ import typer
 
 from ssdd_cli.api import load_artifact, pretrain_artifact
 from ssdd_cli.cli._archs import ArchName
-from ssdd_cli.cli._common import console, set_output
+from ssdd_cli.cli._common import console, notice, set_output
 from ssdd_cli.cli._options import Device, LogFormat, Output, Precision, Preset, Quiet, Resume, Seed, positive
 from ssdd_cli.cli._progress import progress_callback
 from ssdd_cli.cli._record import record_path, run_record
@@ -63,9 +63,13 @@ def register(app: typer.Typer) -> None:
                 return
             save_backbone(output, result.backbone, result.metadata)
             record.finish(config=asdict(result.config), preset=result.preset, output=str(output),
-                          final_loss=result.final_loss)
+                          final_loss=result.final_loss, drift=result.drift.to_dict())
         ckpt.unlink(missing_ok=True)
         config, images = result.config, result.metadata["ssdd.pretrain_images"]
         console.print(f"backbone {config.arch} ({result.backbone.feature_dim}-d features) saved to {output}: "
                       f"{config.epochs} epochs on {images} images, final loss {result.final_loss:.4g}; "
                       f"run record {record_path(output)}", highlight=False)
+        console.print(f"drift of {result.drift.summary()}", highlight=False)
+        warning = result.drift.warning()
+        if warning:
+            notice(warning)

@@ -5,6 +5,7 @@
           → pretrain (per artifact × arch, with the artifact's seed)
               → eval (per backbone × target × protocol, with the backbone's seed)
     init (random init, per arch × seed) → eval          the lower reference line
+    teacher → full (per arch × seed) → eval             all training images with their targets
     teacher → eval (per target × protocol × seed)       the upper reference line
 
 A step names what it is for (`Cell`: row, method, budget, arch, seed, target, protocol) and the
@@ -23,14 +24,16 @@ from dataclasses import dataclass
 from ssdd_cli.compare.spec import CompareSpec, MethodEntry, ProtocolSpec
 from ssdd_cli.train.protocols import get_protocol
 
-KINDS = ("teacher", "init", "distill", "pretrain", "eval")
+KINDS = ("teacher", "init", "full", "distill", "pretrain", "eval")
 RANDOM_INIT = "random init"
 TEACHER = "teacher"
+FULL = "full"  # pretraining on every training image of the source with its teacher target
+REFERENCES = (FULL, RANDOM_INIT, TEACHER)  # the reference rows, in the order tables show them
 
 
 @dataclass(frozen=True)
 class Cell:
-    """What a step is for. row: the table row (a method entry, `RANDOM_INIT` or `TEACHER`)."""
+    """What a step is for. row: the table row (a method entry, or one of `REFERENCES`)."""
 
     row: str
     method: str | None = None
@@ -95,6 +98,12 @@ def build_plan(spec: CompareSpec) -> Plan:
                 steps += [init, *_evals(spec, init, teacher.id)]
         for seed in range(spec.seeds):
             steps += _evals(spec, teacher, teacher.id, Cell(TEACHER, seed=seed))
+    if spec.full:
+        for arch in spec.archs:
+            for seed in range(spec.seeds):
+                full = Step(f"full/{arch}/seed{seed}", "full", Cell(FULL, arch=arch, seed=seed),
+                            (("teacher", teacher.id),))
+                steps += [full, *_evals(spec, full, teacher.id)]
     for budget in spec.budgets:
         for entry in spec.methods:
             for seed in range(spec.seeds):

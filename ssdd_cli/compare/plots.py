@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ssdd_cli.compare.plan import RANDOM_INIT, TEACHER
+from ssdd_cli.compare.plan import FULL, RANDOM_INIT, REFERENCES, TEACHER
 from ssdd_cli.compare.report import LOWER_IS_BETTER, PERCENT, Summary, summarize
 from ssdd_cli.compare.runner import CompareRun
 from ssdd_cli.io import atomic_write
@@ -35,7 +35,7 @@ def write_plots(run: CompareRun) -> list[Path]:
     folder = run.output / "plots"
     folder.mkdir(parents=True, exist_ok=True)
     summaries = summarize(run)
-    rows = list(dict.fromkeys(s.row for s in summaries if s.row not in (RANDOM_INIT, TEACHER)))
+    rows = list(dict.fromkeys(s.row for s in summaries if s.row not in REFERENCES))
     written = []
     groups = dict.fromkeys((s.target, s.protocol, s.metric) for s in summaries)
     for target, protocol, metric in groups:
@@ -99,7 +99,7 @@ def bar_chart(cells: Sequence[Summary], rows: list[str], archs: list[str], title
     """Grouped bars (architectures × methods, then random init), the teacher as a dashed line."""
     k = _scale(metric)
     by = {(s.row, s.arch): s for s in cells}
-    bars = [r for r in [*rows, RANDOM_INIT] if any((r, a) in by for a in archs)]
+    bars = [r for r in [*rows, FULL, RANDOM_INIT] if any((r, a) in by for a in archs)]
     fig = _figure(max(5.0, 1.2 + 0.5 * len(archs) * max(1, len(bars))), 4.0)
     ax = fig.add_subplot()
     width = 0.8 / max(1, len(bars))
@@ -113,9 +113,10 @@ def bar_chart(cells: Sequence[Summary], rows: list[str], archs: list[str], title
                 xs.append(i - 0.4 + width * (j + 0.5))
                 means.append(k * s.mean)
                 stds.append(k * s.std)
-        reference = row == RANDOM_INIT
+        reference = row in REFERENCES
         ax.bar(xs, means, width * 0.92, yerr=stds, capsize=3, label=row,
-               color="0.75" if reference else colors[j], hatch="//" if reference else None,
+               color=("0.45" if row == FULL else "0.75") if reference else colors[j],
+               hatch="//" if reference else None,
                edgecolor="0.35" if reference else None)
         seen += [m + sign * e for m, e in zip(means, stds, strict=True) for sign in (-1, 1)]
     teacher = next((s for s in cells if s.row == TEACHER and s.values), None)

@@ -28,7 +28,7 @@ import numpy
 import torch
 
 from ssdd_cli import __version__
-from ssdd_cli.compare.plan import RANDOM_INIT, TEACHER
+from ssdd_cli.compare.plan import REFERENCES, TEACHER
 from ssdd_cli.compare.runner import CompareRun
 from ssdd_cli.io import atomic_write_bytes
 
@@ -82,7 +82,7 @@ def summarize(run: CompareRun) -> list[Summary]:
                    tuple(seeds[s] for s in sorted(seeds)), run.plan.spec.seeds)
            for (row, budget, arch, target, label), cell in cells.items()
            for name in names.get(label, []) for seeds in [cell.get(name, {})]]
-    return sorted(out, key=lambda s: (s.row in (RANDOM_INIT, TEACHER), s.row == TEACHER))
+    return sorted(out, key=lambda s: (s.row in REFERENCES, s.row == TEACHER))
 
 
 def versions() -> dict[str, str]:
@@ -145,7 +145,7 @@ def markdown_table(summaries: list[Summary], archs: list[str], metric: str) -> s
     best: dict[tuple[str, str], str] = {}
     for target in targets:
         for arch in archs:
-            means = [fmt(s.mean, metric) for r in rows if r not in (RANDOM_INIT, TEACHER)
+            means = [fmt(s.mean, metric) for r in rows if r not in REFERENCES
                      for s in [by_key.get((target, r, arch))] if s is not None and s.values]
             if means:
                 best[target, arch] = (min if lower else max)(means, key=float)
@@ -156,12 +156,12 @@ def markdown_table(summaries: list[Summary], archs: list[str], metric: str) -> s
             for arch in archs:
                 s = by_key.get((target, row, arch)) or by_key.get((target, row, None))
                 text = cell_text(s)
-                reference = row in (RANDOM_INIT, TEACHER)
+                reference = row in REFERENCES
                 shown = fmt(s.mean, metric) if s is not None and s.values else None
                 if not reference and shown is not None and shown == best.get((target, arch)):
                     text = f"**{text}**"
                 cells.append(text)
-            name = f"*{row}*" if row in (RANDOM_INIT, TEACHER) else row
+            name = f"*{row}*" if row in REFERENCES else row
             lines.append(f"| {target if i == 0 else ''} | {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -171,9 +171,11 @@ def results_markdown(run: CompareRun) -> str:
     summaries = summarize(run)
     archs = list(spec.archs)
     out = [f"# ssdd compare: {spec.source}", "",
-           f"Methods pretrained on each artifact, evaluated on the test split of each target; mean ± std "
-           f"over {spec.seeds} seed(s) (population std). Best method per column in **bold**; *random init* "
-           "and *teacher* are reference lines. Accuracy and CKA in percent.", "",
+           f"Methods pretrained on each artifact, evaluated on the {spec.split} split of each target; mean "
+           f"± std over {spec.seeds} seed(s) (population std). Best method per column in **bold**; *full* "
+           "(every training image with its target), *random init* and *teacher* are reference lines; "
+           "every backbone is probed with BatchNorm statistics recomputed on the target's training "
+           "images. Accuracy and CKA in percent.", "",
            f"ssdd {__version__}, torch {torch.__version__}, device {run.device}; "
            f"{run.count('ran')} steps ran, {run.count('reused')} reused"
            + (f", {run.count('failed')} failed, {run.count('skipped')} skipped"

@@ -53,6 +53,7 @@ Runner = Callable[[Step, Mapping[str, StepRecord], Path, S.StepContext], tuple[S
 KIND: dict[str, tuple[Material, Runner]] = {
     "teacher": (S.teacher_material, S.run_teacher),
     "init": (S.init_material, S.run_init),
+    "full": (S.full_material, S.run_full),
     "distill": (S.distill_material, S.run_distill_step),
     "pretrain": (S.pretrain_material, S.run_pretrain),
     "eval": (S.eval_material, S.run_eval),

@@ -11,12 +11,17 @@ the command line's options (which build the mapping the file would hold):
     protocols = ["linear", "linear@5shot", "knn", "align"]
     targets = ["digits"]                # default: the source itself
     references = true                   # the random-init and teacher lines
+    full = true                         # the "full" row: pretraining on every training image
+    split = "test"                      # the split probes score: "val" to choose settings
 
     [methods.ssdd]
     steps = 300
     [methods."ssdd@init"]               # a named entry: its own row in the table
     method = "ssdd"
     steps = 0
+    [methods."krr-st@raw"]
+    method = "krr-st"
+    target_scaling = "raw"              # the teacher's raw features as targets (default: standardized)
     [teacher]                           # TeacherConfig options (or `file`: a teacher to use)
     epochs = 20
     [pretrain]                          # PretrainConfig options
@@ -39,7 +44,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -47,6 +52,7 @@ from ssdd_cli.data import source_preset
 from ssdd_cli.distill.methods import get_method
 from ssdd_cli.errors import UsageError
 from ssdd_cli.models import backbone_options
+from ssdd_cli.teacher.targets import DEFAULT_TARGETS, TARGET_SCALINGS
 from ssdd_cli.train.protocols import get_protocol
 
 DEFAULT_METHODS = ("ssdd", "krr-st", "random", "kmeans")
@@ -92,6 +98,8 @@ class CompareFile(_Strict):
     protocols: list[str] | None = None
     targets: list[str] | None = None
     references: bool = True
+    full: bool = True
+    split: Literal["test", "val"] = "test"
     teacher: TeacherSection = TeacherSection()
     pretrain: PretrainSection = PretrainSection()
     eval: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -125,18 +133,22 @@ class ProtocolSpec:
 
 @dataclass(frozen=True)
 class MethodEntry:
-    """One row of the comparison: a registered method under a name, with its options."""
+    """One row of the comparison: a registered method under a name, with its options and the
+    scaling of its teacher targets (`DistillRequest.target_scaling`)."""
 
     name: str
     method: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    target_scaling: str = DEFAULT_TARGETS
 
 
 @dataclass(frozen=True)
 class CompareSpec:
     """A validated comparison: every name checked against its registry, defaults filled in.
 
-    teacher, pretrain: the options given (None: the preset's). eval: protocol name → options of
+    full: whether to plan the "full" reference row (`compare.plan`). split: the split every
+    probe scores, "test", or "val" to choose settings (`ImageSet.validation`). teacher, pretrain: the
+    options given (None: the preset's). eval: protocol name → options of
     its config type. Validation of values (e.g. a negative epoch count) happens when the configs
     are built, before any work (`compare.runner.check`).
     """
@@ -149,6 +161,8 @@ class CompareSpec:
     protocols: tuple[ProtocolSpec, ...]
     targets: tuple[str, ...]
     references: bool = True
+    full: bool = True
+    split: str = "test"
     teacher: Mapping[str, Any] = field(default_factory=dict)
     pretrain: Mapping[str, Any] = field(default_factory=dict)
     eval: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -192,7 +206,8 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> CompareSpec:
         get_protocol(name)
     return CompareSpec(
         source=doc.source, budgets=tuple(budgets), methods=_method_entries(doc.methods), archs=archs,
-        seeds=doc.seeds, protocols=protocols, targets=targets, references=doc.references,
+        seeds=doc.seeds, protocols=protocols, targets=targets, references=doc.references, full=doc.full,
+        split=doc.split,
         teacher=doc.teacher.model_dump(exclude_none=True),
         pretrain=doc.pretrain.model_dump(exclude_none=True), eval=eval_options)
 
@@ -210,12 +225,18 @@ def _method_entries(methods: list[str] | dict[str, dict[str, Any]] | None) -> tu
                              "(no dots or slashes).", option="methods")
         options = dict(options)
         method = get_method(str(options.pop("method", name)))
+        scaling = str(options.pop("target_scaling", DEFAULT_TARGETS))
+        if scaling not in TARGET_SCALINGS or not method.needs_teacher and "target_scaling" in methods[name]:
+            why = (f"method {method.name!r} regresses no teacher targets" if scaling in TARGET_SCALINGS
+                   else f"choose one of: {', '.join(TARGET_SCALINGS)}")
+            raise UsageError(f"method entry {name!r} sets target_scaling {scaling!r}; {why}.",
+                             option="methods")
         unknown = [o for o in options if o not in method.options]
         if unknown:
             raise UsageError(f"method entry {name!r} sets {unknown[0]!r}, which method {method.name!r} "
                              f"does not take; it takes: {', '.join(method.options) or 'none'}.",
                              option="methods")
-        entries.append(MethodEntry(name, method.name, options))
+        entries.append(MethodEntry(name, method.name, options, scaling))
     if not entries:
         raise UsageError("the comparison needs at least one method.", option="methods")
     return tuple(entries)

@@ -21,21 +21,30 @@ from safetensors import safe_open
 
 from ssdd_cli.artifact import materialize
 from ssdd_cli.bundle import load_bundle
-from ssdd_cli.compare.plan import Step
+from ssdd_cli.compare.plan import FULL, Step
 from ssdd_cli.compare.spec import CompareSpec, MethodEntry
 from ssdd_cli.compare.store import StepRecord
 from ssdd_cli.compare.typed import config_of, method_options
-from ssdd_cli.data import ImageSet, load_source, source_preset
+from ssdd_cli.data import ImageSet, device_tensor, load_source, source_preset
+from ssdd_cli.distill.inputs import TeacherTargets
 from ssdd_cli.distill.methods import get_method
 from ssdd_cli.distill.run import DistillRequest, checkpoint_path, run_distill
 from ssdd_cli.errors import SSDDError
 from ssdd_cli.io import atomic_write_bytes, sha256_file
 from ssdd_cli.kit.checkpoint import flat_settings, tensor_sha256
 from ssdd_cli.models import Backbone, load_backbone, save_backbone
-from ssdd_cli.progress import Callback, silent
+from ssdd_cli.progress import Callback, ProgressEvent, silent
 from ssdd_cli.teacher import TeacherConfig, load_teacher, save_teacher, train_teacher
+from ssdd_cli.teacher.targets import DEFAULT_TARGETS
+from ssdd_cli.train.batchnorm import DEFAULT_BATCHNORM
 from ssdd_cli.train.evaluate import evaluate
-from ssdd_cli.train.pretrain import PretrainConfig, build_backbone, pretrain, pretrain_metadata
+from ssdd_cli.train.pretrain import (
+    PretrainConfig,
+    build_backbone,
+    pretrain,
+    pretrain_drift,
+    pretrain_metadata,
+)
 from ssdd_cli.train.protocols import get_protocol
 
 Outputs = dict[str, str]  # output name → file name in the step's folder
@@ -70,6 +79,11 @@ class StepContext:
             labels = [t for t in (d.train_labels, d.val_labels, d.test_labels) if t is not None]
             self._hashes[key] = tensor_sha256(d.train, d.val, d.test, *labels)
         return self._hashes[key]
+
+    def target(self, name: str) -> ImageSet:
+        """A target as the probes see it: its test split scored, or its val split (spec.split)."""
+        data = self.data(name, self.resolution)
+        return data.validation() if self.spec.split == "val" else data
 
     @property
     def resolution(self) -> int:
@@ -143,10 +157,12 @@ def distill_material(step: Step, inputs: Mapping[str, StepRecord], ctx: StepCont
     teacher = inputs["teacher"]
     d_y = int(file_metadata(teacher.output("teacher"))["ssdd.feature_dim"])
     assert step.cell.budget is not None
-    config = distill_config(ctx, entry_of(ctx, step), step.cell.budget, d_y)
+    entry = entry_of(ctx, step)
+    config = distill_config(ctx, entry, step.cell.budget, d_y)
     return {"kind": "distill", "source": ctx.spec.source, "data": ctx.data_sha256(ctx.spec.source),
             "teacher": teacher.sha256("teacher"), "method": step.cell.method, "budget": step.cell.budget,
-            "seed": step.cell.seed, "config": flat_settings(config)}
+            "seed": step.cell.seed, "config": flat_settings(config),
+            "target_scaling": entry.target_scaling if get_method(entry.method).needs_teacher else None}
 
 
 def run_distill_step(step: Step, inputs: Mapping[str, StepRecord], work: Path,
@@ -157,7 +173,8 @@ def run_distill_step(step: Step, inputs: Mapping[str, StepRecord], work: Path,
     request = DistillRequest(source=ctx.spec.source, output=out, method=cell.method, budget=cell.budget,
                              options=dict(entry.options), seed=cell.seed, device=ctx.device,
                              data_root=ctx.data_root, teacher=inputs["teacher"].output("teacher"),
-                             resume=checkpoint_path(out).exists(), download=ctx.download)
+                             resume=checkpoint_path(out).exists(), download=ctx.download,
+                             target_scaling=entry.target_scaling)
     result = in_entry(entry, run_distill, request, ctx.callback)
     man = result.manifest
     return {"artifact": out.name}, {
@@ -185,6 +202,9 @@ def pretrain_config(ctx: StepContext, step: Step) -> PretrainConfig:
     preset = source_preset(ctx.spec.source)
     if step.kind == "init":  # the lower reference: what `ssdd eval random` builds
         return PretrainConfig.from_preset(preset, arch=cell.arch, seed=cell.seed)
+    if step.kind == "full":  # every training image: the preset's full-set epochs unless given
+        options = {"epochs": preset.pretrain.full_epochs, **ctx.spec.pretrain}
+        return PretrainConfig.from_preset(preset, arch=cell.arch, seed=cell.seed, **options)
     # Labelled artifacts (the DM family) train under their own protocol, as `ssdd pretrain` does.
     labelled = cell.method is not None and get_method(cell.method).needs_labels
     return PretrainConfig.from_preset(preset, budget=cell.budget, arch=cell.arch, seed=cell.seed,
@@ -207,6 +227,36 @@ def run_init(step: Step, inputs: Mapping[str, StepRecord], work: Path,
     return {"backbone": "backbone.safetensors"}, {}
 
 
+def full_material(step: Step, inputs: Mapping[str, StepRecord], ctx: StepContext) -> dict[str, Any]:
+    return {"kind": "full", "source": ctx.spec.source, "data": ctx.data_sha256(ctx.spec.source),
+            "teacher": inputs["teacher"].sha256("teacher"), "target_scaling": DEFAULT_TARGETS,
+            "config": flat_settings(pretrain_config(ctx, step))}
+
+
+def run_full(step: Step, inputs: Mapping[str, StepRecord], work: Path,
+             ctx: StepContext) -> tuple[Outputs, dict[str, Any]]:
+    """The "full" reference: a fresh backbone pretrained on every image distillation sees (the
+    source's whole train split) with its teacher target, scaled as artifacts scale theirs."""
+    data, config = ctx.data(ctx.spec.source), pretrain_config(ctx, step)
+    teacher_file = inputs["teacher"].output("teacher")
+    teacher, meta = load_teacher(teacher_file, map_location=ctx.device)
+    images = device_tensor(data.source, data.mean, data.std, ctx.device)
+    targets = TeacherTargets.from_backbone(teacher, meta, images, ctx.device, teacher_file)
+    targets = targets.scaled(DEFAULT_TARGETS)
+    out, ckpt = work / "backbone.safetensors", work / "backbone.safetensors.ckpt"
+    net, loss = pretrain(images, targets.features(), None, config, in_channels=data.channels,
+                         image_size=data.resolution, device=ctx.device, callback=ctx.callback,
+                         checkpoint_path=ckpt, resume=ckpt.exists())
+    drift = pretrain_drift(net, config, images=len(images), in_channels=data.channels,
+                           image_size=data.resolution)
+    meta = pretrain_metadata(config, final_loss=loss, source=data.name, mean=data.mean, std=data.std,
+                             artifact_sha256="", method=FULL, images=len(images),
+                             teacher_sha256=meta.get("ssdd.sha256"), drift=drift)
+    save_backbone(out, net, meta)
+    ckpt.unlink(missing_ok=True)
+    return {"backbone": out.name}, {"final_loss": loss, "images": len(images), "drift": drift.to_dict()}
+
+
 def pretrain_material(step: Step, inputs: Mapping[str, StepRecord], ctx: StepContext) -> dict[str, Any]:
     return {"kind": "pretrain", "artifact": inputs["artifact"].sha256("artifact"),
             "config": flat_settings(pretrain_config(ctx, step))}
@@ -223,12 +273,17 @@ def run_pretrain(step: Step, inputs: Mapping[str, StepRecord], work: Path,
     net, loss = pretrain(data.images, data.targets, data.labels, config, in_channels=src.channels,
                          image_size=src.height, device=ctx.device, callback=ctx.callback,
                          checkpoint_path=ckpt, resume=ckpt.exists(), num_classes=src.classes)
+    drift = pretrain_drift(net, config, images=len(data.images), in_channels=src.channels,
+                           image_size=src.height)
     meta = pretrain_metadata(config, final_loss=loss, source=src.name, mean=src.mean, std=src.std,
                              artifact_sha256=artifact.sha256("artifact"), method=bundle.manifest.method,
-                             images=len(data.images))
+                             images=len(data.images), drift=drift)
     save_backbone(out, net, meta)
     ckpt.unlink(missing_ok=True)
-    return {"backbone": out.name}, {"final_loss": loss, "images": len(data.images)}
+    warning = drift.warning()
+    if warning:
+        ctx.callback(ProgressEvent("pretrain", message=f"{step.description}: {warning}"))
+    return {"backbone": out.name}, {"final_loss": loss, "images": len(data.images), "drift": drift.to_dict()}
 
 
 # --- eval ------------------------------------------------------------------------------------
@@ -244,7 +299,8 @@ def eval_material(step: Step, inputs: Mapping[str, StepRecord], ctx: StepContext
     material = {"kind": "eval", "backbone": inputs["backbone"].sha256(_backbone_output(inputs)),
                 "target": cell.target, "data": ctx.data_sha256(cell.target, ctx.resolution),
                 "protocol": cell.protocol.name, "shots": cell.protocol.shots, "seed": cell.seed,
-                "config": flat_settings(protocol_config(ctx, cell.protocol.name))}
+                "config": flat_settings(protocol_config(ctx, cell.protocol.name)),
+                "batchnorm": DEFAULT_BATCHNORM, "split": ctx.spec.split}
     if "teacher" in inputs:
         material["teacher"] = inputs["teacher"].sha256("teacher")
     return material
@@ -266,7 +322,7 @@ def run_eval(step: Step, inputs: Mapping[str, StepRecord], work: Path,
         net = load_backbone(source.output("backbone"), map_location=ctx.device)[0]
     teacher = load_teacher(inputs["teacher"].output("teacher"), map_location=ctx.device)[0] \
         if "teacher" in inputs else None
-    report = evaluate(net, ctx.data(cell.target, ctx.resolution), cell.protocol.name, seeds=1,
+    report = evaluate(net, ctx.target(cell.target), cell.protocol.name, seeds=1,
                       first_seed=cell.seed, shots=cell.protocol.shots, device=ctx.device, teacher=teacher,
                       callback=ctx.callback, config=protocol_config(ctx, cell.protocol.name))
     doc = report.to_dict()

@@ -5,7 +5,7 @@ torch is imported inside the methods, so that `ssdd_cli.data` loads without it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -62,6 +62,13 @@ class ImageSet:
                 raise ValueError(f"{split}_labels is {y.dtype} {tuple(y.shape)}, expected int64 ({len(x)},)")
         if len(self.mean) != shape[0] or len(self.std) != shape[0]:
             raise ValueError(f"mean/std need {shape[0]} values, got {len(self.mean)}/{len(self.std)}")
+
+    def validation(self) -> ImageSet:
+        """The same source with val standing in for test, so that an evaluation scores the
+        validation split: for choosing settings without looking at test images. val keeps its
+        place too (a protocol's own choices then see the images it is scored on: a screen, not a
+        final number)."""
+        return replace(self, test=self.val, test_labels=self.val_labels)
 
     @property
     def channels(self) -> int:

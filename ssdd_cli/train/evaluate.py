@@ -12,10 +12,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ssdd_cli.data import ImageSet
+from ssdd_cli.data import ImageSet, normalize
 from ssdd_cli.errors import DataError, UsageError
 from ssdd_cli.models import Backbone
 from ssdd_cli.progress import Callback, ProgressEvent, silent
+from ssdd_cli.train.batchnorm import BATCHNORM_RULES, DEFAULT_BATCHNORM, has_batchnorm, recompute_batchnorm
 from ssdd_cli.train.protocols import EvalContext, ProtocolResult, get_protocol
 
 
@@ -77,12 +78,17 @@ def evaluate(
     callback: Callback = silent,
     config: Any = None,
     first_seed: int = 0,
+    batchnorm: str = DEFAULT_BATCHNORM,
 ) -> EvalReport:
     """Score `backbone` on `target` with `protocol` for seeds first_seed … first_seed+seeds−1.
 
     backbone (and teacher): modules with `features(x) -> (B, d)` for images (B, c, r, r) of
     the target's shape. The backbone is never modified (fine-tuning works on a copy).
     config: the protocol's own config (e.g. `LinearProbeConfig(epochs=50)`); None: its defaults.
+    batchnorm: "target" (default) probes a copy of the backbone whose BatchNorm statistics are
+        recomputed on the target's training images, the same rule for every backbone (a random
+        initialisation included; `train.batchnorm`), and so for the teacher `align` compares
+        with; "stored" probes the statistics each network carries.
     Refuses, with a one-sentence user error: an unknown protocol, a backbone or teacher whose
     input shape differs from the target's, a labelled protocol on an unlabelled target, `align`
     without a teacher, and `shots` where it does not apply or exceeds a class.
@@ -95,6 +101,9 @@ def evaluate(
                         f"not a {type(config).__name__}")
     if seeds < 1:
         raise UsageError(f"evaluation needs at least one seed, got {seeds}.", option="seeds")
+    if batchnorm not in BATCHNORM_RULES:
+        raise UsageError(f"unknown BatchNorm rule {batchnorm!r}; choose one of: "
+                         f"{', '.join(BATCHNORM_RULES)}.", option="batchnorm")
     if shots is not None and shots < 1:
         raise UsageError(f"few-shot evaluation needs at least one shot per class, got {shots}.",
                          option="shots")
@@ -108,6 +117,15 @@ def evaluate(
         if teacher is None:
             raise UsageError(f"the {protocol} protocol compares with a teacher; give one.", option="teacher")
         check_input_shape(teacher, target, "teacher")
+    if batchnorm == "target":
+        images = normalize(target.train, target.mean, target.std)
+        given = backbone
+        if has_batchnorm(backbone):
+            backbone = recompute_batchnorm(backbone, images, device=device)
+        if teacher is given:
+            teacher = backbone
+        elif teacher is not None and has_batchnorm(teacher):
+            teacher = recompute_batchnorm(teacher, images, device=device)
     ctx = EvalContext(backbone, target, torch.device(device), shots, teacher, callback)
     start = time.perf_counter()
     per_seed: list[list[ProtocolResult]] = []
@@ -118,7 +136,7 @@ def evaluate(
     names = [r.metric for r in per_seed[0]]
     metrics = tuple(MetricSummary.of(name, [res[k].value for res in per_seed])
                     for k, name in enumerate(names))
-    settings = json.loads(json.dumps(dataclasses.asdict(config), default=str))
+    settings = json.loads(json.dumps({**dataclasses.asdict(config), "batchnorm": batchnorm}, default=str))
     return EvalReport(protocol, target.name, shots, seed_list, metrics,
                       time.perf_counter() - start, settings)
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,6 +51,7 @@ from ssdd_cli.kit.seeding import cpu_generator, seeded
 from ssdd_cli.models import Backbone, create_backbone
 from ssdd_cli.presets import Preset
 from ssdd_cli.progress import Callback, ProgressEvent, silent
+from ssdd_cli.train.diagnostics import Drift, decay_ratio, sgd_steps, weight_drift
 
 STAGE = "pretrain"
 AUGMENTS = ("none", "dsa")
@@ -148,13 +150,17 @@ def pretrain_metadata(
     method: str,
     images: int,
     teacher_sha256: str | None = None,
+    drift: Drift | None = None,
 ) -> dict[str, str]:
     """The extra metadata of a pretrained backbone file (beside `save_backbone`'s own keys).
 
     teacher_sha256: the teacher the artifact was distilled with (its manifest's), recorded as
     `ssdd.teacher_sha256` so an evaluation comparing with the teacher finds that very teacher.
+    drift: the weights against their initialisation (`pretrain_drift`), as `ssdd.drift` (JSON).
     """
     provenance = {"ssdd.teacher_sha256": teacher_sha256} if teacher_sha256 else {}
+    if drift is not None:
+        provenance["ssdd.drift"] = json.dumps(drift.to_dict())
     return {
         **provenance,
         "ssdd.kind": "backbone",
@@ -191,6 +197,19 @@ def build_backbone(
     return backbone
 
 
+def pretrain_drift(backbone: Backbone, config: PretrainConfig, *, images: int, in_channels: int,
+                   image_size: int) -> Drift:
+    """How far pretraining moved `backbone` from its initialisation (rebuilt from `config.seed`)
+    against what weight decay alone does in its steps (`train.diagnostics`). images: M, the
+    number of training images (every view)."""
+    initial = build_backbone(config, in_channels=in_channels, image_size=image_size,
+                             device=next(backbone.parameters()).device)
+    per_epoch = sgd_steps(images, config.batch_size, 1, min_size=max(2, distributed.world_size()))
+    decay = decay_ratio(lr=config.lr, schedule=config.schedule, epochs=config.epochs,
+                        steps_per_epoch=per_epoch, weight_decay=config.weight_decay, momentum=config.momentum)
+    return weight_drift(backbone, initial, steps=per_epoch * config.epochs, decay=decay)
+
+
 class Regressor(nn.Module):
     """h(f(x)): the backbone's features through the linear head, one module for DDP."""
 
@@ -216,7 +235,7 @@ def pretrain(
     checkpoint_path: str | Path | None = None,
     resume: bool = False,
     num_classes: int | None = None,
-    checkpoint_every: int = 1,
+    checkpoint_seconds: float = 60.0,
     precision: Precision = FP32,
 ) -> tuple[Backbone, float]:
     """Train a fresh backbone on (images, targets) by MSE, or on (images, labels) by CE.
@@ -228,7 +247,10 @@ def pretrain(
         max(label) + 1.
     The head is d_h × d_y (8,192 × 512 for the ConvNet at 32 px: 4.2 M weights, more than the
     backbone), trained with the same SGD and weight decay as the backbone, then dropped.
-    Checkpoints every `checkpoint_every` epochs to `checkpoint_path` (safetensors, atomic);
+    Checkpoints to `checkpoint_path` (safetensors, atomic) after the first epoch, then after any
+    epoch that ends `checkpoint_seconds` or more after the last save, and after the last; a set
+    smaller than a minibatch takes one step an epoch, and an fsynced write every epoch cost more
+    than the step (issue 22);
     `resume=True` continues from it, bit-for-bit on CPU, if it belongs to the same run.
     precision: of the network passes (module docstring).
     Returns (backbone in eval mode on `device`, mean loss of the last epoch).
@@ -271,6 +293,7 @@ def pretrain(
         checkpoint = Checkpointer(checkpoint_path, STAGE, fingerprint)
     schedule = SCHEDULES.get(config.schedule)
     start, last_loss = 0, float("nan")
+    saved = time.monotonic()
 
     with seeded(config.seed + 2, device):  # BatchNorm/dropout draw from the global RNG
         if resume and checkpoint is not None and checkpoint.exists():
@@ -308,7 +331,10 @@ def pretrain(
                                     "lower the learning rate or the weight decay.", option="lr")
             callback(ProgressEvent(STAGE, epoch + 1, config.epochs, {"loss": last_loss}))
             done = epoch + 1
-            if checkpoint is not None and (done % checkpoint_every == 0 or done == config.epochs):
+            due = done == start + 1 or done == config.epochs or \
+                time.monotonic() - saved >= checkpoint_seconds
+            if checkpoint is not None and due:
+                saved = time.monotonic()
                 state = {name: module.state_dict() for name, module in modules.items()}
                 state.update(optimizer=opt.state_dict(), rng=_get_rng(generator, device))
                 checkpoint.save(state, {"epoch": done, "loss": last_loss})

@@ -41,7 +41,8 @@ def test_eval_random_knn_writes_json(tmp_path: Path) -> None:
     assert set(acc) == {"mean", "std", "values"} and len(acc["values"]) == 2
     assert 0.0 <= acc["mean"] <= 1.0 and acc["std"] >= 0.0
     assert result_["protocol"] == "knn" and result_["target"] == "digits" and result_["seeds"] == [0, 1]
-    assert result_["config"] == {"k": 20, "temperature": 0.07}  # the protocol's settings travel along
+    # the protocol's settings travel along, with the BatchNorm rule
+    assert result_["config"] == {"k": 20, "temperature": 0.07, "batchnorm": "target"}
     assert "knn" in result.output and "accuracy" in result.output
 
 
@@ -52,7 +53,7 @@ def test_eval_json_records_the_linear_probe_settings(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     config = json.loads(out.read_text())["results"][0]["config"]
     assert config == {"epochs": 2, "batch_size": 256, "lr": 0.2, "momentum": 0.9, "weight_decay": 0.0,
-                      "standardize": False}
+                      "standardize": False, "batchnorm": "target"}
 
 
 @pytest.mark.parametrize("artifact", ["v1-ssdd.ssdd", "v1-raw.ssdd"])

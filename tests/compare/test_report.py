@@ -15,7 +15,8 @@ RAW = {"source": "digits", "budgets": [20], "archs": ["convnet", "resnet10"], "s
 # than every method, and must still not be bolded.
 ACC = {("ssdd", "convnet"): 0.80, ("krr-st", "convnet"): 0.70, ("random", "convnet"): 0.60,
        ("ssdd", "resnet10"): 0.50, ("krr-st", "resnet10"): 0.55, ("random", "resnet10"): 0.40,
-       ("random init", "convnet"): 0.90, ("random init", "resnet10"): 0.90, ("teacher", None): 0.95}
+       ("random init", "convnet"): 0.90, ("random init", "resnet10"): 0.90, ("teacher", None): 0.95,
+       ("full", "convnet"): 0.92, ("full", "resnet10"): 0.92}
 
 
 def value(cell: Cell) -> dict[str, float]:
@@ -44,6 +45,7 @@ def test_the_table_bolds_the_best_method_per_column(tmp_path: Path) -> None:
         "ssdd": ["**80.50 ± 0.50**", "50.50 ± 0.50"],
         "krr-st": ["70.50 ± 0.50", "**55.50 ± 0.50**"],
         "random": ["60.50 ± 0.50", "40.50 ± 0.50"],
+        "*full*": ["92.50 ± 0.50", "92.50 ± 0.50"],
         "*random init*": ["90.50 ± 0.50", "90.50 ± 0.50"],
         "*teacher*": ["95.50 ± 0.50", "95.50 ± 0.50"],
     }

@@ -91,9 +91,25 @@ def test_a_comparison_runs_every_step_then_reuses_them_all(finished: tuple[Path,
                for e in events(again))
 
 
+def test_the_full_row_is_planned_run_on_every_training_image_and_reused(
+        finished: tuple[Path, CompareRun], tmp_path: Path) -> None:
+    out, first = finished
+    full = [o for o in first.outcomes if o.step.kind == "full"]
+    assert [o.step.id for o in full] == ["full/convnet/seed0", "full/convnet/seed1"]
+    assert all(o.step.inputs == (("teacher", "teacher/digits"),) for o in full)
+    record = full[0].record
+    assert record is not None and record.metrics["images"] == 1438  # digits: its whole official train split
+    assert "moved" in record.metrics["drift"]
+    evals = [o for o in first.outcomes if o.step.kind == "eval" and o.step.cell.row == "full"]
+    assert len(evals) == 2 * 2 and all(o.usable for o in evals)
+    # keyed by content: a run without the other rows still reuses the full row
+    again = compare({**RAW, "methods": {"random": {}}}, copy(finished, tmp_path))
+    assert {statuses(again)[o.step.id] for o in full} == {"reused"}
+
+
 def test_an_interrupted_comparison_resumes_reusing_finished_steps(tmp_path: Path) -> None:
     out = tmp_path / "results"
-    raw = {**RAW, "methods": {"random": {}}, "seeds": 1, "teacher": {"epochs": 1}}
+    raw = {**RAW, "methods": {"random": {}}, "seeds": 1, "teacher": {"epochs": 1}, "full": False}
     seen: list[ProgressEvent] = []
 
     def interrupt(event: ProgressEvent) -> None:
@@ -117,15 +133,15 @@ def test_an_interrupted_comparison_resumes_reusing_finished_steps(tmp_path: Path
 def test_a_changed_pretrain_setting_reruns_only_pretraining_and_its_evals(
         finished: tuple[Path, CompareRun], tmp_path: Path) -> None:
     run = compare(apply_setting(RAW, "pretrain.epochs=4"), copy(finished, tmp_path))
-    assert ran(run) == {s.id for s in run.plan if s.kind == "pretrain" or
-                        (s.kind == "eval" and s.id.startswith("eval/pretrain/"))}
+    assert ran(run) == {s.id for s in run.plan if s.kind in ("pretrain", "full") or
+                        (s.kind == "eval" and s.id.startswith(("eval/pretrain/", "eval/full/")))}
 
 
 @pytest.mark.slow  # the pretraining case above covers reuse in the default suite
 def test_a_changed_probe_setting_reruns_only_those_probes(finished: tuple[Path, CompareRun], tmp_path: Path) -> None:
     run = compare(apply_setting(RAW, "eval.linear.epochs=3"), copy(finished, tmp_path))
     assert ran(run) == {s.id for s in run.plan if s.kind == "eval" and s.id.endswith("/linear")}
-    assert len(ran(run)) == (6 + 2 + 2)  # 6 pretrained backbones, 2 random inits, the teacher at 2 seeds
+    assert len(ran(run)) == (6 + 2 + 2 + 2)  # 6 pretrained backbones, 2 full, 2 random inits, the teacher at 2 seeds
 
 
 @pytest.mark.slow
@@ -160,7 +176,7 @@ def test_cli_compare_reuses_and_writes_the_table(finished: tuple[Path, CompareRu
                       '[eval.linear]\nepochs = 2\n')
     result = CliRunner().invoke(app, ["compare", "-c", str(config), "-o", str(out), "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    assert "0 steps ran, 19 reused" in result.output.replace("\n", " ")
+    assert "0 steps ran, 25 reused" in result.output.replace("\n", " ")
     assert (out / "results.md").read_text().count("| digits | random |") == 2
     assert (out / "plots" / "bars-N10-digits-linear-accuracy.png").read_bytes().startswith(PNG)
 

@@ -85,9 +85,11 @@ def test_file_and_options_give_the_same_plan(tmp_path: Path) -> None:
     assert [(e.name, e.method, dict(e.options)) for e in spec.methods] == [
         ("ssdd", "ssdd", {"steps": 300}), ("ssdd@init", "ssdd", {"steps": 0}), ("random", "random", {})]
     assert spec.protocols[1] == ProtocolSpec("linear", 5) and spec.budgets == (10, 20)
-    # 1 teacher; 2 archs × 2 seeds random inits; 2 budgets × 3 entries × 2 seeds artifacts, each
-    # pretrained on 2 archs; every backbone (24 + 4 inits + the teacher at 2 seeds) × 4 protocols
-    assert [plans[0].count(k) for k in ("teacher", "init", "distill", "pretrain", "eval")] == [1, 4, 12, 24, 120]
+    # 1 teacher; 2 archs × 2 seeds random inits and full rows; 2 budgets × 3 entries × 2 seeds
+    # artifacts, each pretrained on 2 archs; every backbone (24 + 4 inits + 4 full + the teacher at
+    # 2 seeds) × 4 protocols
+    assert [plans[0].count(k) for k in ("teacher", "init", "full", "distill", "pretrain", "eval")] == [
+        1, 4, 4, 12, 24, 136]
 
 
 def test_cli_dry_run_prints_the_same_plan_from_a_file_and_from_options(tmp_path: Path) -> None:
@@ -99,7 +101,7 @@ def test_cli_dry_run_prints_the_same_plan_from_a_file_and_from_options(tmp_path:
     for result in runs:
         assert result.exit_code == 0, result.output
     assert runs[0].output == runs[1].output == runs[2].output
-    assert "161 steps" in runs[0].output and "ssdd@init (ssdd, steps=0)" in runs[0].output
+    assert "181 steps" in runs[0].output and "ssdd@init (ssdd, steps=0)" in runs[0].output
     assert not out.exists()
 
 

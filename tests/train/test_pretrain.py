@@ -83,7 +83,7 @@ def test_resume_continues_the_same_run(tmp_path: Path) -> None:
 
     with pytest.raises(Stop):
         pretrain(x, y, None, _config(3), in_channels=1, image_size=8, device=CPU,
-                 checkpoint_path=ckpt, callback=stop_after_two, checkpoint_every=1)
+                 checkpoint_path=ckpt, callback=stop_after_two, checkpoint_seconds=0)
     # the event of epoch 2 fires before its checkpoint: the file holds epoch 1
     resumed, loss2 = pretrain(x, y, None, _config(3), in_channels=1, image_size=8, device=CPU,
                               checkpoint_path=ckpt, resume=True)

@@ -1,0 +1,108 @@
+"""Did pretraining train the backbone? Each weight against its initialisation, beside decay.
+
+With SGD (momentum μ, weight decay λ) a weight that receives no gradient only decays: after
+steps with learning rates η_t its norm is its initialisation's times
+
+    r_decay = exp(−λ · Σ_t η_t / (1 − μ))
+
+(the steady state of the momentum buffer; 1,000 steps at η 0.1, λ 1e-3, μ 0.9 give e^(−1) =
+0.368) and its direction is unchanged. A backbone whose every convolution sits at cosine ≈ 1 to
+its initialisation with norm ratio ≈ r_decay learned nothing: the head fitted the targets alone
+(docs/results.md, "Pretraining trains the backbone"). `weight_drift` measures it; the last
+convolution is the verdict, since the features are read after it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from ssdd_cli.kit.schedules import SCHEDULES
+
+MOVED_COSINE = 0.99  # the last convolution moved when its cosine to its initialisation is below this
+
+
+@dataclass(frozen=True)
+class LayerDrift:
+    """One weight: its cosine to its initialisation and its norm over the initial norm."""
+
+    name: str
+    cosine: float
+    norm_ratio: float
+
+
+@dataclass(frozen=True)
+class Drift:
+    """Every weight's drift, the SGD steps taken and the norm ratio decay alone would give."""
+
+    steps: int
+    decay_ratio: float
+    layers: tuple[LayerDrift, ...]
+    verdict_layer: str
+
+    @property
+    def verdict(self) -> LayerDrift:
+        return next(layer for layer in self.layers if layer.name == self.verdict_layer)
+
+    @property
+    def moved(self) -> bool:
+        """Whether the last convolution turned away from its initialisation (cosine < 0.99)."""
+        return self.verdict.cosine < MOVED_COSINE
+
+    def summary(self) -> str:
+        v = self.verdict
+        return (f"{v.name}: cosine {v.cosine:.3f} to its initialisation, norm ×{v.norm_ratio:.3f} "
+                f"(weight decay alone: ×{self.decay_ratio:.3f} over {self.steps} steps)")
+
+    def warning(self) -> str | None:
+        """One sentence when the backbone did not move beyond weight decay, else None."""
+        if self.moved:
+            return None
+        return (f"warning: pretraining left the backbone where weight decay alone would ({self.summary()}), "
+                "so its features are its initialisation's; distill with standardized targets "
+                "(--target-scaling standardized) or pretrain longer.")
+
+    def to_dict(self) -> dict[str, object]:
+        return {**asdict(self), "layers": [asdict(layer) for layer in self.layers], "moved": self.moved}
+
+
+def sgd_steps(images: int, batch_size: int, epochs: int, min_size: int = 2) -> int:
+    """Minibatches a pretraining takes: per epoch ⌈M / batch⌉, less one when the last batch is
+    under `min_size` and joins the one before (`train.pretrain._batches`)."""
+    per_epoch = math.ceil(images / batch_size)
+    if per_epoch > 1 and images - (per_epoch - 1) * batch_size < min_size:
+        per_epoch -= 1
+    return per_epoch * epochs
+
+
+def decay_ratio(*, lr: float, schedule: str, epochs: int, steps_per_epoch: int, weight_decay: float,
+                momentum: float) -> float:
+    """exp(−λ Σ_t η_t / (1 − μ)) with η per epoch from the schedule (module docstring)."""
+    factor = SCHEDULES.get(schedule)
+    total = sum(lr * factor(epoch, epochs) for epoch in range(epochs)) * steps_per_epoch
+    return math.exp(-weight_decay * total / (1.0 - momentum))
+
+
+@torch.no_grad()
+def weight_drift(trained: nn.Module, initial: nn.Module, *, steps: int, decay: float) -> Drift:
+    """Cosine and norm ratio of every `weight` parameter of `trained` against the same parameter
+    of `initial` (same architecture); the verdict is the last 4-d (convolution) weight, or the
+    last weight of two or more dimensions when there is no convolution."""
+    start = dict(initial.named_parameters())
+    layers = []
+    for name, w in trained.named_parameters():
+        if not name.endswith("weight"):
+            continue
+        w0 = start[name].to(w.device).double().flatten()
+        w1 = w.double().flatten()
+        n0, n1 = w0.norm().item(), w1.norm().item()
+        cosine = float(w0 @ w1) / (n0 * n1) if n0 > 0 and n1 > 0 else 1.0
+        layers.append(LayerDrift(name, cosine, n1 / n0 if n0 > 0 else 1.0))
+    dims = {name: p.ndim for name, p in trained.named_parameters()}
+    convs = [layer.name for layer in layers if dims[layer.name] == 4]
+    verdict = (convs or [layer.name for layer in layers if dims[layer.name] >= 2] or
+               [layers[-1].name])[-1]
+    return Drift(steps, decay, tuple(layers), verdict)

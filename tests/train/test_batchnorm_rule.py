@@ -1,0 +1,66 @@
+"""One BatchNorm rule for every probed backbone: statistics recomputed on the target's training
+images, a random initialisation included, leaving the weights and the given network untouched."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ssdd_cli.data import ImageSet, normalize
+from ssdd_cli.errors import UsageError
+from ssdd_cli.models import create_backbone
+from ssdd_cli.train.batchnorm import recompute_batchnorm
+from ssdd_cli.train.evaluate import evaluate
+from ssdd_cli.train.pretrain import PretrainConfig, build_backbone, pretrain
+from tests.train.conftest import subset
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def small(digits: ImageSet) -> ImageSet:
+    return subset(digits, 300, 50, 100)
+
+
+def _bn(net: torch.nn.Module) -> list[torch.Tensor]:
+    return [b for name, b in net.named_buffers() if name.endswith(("running_mean", "running_var"))]
+
+
+def test_recomputed_statistics_are_the_targets_and_leave_weights_alone(small: ImageSet) -> None:
+    torch.manual_seed(0)
+    net = create_backbone("convnet", 1, 16, widths=(8, 16)).eval()
+    images = normalize(small.train, small.mean, small.std)
+    fresh = recompute_batchnorm(net, images, batch_size=300)
+    # the first BatchNorm follows the first convolution: one batch of all 300 images gives its
+    # running mean as the batch mean of that convolution's output
+    conv, bn = fresh.blocks[0], fresh.blocks[1]
+    assert isinstance(bn, torch.nn.BatchNorm2d)
+    with torch.no_grad():
+        expected = conv(images).mean(dim=(0, 2, 3))
+    assert torch.allclose(bn.running_mean, expected, atol=1e-5)
+    assert all(torch.equal(b, torch.zeros_like(b)) or torch.equal(b, torch.ones_like(b)) for b in _bn(net))
+    for (name, p), q in zip(net.named_parameters(), fresh.parameters(), strict=True):
+        assert torch.equal(p, q), name
+    assert bn.momentum == net.blocks[1].momentum and not fresh.training
+
+
+def test_random_init_is_probed_under_the_rule_of_a_pretrained_backbone(small: ImageSet) -> None:
+    config = PretrainConfig(arch="convnet", epochs=3, batch_size=16, seed=0, arch_kwargs={"widths": [8, 16]})
+    random_init = build_backbone(config, in_channels=1, image_size=16, device=CPU)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(32, 1, 16, 16, generator=g), torch.randn(32, 4, generator=g)
+    pretrained, _ = pretrain(x, y, None, config, in_channels=1, image_size=16, device=CPU)
+    images = normalize(small.train, small.mean, small.std)
+    for net in (random_init, pretrained):
+        by_rule = evaluate(net, small, "knn", device=CPU)  # the default rule: "target"
+        by_hand = evaluate(recompute_batchnorm(net, images), small, "knn", device=CPU, batchnorm="stored")
+        assert by_rule.metrics[0].values == by_hand.metrics[0].values
+        assert by_rule.config["batchnorm"] == "target"
+    stored = evaluate(random_init, small, "knn", device=CPU, batchnorm="stored")
+    assert stored.config["batchnorm"] == "stored"
+
+
+def test_an_unknown_rule_is_refused(small: ImageSet) -> None:
+    net = create_backbone("convnet", 1, 16, widths=(8, 16))
+    with pytest.raises(UsageError, match="unknown BatchNorm rule 'mine'"):
+        evaluate(net, small, "knn", device=CPU, batchnorm="mine")

@@ -1,0 +1,71 @@
+"""Pretraining's drift diagnostics: the decay-only prediction, and a backbone that moves only when
+its targets have a usable scale (issue 23's finding, on a toy set)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from ssdd_cli.teacher.targets import TargetScaling
+from ssdd_cli.train.diagnostics import decay_ratio, sgd_steps, weight_drift
+from ssdd_cli.train.pretrain import PretrainConfig, pretrain, pretrain_drift, pretrain_metadata
+
+CPU = torch.device("cpu")
+
+
+def test_decay_ratio_is_e_to_the_minus_one_for_the_papers_recipe() -> None:
+    # 1,000 steps at lr 0.1, wd 1e-3, momentum 0.9: 0.1 · 1e-3 · 1000 / 0.1 = 1
+    assert decay_ratio(lr=0.1, schedule="constant", epochs=1000, steps_per_epoch=1, weight_decay=1e-3,
+                       momentum=0.9) == pytest.approx(math.exp(-1))
+    # "step" halves the rate's sum after half the epochs: 0.1·(50 + 5)·2 steps · 1e-3 / 0.1 = 0.11
+    assert decay_ratio(lr=0.1, schedule="step", epochs=100, steps_per_epoch=2, weight_decay=1e-3,
+                       momentum=0.9) == pytest.approx(math.exp(-0.11))
+
+
+def test_sgd_steps_count_the_merged_last_batch() -> None:
+    assert sgd_steps(20, 256, 1000) == 1000
+    assert sgd_steps(513, 256, 10) == 20  # the last batch of one image joins the one before
+    assert sgd_steps(514, 256, 10) == 30
+
+
+def test_pure_decay_is_recognised_as_no_movement() -> None:
+    torch.manual_seed(0)
+    start = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Conv2d(4, 4, 3))
+    trained = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Conv2d(4, 4, 3))
+    trained.load_state_dict({k: v * 0.368 for k, v in start.state_dict().items()})
+    drift = weight_drift(trained, start, steps=1000, decay=0.368)
+    assert drift.verdict_layer == "1.weight"
+    assert drift.verdict.cosine == pytest.approx(1.0) and drift.verdict.norm_ratio == pytest.approx(0.368)
+    assert not drift.moved and "weight decay alone" in (drift.warning() or "")
+
+
+def _toy(scaled: bool) -> tuple[PretrainConfig, object]:
+    """16 images whose targets have a tiny spread (std 0.002, as a small teacher's features):
+    the head fits them alone unless they are standardised."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 1, 16, 16, generator=g)
+    y = 0.002 * torch.randn(16, 16, generator=g)
+    if scaled:
+        y = TargetScaling.fit(y).apply(y)
+    config = PretrainConfig(arch="convnet", epochs=300, batch_size=256, lr=0.1, weight_decay=1e-3, seed=0,
+                            arch_kwargs={"widths": [8, 32]})
+    net, _ = pretrain(x, y, None, config, in_channels=1, image_size=16, device=CPU)
+    return config, pretrain_drift(net, config, images=16, in_channels=1, image_size=16)
+
+
+def test_standardised_targets_move_the_backbone_and_raw_ones_warn() -> None:
+    config, raw = _toy(scaled=False)
+    _, standardised = _toy(scaled=True)
+    assert raw.steps == 300 and raw.decay_ratio == pytest.approx(math.exp(-0.3))
+    assert not raw.moved and raw.warning() is not None  # measured: cosine 0.996
+    assert standardised.moved and standardised.warning() is None  # measured: cosine 0.888
+    assert standardised.verdict.cosine < raw.verdict.cosine - 0.05
+    meta = pretrain_metadata(config, final_loss=0.0, source="toy", mean=[0.5], std=[0.25],
+                             artifact_sha256="", method="random", images=16, drift=raw)
+    recorded = json.loads(meta["ssdd.drift"])
+    assert recorded["moved"] is False and recorded["verdict_layer"] == raw.verdict_layer
+    assert len(recorded["layers"]) == len(raw.layers)
