@@ -153,6 +153,9 @@ class DistillConfig(_Strict):
     settings: dict[str, Any] = Field(default_factory=dict, description="the method's config, flat")
     held_out: list[tuple[int, float]] = Field(
         default_factory=list, description="(step, loss) of the objective on held-out validation data")
+    probe: list[tuple[int, dict[str, float]]] = Field(
+        default_factory=list, description="(step, signals) of a network pretrained on the set at that "
+        "step, measured on validation images (1.3)")
     batch_size: PositiveInt | None = None
     real_aug: Literal["none", "flip", "crop-flip"] | None = None
     pool_size: PositiveInt | None = None

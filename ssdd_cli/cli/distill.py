@@ -101,6 +101,10 @@ def register(app: typer.Typer) -> None:
                                                             "(default) or the centroid.")] = None,
         count_targets: Annotated[bool | None, Opt("--count-targets/--no-count-targets",
                                                   help="Raw-image methods: charge targets.")] = None,
+        probe_every: Annotated[int | None, Opt(min=0, help="ssdd, krr-st: every K outer steps, pretrain a "
+                                               "fresh network on the set for 200 steps and report its "
+                                               "k-NN and CKA on validation images (0: never, the "
+                                               "default).")] = None,
         target_scaling: Annotated[ScalingName, Opt(help="Regression targets: the teacher's features "
                                                    "standardized per dimension (default) or raw (the "
                                                    "papers' code).")] = DEFAULT_TARGETS,
@@ -121,7 +125,7 @@ def register(app: typer.Typer) -> None:
                    "batch_size": batch_size, "pool_size": pool_size, "pool_steps": pool_steps,
                    "pool_reset": pool_reset, "real_aug": real_aug, "count_targets": count_targets,
                    "kmeans_targets": kmeans_targets, "pool_epochs": pool_epochs, "width": width,
-                   "chunk": chunk, "pool_full_batch": pool_full_batch}
+                   "chunk": chunk, "pool_full_batch": pool_full_batch, "probe_every": probe_every}
         dev = resolve_device(device)
         req = DistillRequest(source=source, output=output, method=method, budget=budget, options=options,
                              seed=seed, device=dev, data_root=data_root, teacher=teacher,
@@ -145,6 +149,10 @@ def register(app: typer.Typer) -> None:
         if losses:
             held_out = man.distill.held_out if man.distill else []
             held = f", held-out {held_out[-1][1]:.4g}" if held_out else ""
+            probes = man.distill.probe if man.distill else []
+            if probes:
+                held += "; trained-network signal " + ", ".join(
+                    f"{k} {100 * probes[0][1][k]:.1f} → {100 * v:.1f}%" for k, v in probes[-1][1].items())
             console.print(f"outer loss {losses[0]:.4g} → {losses[-1]:.4g} over {len(losses)} steps{held} "
                           f"in {result.seconds:.0f} s", highlight=False)
 

@@ -54,6 +54,10 @@ def write_plots(run: CompareRun) -> list[Path]:
         if curves:
             fig = held_out_chart(curves, f"{spec.source}, N = {budget}: held-out loss during distillation")
             written.append(_save(fig, folder / f"held-out-N{budget}.png"))
+        for signal, signal_curves in probe_curves(run, budget).items():
+            fig = probe_chart(signal_curves, signal, f"{spec.source}, N = {budget}: {signal} of a network "
+                              "pretrained on the set during distillation")
+            written.append(_save(fig, folder / f"probe-N{budget}-{slug(signal)}.png"))
     return written
 
 
@@ -70,6 +74,18 @@ def held_out_curves(run: CompareRun, budget: int) -> dict[str, list[list[list[fl
             curve = o.record.metrics.get("held_out") or []
             if curve:
                 out.setdefault(o.step.cell.row, []).append(curve)
+    return out
+
+
+def probe_curves(run: CompareRun, budget: int) -> dict[str, dict[str, list[list[list[float]]]]]:
+    """Signal ("val-knn", "val-cka") → method entry → one [[step, value], ...] curve per seed."""
+    out: dict[str, dict[str, list[list[list[float]]]]] = {}
+    for o in run.outcomes:
+        if o.step.kind == "distill" and o.step.cell.budget == budget and o.usable and o.record is not None:
+            points = o.record.metrics.get("probe") or []
+            for signal in dict.fromkeys(k for _, d in points for k in d):
+                curve = [[step, d[signal]] for step, d in points if signal in d]
+                out.setdefault(signal, {}).setdefault(o.step.cell.row, []).append(curve)
     return out
 
 
@@ -186,6 +202,24 @@ def held_out_chart(curves: dict[str, list[list[list[float]]]], title: str) -> Fi
     ax.set_yscale("log")
     ax.set_ylabel("held-out loss (the method's own objective)")
     ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, title="a line per seed", title_fontsize=7)
+    return fig
+
+
+def probe_chart(curves: dict[str, list[list[list[float]]]], signal: str, title: str) -> Figure:
+    """A trained-network signal (`distill.probe`) against the outer step: a colour per method
+    entry, a line per seed; the same measurement for every method, so levels compare."""
+    fig = _figure(6.5, 4.0)
+    ax = fig.add_subplot()
+    for color, (row, per_seed) in zip(_colors(len(curves)), curves.items(), strict=True):
+        for i, curve in enumerate(per_seed):
+            steps, values = zip(*curve, strict=True)
+            ax.plot(steps, [100 * v for v in values], marker=".", color=color, alpha=0.85, linewidth=1.3,
+                    label=row if i == 0 else None)
+    ax.set_xlabel("outer step")
+    ax.set_ylabel(f"{signal} (%), validation images")
+    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, title="a line per seed", title_fontsize=7)
     return fig

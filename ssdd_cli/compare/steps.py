@@ -180,7 +180,14 @@ def run_distill_step(step: Step, inputs: Mapping[str, StepRecord], work: Path,
     return {"artifact": out.name}, {
         "m": man.m, "floats_used": man.budget.floats_used, "floats_allowed": man.budget.floats_allowed,
         "losses": result.losses, "final_loss": result.losses[-1] if result.losses else None,
-        "held_out": held_out_curve(out)}
+        "held_out": held_out_curve(out), "probe": probe_curve(out)}
+
+
+def probe_curve(artifact: Path) -> list[list[Any]]:
+    """`manifest.distill.probe` of an artifact: [[step, {signal: value}], ...] ([] when absent)."""
+    doc = json.loads(file_metadata(artifact).get("ssdd.manifest", "{}"))
+    points = (doc.get("distill") or {}).get("probe") or []
+    return [[int(s), {k: float(v) for k, v in d.items()}] for s, d in points]
 
 
 def held_out_curve(artifact: Path) -> list[list[float]]:

@@ -18,6 +18,7 @@ from ssdd_cli.distill.engine import OuterLoop
 from ssdd_cli.distill.inputs import DistillInputs
 from ssdd_cli.distill.methods.base import Export, Method
 from ssdd_cli.distill.param import DistilledModule
+from ssdd_cli.distill.probe import TrainedProbe
 from ssdd_cli.errors import UsageError
 from ssdd_cli.progress import Callback, silent
 
@@ -43,8 +44,13 @@ class Distillation:
         optimization = method.optimization(config, inputs)
         loop = None
         if optimization is not None:
-            loop = OuterLoop(distilled, optimization.objective, optimization.outer, inputs.generator)
+            loop = OuterLoop(distilled, optimization.objective, optimization.outer, inputs.generator,
+                             _probe(config, inputs))
         return cls(method, config, inputs, plan, distilled, loop)
+
+    @property
+    def probes(self) -> list[tuple[int, dict[str, float]]]:
+        return self.loop.probes if self.loop is not None else []
 
     @property
     def losses(self) -> list[float]:
@@ -53,3 +59,13 @@ class Distillation:
     def finalize(self, callback: Callback = silent) -> Export:
         """The artifact's tensors and layout (e.g. after fitting Q_a)."""
         return self.method.finalize(self.distilled, self.config, self.inputs.generator, callback)
+
+
+def _probe(config: Any, inputs: DistillInputs) -> TrainedProbe | None:
+    """The trained-network signal of a method whose outer loss trains a pool of networks (ssdd,
+    krr-st: `config.krr.pool` names the network and its recipe), when the source has
+    validation images and a teacher; None otherwise."""
+    krr = getattr(config, "krr", None)
+    if krr is None or inputs.teacher is None or inputs.held_out is None or inputs.held_out.shape[0] < 4:
+        return None
+    return TrainedProbe(krr.pool, inputs)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,8 @@ class OuterConfig:
     the start and at the end).
     schedule: a name in `kit.schedules.SCHEDULES`, a factor of `lr` per outer step.
     momentum: SGD's momentum (AdamW ignores it).
+    probe_every: steps between two measurements of the trained-network signal (`distill.probe`;
+    also at the start and at the end); 0: never.
     """
 
     steps: int
@@ -61,6 +63,7 @@ class OuterConfig:
     optimizer: str = "adamw"
     momentum: float = 0.0
     schedule: str = "linear"
+    probe_every: int = 0
 
     def __post_init__(self) -> None:
         if self.steps < 0:
@@ -80,6 +83,9 @@ class OuterConfig:
                              f"{', '.join(OPTIMIZERS)}.", option="optimizer")
         if not 0 <= self.momentum < 1:
             raise UsageError(f"the outer momentum must be in [0, 1), got {self.momentum}.", option="momentum")
+        if self.probe_every < 0:
+            raise UsageError(f"the probe's interval cannot be negative, got {self.probe_every}.",
+                             option="probe_every")
         SCHEDULES.get(self.schedule)
 
     def build(self, parameters: Iterable[Tensor]) -> torch.optim.Optimizer:
@@ -90,9 +96,12 @@ class OuterConfig:
         return torch.optim.AdamW(parameters, lr=self.lr, weight_decay=self.weight_decay)
 
 
+Probe = Callable[[DistilledModule], dict[str, float]]
+
+
 class OuterLoop:
     def __init__(self, distilled: DistilledModule, objective: Objective, config: OuterConfig,
-                 generator: torch.Generator) -> None:
+                 generator: torch.Generator, probe: Probe | None = None) -> None:
         self.distilled = distilled
         self.objective = objective
         self.config = config
@@ -102,6 +111,8 @@ class OuterLoop:
         self.step = 0
         self.losses: list[float] = []
         self.held_out: list[tuple[int, float]] = []  # (step, the objective's held-out loss)
+        self.probe = probe if config.probe_every > 0 else None
+        self.probes: list[tuple[int, dict[str, float]]] = []  # (step, the trained network's signals)
         self._unread: list[Tensor] = []  # step losses still on the device (module docstring)
         # Steps between host reads of the losses: every step on the CPU, else with the held-out signal.
         device = next(iter(distilled.parameters()), torch.empty(0)).device
@@ -113,6 +124,11 @@ class OuterLoop:
         if value is not None:
             self.held_out = [*(p for p in self.held_out if p[0] != self.step), (self.step, value)]
         return value
+
+    def record_probe(self) -> None:
+        """Measure the trained-network signal now (`distill.probe`), if the run has one."""
+        if self.probe is not None and (not self.probes or self.probes[-1][0] != self.step):
+            self.probes.append((self.step, self.probe(self.distilled)))
 
     def outer_step(self) -> Tensor:
         """One outer step: an optimiser step per loss the objective yields, then its
@@ -162,10 +178,12 @@ class OuterLoop:
         self.step = int(progress["step"])
         self.losses = [float(v) for v in progress["losses"]]
         self.held_out = [(int(s), float(v)) for s, v in progress["held_out"]]
+        self.probes = [(int(s), {k: float(v) for k, v in d.items()}) for s, d in progress.get("probes", [])]
 
     def save(self, checkpoint: Checkpointer) -> None:
         self.read_losses()
-        checkpoint.save(self.state(), {"step": self.step, "losses": self.losses, "held_out": self.held_out})
+        checkpoint.save(self.state(), {"step": self.step, "losses": self.losses, "held_out": self.held_out,
+                                       "probes": self.probes})
 
     def start(self, checkpoint: Checkpointer, resume: bool, callback: Callback = silent) -> None:
         """Resume from `checkpoint` when asked and possible; else prepare the objective (the
@@ -178,6 +196,7 @@ class OuterLoop:
             callback(ProgressEvent(STAGE, message=f"no checkpoint at {checkpoint.path}: starting afresh"))
         self.objective.prepare(self.distilled, callback)
         self.record_held_out()
+        self.record_probe()
         self.save(checkpoint)
 
     def run(self, callback: Callback = silent, checkpoint: Checkpointer | None = None) -> list[float]:
@@ -199,9 +218,12 @@ class OuterLoop:
                 raise DivergedError(f"{e}{where}; resume with a lower learning rate.", option="lr") from None
             if self.step % self.config.held_out_every == 0 or self.step == total:
                 self.record_held_out()
+            if self.probe is not None and (self.step % self.config.probe_every == 0 or self.step == total):
+                self.record_probe()
             rate = (self.step - start) / max(1e-9, time.perf_counter() - t0)
             metrics = {**({"loss": self.losses[-1]} if self.losses else {}),
-                       **({"held-out": self.held_out[-1][1]} if self.held_out else {}), "steps/s": rate}
+                       **({"held-out": self.held_out[-1][1]} if self.held_out else {}),
+                       **(self.probes[-1][1] if self.probes else {}), "steps/s": rate}
             callback(ProgressEvent(STAGE, self.step, total, metrics))
             if checkpoint is not None and due:
                 self.save(checkpoint)

@@ -158,7 +158,8 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
         distill=DistillConfig(steps=outer.steps if outer else 0, lr=outer.lr if outer else None,
                               seed=req.seed, final_loss=losses[-1] if losses else None,
                               settings={**flat_settings(config), "precision": precision.name},
-                              held_out=run.loop.held_out if run.loop is not None else []),
+                              held_out=run.loop.held_out if run.loop is not None else [],
+                              probe=run.probes),
     )
     path = req.output
     if is_main():  # every rank holds the same artifact

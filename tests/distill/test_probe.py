@@ -1,0 +1,70 @@
+"""The trained-network held-out signal: a fresh network pretrained on the current set, measured
+on validation images only, recorded through the run into the artifact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ssdd_cli.bundle import load_bundle
+from ssdd_cli.data import device_tensor, load_source
+from ssdd_cli.distill.inputs import DistillInputs, TeacherTargets
+from ssdd_cli.distill.param import RawSet
+from ssdd_cli.distill.pool import PoolConfig
+from ssdd_cli.distill.probe import TrainedProbe, split_half_knn
+from ssdd_cli.distill.run import DistillRequest, run_distill
+from ssdd_cli.teacher import load_teacher
+from tests.distill.helpers import write_tiny_teacher
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_teacher(tmp_path_factory.mktemp("t") / "teacher.safetensors")
+
+
+def test_split_half_knn_is_perfect_on_separable_features() -> None:
+    labels = torch.arange(40) // 10  # both halves hold every class
+    features = torch.nn.functional.one_hot(labels, 4).float() + 0.01 * torch.randn(40, 4)
+    assert split_half_knn(features, labels) == 1.0
+
+
+def test_the_probe_reads_the_set_and_the_validation_images_only(teacher: Path) -> None:
+    data = load_source("digits")
+    net, meta = load_teacher(teacher)
+    val = device_tensor(data.val, data.mean, data.std, CPU)
+    poisoned = torch.full_like(device_tensor(data.source, data.mean, data.std, CPU), float("nan"))
+    targets = TeacherTargets.from_backbone(net, meta, poisoned, CPU)
+    inputs = DistillInputs(poisoned, targets, torch.Generator().manual_seed(0), held_out=val,
+                           held_out_labels=data.val_labels)
+    g = torch.Generator().manual_seed(0)
+    distilled = RawSet(torch.randn(12, 1, 16, 16, generator=g), torch.randn(12, 64, generator=g))
+    probe = TrainedProbe(PoolConfig(arch="convnet", arch_kwargs={"widths": (8, 16)}), inputs)
+    signals = probe(distilled)  # the source side is NaN: never read
+    assert set(signals) == {"val-cka", "val-knn"}
+    assert all(0.0 <= v <= 1.0 for v in signals.values())
+    assert probe(distilled) == signals  # a fixed seed: the same network each time
+    other = DistillInputs(poisoned, targets, torch.Generator().manual_seed(0), held_out=val.flip(-1),
+                          held_out_labels=data.val_labels)
+    assert TrainedProbe(probe.pool, other)(distilled) != signals  # it does read the validation images
+
+
+def test_the_run_records_the_signal_at_its_interval(tmp_path: Path, teacher: Path) -> None:
+    out = tmp_path / "k.ssdd"
+    run_distill(DistillRequest(source="digits", output=out, method="krr-st", budget=10, teacher=teacher,
+                               options={"steps": 4, "batch_size": 64, "pool_size": 1, "pool_steps": 2,
+                                        "probe_every": 2}))
+    man = load_bundle(out).manifest
+    assert man.distill is not None
+    assert [step for step, _ in man.distill.probe] == [0, 2, 4]
+    assert all(set(d) == {"val-cka", "val-knn"} for _, d in man.distill.probe)
+    quiet = tmp_path / "q.ssdd"
+    run_distill(DistillRequest(source="digits", output=quiet, method="krr-st", budget=10, teacher=teacher,
+                               options={"steps": 4, "batch_size": 64, "pool_size": 1, "pool_steps": 2}))
+    after = load_bundle(quiet)
+    assert after.manifest.distill is not None and after.manifest.distill.probe == []
+    # the probe draws from its own generators: the distilled set is the same with or without it
+    assert torch.equal(after.tensors["images"], load_bundle(out).tensors["images"])
