@@ -41,8 +41,9 @@ from ssdd_cli.teacher.targets import DEFAULT_TARGETS
 from ssdd_cli.train.diagnostics import Drift
 from ssdd_cli.train.evaluate import EvalReport
 from ssdd_cli.train.evaluate import evaluate as evaluate_on
-from ssdd_cli.train.pretrain import PretrainConfig, pretrain_drift, pretrain_metadata
+from ssdd_cli.train.pretrain import PretrainConfig
 from ssdd_cli.train.pretrain import pretrain as pretrain_on
+from ssdd_cli.train.provenance import pretrain_drift, pretrain_metadata
 
 PathLike = str | os.PathLike[str]
 

@@ -226,7 +226,7 @@ for _name, _res, _scale, _row, _classes in (("imagenette", 128, 8, BudgetRow(10,
 
 # Embedded sources: small teacher, short schedules (the demo's budget is a few minutes).
 # Teachers: ResNet-10 width 16 (128-d features), 512-wide projector, AdamW; digits (50 epochs)
-# takes under a minute on 2 idle CPU cores. ssdd_cli/teacher/trainer.py explains the optimiser.
+# takes under a minute on 2 idle CPU cores. ssdd_cli/teacher/config.py explains the optimiser.
 # They keep the recipe they were measured with: the "cifar-same" stem (padding 1), AdamW without
 # LARS scaling, unscaled loss, warm-up from lr / steps over a tenth of the epochs, a bias-free
 # projector and the Barlow Twins paper's augmentation.

@@ -38,14 +38,9 @@ from ssdd_cli.teacher import TeacherConfig, load_teacher, save_teacher, train_te
 from ssdd_cli.teacher.targets import DEFAULT_TARGETS
 from ssdd_cli.train.batchnorm import DEFAULT_BATCHNORM
 from ssdd_cli.train.evaluate import evaluate
-from ssdd_cli.train.pretrain import (
-    PretrainConfig,
-    build_backbone,
-    pretrain,
-    pretrain_drift,
-    pretrain_metadata,
-)
+from ssdd_cli.train.pretrain import PretrainConfig, build_backbone, pretrain
 from ssdd_cli.train.protocols import get_protocol
+from ssdd_cli.train.provenance import pretrain_drift, pretrain_metadata
 
 Outputs = dict[str, str]  # output name → file name in the step's folder
 

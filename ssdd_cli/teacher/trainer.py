@@ -1,18 +1,6 @@
 """Barlow Twins training of the teacher: the loop, its schedule, checkpoints and resume.
 
-Optimiser. The paper presets train as solo-learn does on CIFAR (the SSDD paper's teacher):
-LARS (`kit.lars`) at lr 0.3 for a batch of 256, scaled linearly with the batch (`lr_batch`),
-eta 0.02, clip_lr, biases and norms excluded from the adaptation and the weight decay,
-momentum 0.9, weight decay 1e-4, the loss multiplied by `scale_loss` = 0.1, a linear warm-up from
-3e-5 over 10 epochs then a cosine decay to 0, per step. (Plain SGD at LARS' rate 0.3 diverges:
-its update is not bounded by the trust ratio.) Two plain optimisers remain, with the same
-warm-up and cosine and no weight decay on 1-D parameters (biases, norms):
-
-- `adamw`, used by the embedded presets (digits, shapes): on short schedules it learns far
-  faster. Measured on digits (ResNet-10 width 16, projector 512, batch 128, 60 epochs, same
-  augmentation), k-NN / linear-probe test accuracy: AdamW lr 2e-3 0.983 / 0.986; SGD lr 0.1
-  0.919 / 0.955; SGD lr 0.3 0.891 / 0.961; a randomly initialised network 0.925 / 0.964.
-- `sgd` (momentum `momentum`).
+The recipe (`TeacherConfig`) and its optimiser (`make_optimizer`) live in `teacher.config`.
 
 Finite features. After every epoch, before its checkpoint is written, the backbone's features
 (eval mode) of a fixed batch of the source (its first `PROBE_IMAGES` images) must be finite; if
@@ -36,14 +24,11 @@ epoch; with the same config on CPU the result is bitwise identical to an uninter
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -52,137 +37,20 @@ from ssdd_cli.data.normalize import normalize
 from ssdd_cli.errors import DataError, DivergedError, UsageError
 from ssdd_cli.kit import distributed
 from ssdd_cli.kit.checkpoint import Checkpointer, flat_settings, tensor_sha256
-from ssdd_cli.kit.lars import LARS
-from ssdd_cli.kit.parallel import data_parallel
 from ssdd_cli.kit.precision import FP32, Precision
 from ssdd_cli.kit.schedules import set_lr, warmup_cosine
 from ssdd_cli.kit.seeding import seeded
+from ssdd_cli.kit.training import parallel_model, restore_state, save_state
 from ssdd_cli.models import Backbone, create_backbone, extract_features
-from ssdd_cli.presets import TeacherPreset
 from ssdd_cli.progress import Callback, ProgressEvent, silent
-from ssdd_cli.teacher.augment import AUGMENT_RECIPES, AugmentConfig, two_views
+from ssdd_cli.teacher.augment import two_views
+from ssdd_cli.teacher.config import TeacherConfig, make_optimizer
 from ssdd_cli.teacher.loss import barlow_twins_loss
 from ssdd_cli.teacher.projector import Projector
 
 STAGE = "teacher"
-OPTIMIZERS = ("lars", "sgd", "adamw")
 PROBE_IMAGES = 128  # the fixed batch whose features must stay finite (module docstring)
 READ_EVERY = 25  # steps between host reads of the loss on an accelerator (every step on the CPU)
-
-
-@dataclass(frozen=True)
-class TeacherConfig:
-    """Everything that determines a teacher run (given the images and the device); the defaults
-    are the paper presets' (solo-learn's CIFAR recipe, see `presets.TeacherPreset`).
-
-    arch, arch_kwargs: the backbone, `create_backbone(arch, c, r, **arch_kwargs)`.
-    epochs, batch_size: one epoch is ⌊n / batch_size⌋ steps over a fresh permutation (the ragged
-        last batch is dropped: BatchNorm and the loss's batch statistics need a full batch).
-    optimizer: "lars", "sgd" or "adamw" (module docstring); `momentum` for lars and sgd;
-        `lars_eta`, `lars_clip` for lars. lr is the peak learning rate for a batch of
-        `lr_batch` images, scaled linearly to the batch actually used (solo-learn's rule);
-        `lr_batch` None uses lr as given. The peak is reached after `warmup_epochs` of linear
-        warm-up, starting at `warmup_start_lr` (None: lr / warm-up steps), and decays to 0 by a
-        cosine.
-    scale_loss: the Barlow Twins loss is multiplied by it (solo-learn's `scale_loss`).
-    seed: initialises the networks and the generator that shuffles and augments.
-    lambd: the loss's off-diagonal weight λ; projector_hidden, projector_out, projector_bias:
-        the MLP's widths and whether its Linear layers have biases (solo-learn's do).
-    """
-
-    arch: str = "resnet18"
-    arch_kwargs: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 1000
-    batch_size: int = 256
-    optimizer: str = "lars"
-    lr: float = 0.3
-    lr_batch: int | None = 256
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    lars_eta: float = 0.02
-    lars_clip: bool = True
-    scale_loss: float = 0.1
-    warmup_epochs: int = 10
-    warmup_start_lr: float | None = 3e-5
-    seed: int = 0
-    lambd: float = 0.0051
-    projector_hidden: int = 2048
-    projector_out: int = 2048
-    projector_bias: bool = True
-    augment: AugmentConfig = field(default_factory=lambda: AUGMENT_RECIPES.get("solo-learn-cifar"))
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise UsageError(f"the teacher needs at least one epoch, got {self.epochs}.", option="epochs")
-        if self.batch_size < 2:
-            raise UsageError(f"the teacher's batch size must be at least 2 (the loss standardises "
-                             f"over the batch), got {self.batch_size}.", option="batch_size")
-        if not self.lr > 0:
-            raise UsageError(f"the teacher's learning rate must be positive, got {self.lr}.", option="lr")
-        if self.weight_decay < 0:
-            raise UsageError(f"the teacher's weight decay cannot be negative, got {self.weight_decay}.",
-                             option="weight_decay")
-        if self.optimizer not in OPTIMIZERS:
-            raise UsageError(f"unknown teacher optimizer {self.optimizer!r}; choose one of: "
-                             f"{', '.join(OPTIMIZERS)}.", option="optimizer")
-        if self.lr_batch is not None and self.lr_batch < 1:
-            raise UsageError(f"the learning rate's reference batch must be positive, got "
-                             f"{self.lr_batch}.", option="lr_batch")
-        if not self.scale_loss > 0:
-            raise UsageError(f"the loss scale must be positive, got {self.scale_loss}.",
-                             option="scale_loss")
-        if self.warmup_epochs < 0:
-            raise UsageError(f"the warm-up cannot be negative, got {self.warmup_epochs} epochs.",
-                             option="warmup_epochs")
-
-    @classmethod
-    def from_preset(
-        cls,
-        preset: TeacherPreset,
-        *,
-        arch: str | None = None,
-        epochs: int | None = None,
-        batch_size: int | None = None,
-        lr: float | None = None,
-        seed: int = 0,
-    ) -> TeacherConfig:
-        """The preset's teacher with every option that is not None overriding it.
-
-        The preset's backbone options apply only to its own architecture (a `width` for
-        resnet10 means nothing to a ViT).
-        """
-        chosen = preset.arch if arch is None else arch
-        epochs = preset.epochs if epochs is None else epochs
-        warmup = preset.warmup_epochs
-        return cls(
-            arch=chosen,
-            arch_kwargs=dict(preset.arch_kwargs) if chosen == preset.arch else {},
-            epochs=epochs,
-            batch_size=preset.batch_size if batch_size is None else batch_size,
-            optimizer=preset.optimizer,
-            lr=preset.lr if lr is None else lr,
-            lr_batch=preset.lr_batch,
-            momentum=preset.momentum,
-            weight_decay=preset.weight_decay,
-            lars_eta=preset.lars_eta,
-            lars_clip=preset.lars_clip,
-            scale_loss=preset.scale_loss,
-            warmup_epochs=min(10, max(1, epochs // 10)) if warmup is None else warmup,
-            warmup_start_lr=preset.warmup_start_lr,
-            seed=seed,
-            projector_hidden=preset.projector_hidden,
-            projector_out=preset.projector_out,
-            projector_bias=preset.projector_bias,
-            augment=AUGMENT_RECIPES.get(preset.augment),
-        )
-
-    def peak_lr(self, batch: int) -> float:
-        """The peak learning rate for minibatches of `batch` images (linear scaling rule)."""
-        return self.lr if self.lr_batch is None else self.lr * batch / self.lr_batch
-
-    def to_json(self) -> str:
-        """The config as canonical JSON (sorted keys), as stored in teacher files."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
 
 @dataclass
@@ -230,21 +98,6 @@ class TwinNetwork(nn.Module):
 
     def forward(self, v1: Tensor, v2: Tensor) -> tuple[Tensor, Tensor]:
         return self.projector(self.backbone(v1)), self.projector(self.backbone(v2))
-
-
-def make_optimizer(config: TeacherConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
-    """`config.optimizer` over `params`; 1-D parameters (biases, norms) get no weight decay (and,
-    with LARS, no adaptation: `exclude_bias_n_norm`)."""
-    if config.optimizer == "lars":
-        return LARS(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-                    eta=config.lars_eta, clip_lr=config.lars_clip, exclude_bias_n_norm=True)
-    groups: list[dict[str, Any]] = [
-        {"params": [p for p in params if p.ndim > 1], "weight_decay": config.weight_decay},
-        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
-    ]
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
-    return torch.optim.AdamW(groups, lr=config.lr)
 
 
 def check_finite_features(backbone: Backbone, probe: Tensor, epoch: int,
@@ -298,7 +151,7 @@ def train_teacher(
         raise UsageError(f"the teacher's batch of {batch} images cannot be split evenly over "
                          f"{distributed.world_size()} processes; use a multiple of that.",
                          option="batch_size")
-    twins = data_parallel(precision.module(TwinNetwork(backbone, projector)), device)
+    twins = parallel_model(TwinNetwork(backbone, projector), precision, device)
     read_every = 1 if device.type == "cpu" else READ_EVERY
     steps_per_epoch = n // batch
     total_steps = steps_per_epoch * config.epochs
@@ -316,11 +169,8 @@ def train_teacher(
         checkpoint = Checkpointer(checkpoint_path, STAGE,
                                   {**flat_settings(config), "data": tensor_sha256(images_01)})
     if resume and checkpoint is not None and checkpoint.exists():
-        state, info = checkpoint.load()
-        for name, module in modules.items():
-            module.load_state_dict(state[name])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
+        extra, info = restore_state(checkpoint, modules, optimizer)
+        generator.set_state(extra["generator"])
         start_epoch, losses = int(info["epoch"]), [float(v) for v in info["losses"]]
         callback(ProgressEvent(STAGE, message=(
             f"resuming the teacher from epoch {start_epoch} of {config.epochs} ({checkpoint_path})")))
@@ -356,9 +206,8 @@ def train_teacher(
                 check_finite_features(backbone, probe, epoch + 1, checkpoint_path)
                 losses.append(running)
                 if checkpoint is not None:
-                    state = {name: module.state_dict() for name, module in modules.items()}
-                    state.update(optimizer=optimizer.state_dict(), generator=generator.get_state())
-                    checkpoint.save(state, {"epoch": epoch + 1, "losses": losses})
+                    save_state(checkpoint, modules, optimizer, {"epoch": epoch + 1, "losses": losses},
+                               generator=generator.get_state())
             elapsed = time.perf_counter() - t0
             callback(ProgressEvent(STAGE, step=step + 1, total=total_steps, metrics={
                 "epoch": epoch + (i + 1) / steps_per_epoch,

@@ -14,7 +14,7 @@ from ssdd_cli.train.cka import linear_cka
 from ssdd_cli.train.evaluate import EvalReport, MetricSummary, check_input_shape, evaluate
 from ssdd_cli.train.knn import knn_predict
 from ssdd_cli.train.linear import LinearProbe, LinearProbeConfig, accuracy
-from ssdd_cli.train.pretrain import PretrainConfig, build_backbone, pretrain, pretrain_metadata
+from ssdd_cli.train.pretrain import PretrainConfig, build_backbone, pretrain
 from ssdd_cli.train.protocols import (
     PROTOCOLS,
     AlignConfig,
@@ -28,6 +28,7 @@ from ssdd_cli.train.protocols import (
     list_protocols,
     register_protocol,
 )
+from ssdd_cli.train.provenance import pretrain_drift, pretrain_metadata
 from ssdd_cli.train.regression import LinearMap, mean_squared_error
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "list_protocols",
     "mean_squared_error",
     "pretrain",
+    "pretrain_drift",
     "pretrain_metadata",
     "register_protocol",
 ]

@@ -71,7 +71,7 @@ class Drift:
 
 def sgd_steps(images: int, batch_size: int, epochs: int, min_size: int = 2) -> int:
     """Minibatches a pretraining takes: per epoch ⌈M / batch⌉, less one when the last batch is
-    under `min_size` and joins the one before (`train.pretrain._batches`)."""
+    under `min_size` and joins the one before (`kit.training.minibatches`)."""
     per_epoch = math.ceil(images / batch_size)
     if per_epoch > 1 and images - (per_epoch - 1) * batch_size < min_size:
         per_epoch -= 1

@@ -28,11 +28,10 @@ generator stream) and each rank applies its own rows.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +43,20 @@ from ssdd_cli.distill import dsa
 from ssdd_cli.errors import DivergedError, UsageError
 from ssdd_cli.kit import distributed
 from ssdd_cli.kit.checkpoint import Checkpointer, flat_settings, tensor_sha256
-from ssdd_cli.kit.parallel import data_parallel
 from ssdd_cli.kit.precision import FP32, Precision
 from ssdd_cli.kit.schedules import SCHEDULES, set_lr
 from ssdd_cli.kit.seeding import cpu_generator, seeded
+from ssdd_cli.kit.training import (
+    minibatches,
+    parallel_model,
+    restore_state,
+    rng_state,
+    save_state,
+    set_rng_state,
+)
 from ssdd_cli.models import Backbone, create_backbone
 from ssdd_cli.presets import Preset
 from ssdd_cli.progress import Callback, ProgressEvent, silent
-from ssdd_cli.train.diagnostics import Drift, decay_ratio, sgd_steps, weight_drift
 
 STAGE = "pretrain"
 AUGMENTS = ("none", "dsa")
@@ -139,43 +144,6 @@ class PretrainConfig:
         )
 
 
-def pretrain_metadata(
-    config: PretrainConfig,
-    *,
-    final_loss: float,
-    source: str,
-    mean: tuple[float, ...] | list[float],
-    std: tuple[float, ...] | list[float],
-    artifact_sha256: str,
-    method: str,
-    images: int,
-    teacher_sha256: str | None = None,
-    drift: Drift | None = None,
-) -> dict[str, str]:
-    """The extra metadata of a pretrained backbone file (beside `save_backbone`'s own keys).
-
-    teacher_sha256: the teacher the artifact was distilled with (its manifest's), recorded as
-    `ssdd.teacher_sha256` so an evaluation comparing with the teacher finds that very teacher.
-    drift: the weights against their initialisation (`pretrain_drift`), as `ssdd.drift` (JSON).
-    """
-    provenance = {"ssdd.teacher_sha256": teacher_sha256} if teacher_sha256 else {}
-    if drift is not None:
-        provenance["ssdd.drift"] = json.dumps(drift.to_dict())
-    return {
-        **provenance,
-        "ssdd.kind": "backbone",
-        "ssdd.source": source,
-        "ssdd.mean": json.dumps([float(v) for v in mean]),
-        "ssdd.std": json.dumps([float(v) for v in std]),
-        "ssdd.artifact_sha256": artifact_sha256,
-        "ssdd.artifact_method": method,
-        "ssdd.pretrain_images": str(images),
-        "ssdd.epochs": str(config.epochs),
-        "ssdd.final_loss": repr(final_loss),
-        "ssdd.pretrain_config": json.dumps(asdict(config), sort_keys=True, default=str),
-    }
-
-
 def build_backbone(
     config: PretrainConfig, *, in_channels: int, image_size: int, device: torch.device
 ) -> Backbone:
@@ -195,19 +163,6 @@ def build_backbone(
             f"({str(error).splitlines()[0][:120]}); choose another architecture.", option="arch"
         ) from None
     return backbone
-
-
-def pretrain_drift(backbone: Backbone, config: PretrainConfig, *, images: int, in_channels: int,
-                   image_size: int) -> Drift:
-    """How far pretraining moved `backbone` from its initialisation (rebuilt from `config.seed`)
-    against what weight decay alone does in its steps (`train.diagnostics`). images: M, the
-    number of training images (every view)."""
-    initial = build_backbone(config, in_channels=in_channels, image_size=image_size,
-                             device=next(backbone.parameters()).device)
-    per_epoch = sgd_steps(images, config.batch_size, 1, min_size=max(2, distributed.world_size()))
-    decay = decay_ratio(lr=config.lr, schedule=config.schedule, epochs=config.epochs,
-                        steps_per_epoch=per_epoch, weight_decay=config.weight_decay, momentum=config.momentum)
-    return weight_drift(backbone, initial, steps=per_epoch * config.epochs, decay=decay)
 
 
 class Regressor(nn.Module):
@@ -282,7 +237,7 @@ def pretrain(
     with seeded(config.seed + 1, device):
         head = nn.Linear(backbone.feature_dim, out_dim).to(device)
     modules: dict[str, nn.Module] = {"backbone": backbone, "head": head}
-    model = data_parallel(precision.module(Regressor(backbone, head)), device)
+    model = parallel_model(Regressor(backbone, head), precision, device)
     k = distributed.world_size()
     opt = torch.optim.SGD([p for mod in modules.values() for p in mod.parameters()], lr=config.lr,
                           momentum=config.momentum, weight_decay=config.weight_decay)
@@ -297,11 +252,8 @@ def pretrain(
 
     with seeded(config.seed + 2, device):  # BatchNorm/dropout draw from the global RNG
         if resume and checkpoint is not None and checkpoint.exists():
-            state, info = checkpoint.load()
-            for name, module in modules.items():
-                module.load_state_dict(state[name])
-            opt.load_state_dict(state["optimizer"])
-            _set_rng(state["rng"], generator, device)
+            extra, info = restore_state(checkpoint, modules, opt)
+            set_rng_state(extra["rng"], generator, device)
             start, last_loss = int(info["epoch"]), float(info["loss"])
             callback(ProgressEvent(STAGE, message=f"resuming from epoch {start} of {config.epochs} "
                                                   f"({checkpoint.path})"))
@@ -309,7 +261,7 @@ def pretrain(
             set_lr(opt, config.lr, schedule(epoch, config.epochs))
             model.train()
             total = torch.zeros((), device=device)  # this rank's share of the epoch's summed loss
-            for idx in _batches(m, config.batch_size, generator, device, min_size=max(2, k)):
+            for idx in minibatches(m, config.batch_size, generator, device, min_size=max(2, k)):
                 mine = distributed.shard(idx)
                 batch = x[mine]
                 if config.augment == "dsa":  # DC's DiffAugment without a seed: per-image parameters
@@ -335,41 +287,13 @@ def pretrain(
                 time.monotonic() - saved >= checkpoint_seconds
             if checkpoint is not None and due:
                 saved = time.monotonic()
-                state = {name: module.state_dict() for name, module in modules.items()}
-                state.update(optimizer=opt.state_dict(), rng=_get_rng(generator, device))
-                checkpoint.save(state, {"epoch": done, "loss": last_loss})
+                save_state(checkpoint, modules, opt, {"epoch": done, "loss": last_loss},
+                           rng=rng_state(generator, device))
     backbone.eval()
     return backbone, last_loss
-
-
-def _get_rng(generator: torch.Generator, device: torch.device) -> dict[str, Tensor]:
-    """The minibatch generator's and the global RNG's states (BatchNorm, dropout)."""
-    state = {"generator": generator.get_state(), "cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng(state: dict[str, Tensor], generator: torch.Generator, device: torch.device) -> None:
-    generator.set_state(state["generator"])
-    torch.set_rng_state(state["cpu"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def _rank_rows(augmentation: dsa.Augmentation) -> dsa.Augmentation:
     """This rank's rows of an augmentation drawn per image for the whole minibatch (all of it in
     a single process), matching `distributed.shard` of the minibatch's indices."""
     return tuple(dsa.AugOp(op.name, distributed.shard(op.params)) for op in augmentation)
-
-
-def _batches(m: int, batch_size: int, generator: torch.Generator,
-             device: torch.device, min_size: int = 2) -> list[Tensor]:
-    """A shuffled split of range(m) into minibatches; a last batch under `min_size` joins the
-    previous one (BatchNorm cannot normalise a batch of one; under torchrun every rank needs a
-    share: min_size = max(2, K))."""
-    order = torch.randperm(m, generator=generator).to(device)
-    chunks = list(order.split(batch_size))
-    if len(chunks) > 1 and chunks[-1].numel() < min_size:
-        chunks[-2:] = [torch.cat(chunks[-2:])]
-    return chunks
