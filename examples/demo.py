@@ -2,9 +2,12 @@
 
 On the embedded benchmark `digits-nuisance` (real digits drawn at random size and position), the
 pipeline runs for SSDD, KRR-ST and the `random` selection at the same budget, beside the
-random-init and teacher reference lines, and ends with a comparison table (few-shot linear and
-k-NN probes, the full probes and `align`). Each command runs in this process, exactly as
-`ssdd ...` would from a shell.
+reference lines (random init; "full": the same pretraining on every training image with its
+teacher target; the teacher), and ends with a comparison table (few-shot linear and k-NN probes,
+the full probes and `align`). Each command runs in this process, exactly as `ssdd ...` would
+from a shell; the full row, which no command makes, is the library's `train.full.pretrain_full`
+(what `ssdd compare` runs for its full row). Every backbone is probed with BatchNorm statistics
+recomputed on the target's training images (`ssdd eval --batchnorm target`, the default).
 
 Everything runs with the preset's settings (the teacher's 60 epochs took 1.6 minutes on 2 CPU
 cores with bf16 units, about 4.5 in float32); `ssdd compare -c examples/compare-benchmark.toml`
@@ -24,12 +27,16 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from ssdd_cli.cli._progress import progress_callback
 from ssdd_cli.cli.main import app
-from ssdd_cli.data import load_source
-from ssdd_cli.models import create_backbone, load_backbone
+from ssdd_cli.data import load_source, source_preset
+from ssdd_cli.kit.precision import resolve_precision
+from ssdd_cli.models import create_backbone, load_backbone, save_backbone
 from ssdd_cli.teacher import load_teacher
 from ssdd_cli.train.evaluate import evaluate
+from ssdd_cli.train.full import pretrain_full
 from ssdd_cli.train.linear import LinearProbeConfig
+from ssdd_cli.train.pretrain import PretrainConfig
 
 SOURCE = "digits-nuisance"
 METHODS = {"random": "random selection", "krr-st": "KRR-ST", "ssdd": "SSDD (ours)"}
@@ -55,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--teacher-epochs", help="default: the preset's")
     parser.add_argument("--steps", help="outer steps (default: the preset's)")
     parser.add_argument("--pretrain-epochs", help="default: the preset's")
+    parser.add_argument("--full-epochs", help="epochs of the full row (default: the preset's)")
     parser.add_argument("--probe-epochs", type=int, default=100, help="epochs of the linear probes")
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the few-shot probes")
     args = parser.parse_args(argv)
@@ -77,6 +85,17 @@ def main(argv: list[str] | None = None) -> None:
         ssdd("pretrain", str(artifact), "-o", str(out / f"{method}-convnet.safetensors"),
              *given("--epochs", args.pretrain_epochs), *run)
     ssdd("reconstruct", str(out / "ssdd.ssdd"), "--out", str(out / "images"))
+    preset = source_preset(SOURCE)
+    full_epochs = int(args.full_epochs or preset.pretrain.full_epochs)
+    console.print(f"[bold cyan]full row: a ConvNet on every training image, {full_epochs} epochs[/]")
+    with progress_callback() as callback:
+        full = pretrain_full(load_source(SOURCE), teacher,
+                             PretrainConfig.from_preset(preset, arch="convnet", epochs=full_epochs),
+                             device=torch.device(args.device), callback=callback,
+                             precision=resolve_precision(args.precision, torch.device(args.device)))
+    save_backbone(out / "full-convnet.safetensors", full.backbone, full.metadata)
+    console.print(f"full: {full.images} images, final loss {full.final_loss:.4g}; "
+                  f"drift of {full.drift.summary()}", highlight=False)
 
     console.rule(f"evaluation on {SOURCE}'s test split (final models, means over seeds)")
     target = load_source(SOURCE)
@@ -86,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
                                                              widths=(64, 128))}
     backbones.update({label: load_backbone(out / f"{method}-convnet.safetensors")[0]
                       for method, label in METHODS.items()})
+    backbones["full (every training image)"] = load_backbone(out / "full-convnet.safetensors")[0]
     backbones["teacher (upper line)"] = teacher_net
     table = Table(title=f"{SOURCE}, budget from the preset; ConvNet pretrained on each artifact")
     table.add_column("backbone", no_wrap=True)

@@ -22,12 +22,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ssdd_cli.compare.spec import CompareSpec, MethodEntry, ProtocolSpec
+from ssdd_cli.train.full import FULL  # every training image of the source with its teacher target
 from ssdd_cli.train.protocols import get_protocol
 
 KINDS = ("teacher", "init", "full", "distill", "pretrain", "eval")
 RANDOM_INIT = "random init"
 TEACHER = "teacher"
-FULL = "full"  # pretraining on every training image of the source with its teacher target
 REFERENCES = (FULL, RANDOM_INIT, TEACHER)  # the reference rows, in the order tables show them
 
 

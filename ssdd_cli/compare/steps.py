@@ -21,12 +21,11 @@ from safetensors import safe_open
 
 from ssdd_cli.artifact import materialize
 from ssdd_cli.bundle import load_bundle
-from ssdd_cli.compare.plan import FULL, Step
+from ssdd_cli.compare.plan import Step
 from ssdd_cli.compare.spec import CompareSpec, MethodEntry
 from ssdd_cli.compare.store import StepRecord
 from ssdd_cli.compare.typed import config_of, method_options
-from ssdd_cli.data import ImageSet, device_tensor, load_source, source_preset
-from ssdd_cli.distill.inputs import TeacherTargets
+from ssdd_cli.data import ImageSet, load_source, source_preset
 from ssdd_cli.distill.methods import get_method
 from ssdd_cli.distill.run import DistillRequest, checkpoint_path, run_distill
 from ssdd_cli.errors import SSDDError
@@ -38,6 +37,7 @@ from ssdd_cli.teacher import TeacherConfig, load_teacher, save_teacher, train_te
 from ssdd_cli.teacher.targets import DEFAULT_TARGETS
 from ssdd_cli.train.batchnorm import DEFAULT_BATCHNORM
 from ssdd_cli.train.evaluate import evaluate
+from ssdd_cli.train.full import pretrain_full
 from ssdd_cli.train.pretrain import PretrainConfig, build_backbone, pretrain
 from ssdd_cli.train.protocols import get_protocol
 from ssdd_cli.train.provenance import pretrain_drift, pretrain_metadata
@@ -237,26 +237,14 @@ def full_material(step: Step, inputs: Mapping[str, StepRecord], ctx: StepContext
 
 def run_full(step: Step, inputs: Mapping[str, StepRecord], work: Path,
              ctx: StepContext) -> tuple[Outputs, dict[str, Any]]:
-    """The "full" reference: a fresh backbone pretrained on every image distillation sees (the
-    source's whole train split) with its teacher target, scaled as artifacts scale theirs."""
-    data, config = ctx.data(ctx.spec.source), pretrain_config(ctx, step)
-    teacher_file = inputs["teacher"].output("teacher")
-    teacher, meta = load_teacher(teacher_file, map_location=ctx.device)
-    images = device_tensor(data.source, data.mean, data.std, ctx.device)
-    targets = TeacherTargets.from_backbone(teacher, meta, images, ctx.device, teacher_file)
-    targets = targets.scaled(DEFAULT_TARGETS)
     out, ckpt = work / "backbone.safetensors", work / "backbone.safetensors.ckpt"
-    net, loss = pretrain(images, targets.features(), None, config, in_channels=data.channels,
-                         image_size=data.resolution, device=ctx.device, callback=ctx.callback,
+    full = pretrain_full(ctx.data(ctx.spec.source), inputs["teacher"].output("teacher"),
+                         pretrain_config(ctx, step), device=ctx.device, callback=ctx.callback,
                          checkpoint_path=ckpt, resume=ckpt.exists())
-    drift = pretrain_drift(net, config, images=len(images), in_channels=data.channels,
-                           image_size=data.resolution)
-    meta = pretrain_metadata(config, final_loss=loss, source=data.name, mean=data.mean, std=data.std,
-                             artifact_sha256="", method=FULL, images=len(images),
-                             teacher_sha256=meta.get("ssdd.sha256"), drift=drift)
-    save_backbone(out, net, meta)
+    save_backbone(out, full.backbone, full.metadata)
     ckpt.unlink(missing_ok=True)
-    return {"backbone": out.name}, {"final_loss": loss, "images": len(images), "drift": drift.to_dict()}
+    return {"backbone": out.name}, {"final_loss": full.final_loss, "images": full.images,
+                                    "drift": full.drift.to_dict()}
 
 
 def pretrain_material(step: Step, inputs: Mapping[str, StepRecord], ctx: StepContext) -> dict[str, Any]:

@@ -136,11 +136,30 @@ def test_defaults_are_the_issue_grid_on_the_preset_budget() -> None:
     ({"source": "digits", "pretrain": {"epoch": 3}}, "pretrain.epoch is invalid", "pretrain"),
     ({"source": "digits", "budgets": [20, 20]}, "budgets lists 20 twice", "budgets"),
     ({"source": "digits", "eval": {"lineer": {}}}, "unknown protocol 'lineer'", "protocol"),
+    ({"source": "digits", "split": "train"}, "split is invalid", "split"),
+    ({"source": "digits", "methods": {"r": {"method": "random", "target_scaling": "whitened"}}},
+     "sets target_scaling 'whitened'; choose one of: standardized, raw", "methods"),
+    ({"source": "digits", "methods": {"dm": {"target_scaling": "raw"}}},
+     "method 'dm' regresses no teacher targets", "methods"),
 ])
 def test_bad_names_fail_in_one_sentence(raw: dict[str, object], needle: str, option: str) -> None:
     with pytest.raises(UsageError) as info:
         spec_from_mapping(raw)
     assert needle in str(info.value) and info.value.option == option
+
+
+def test_a_validation_screen_scores_the_val_split_and_plans_no_full_row_when_asked() -> None:
+    from ssdd_cli.compare.steps import StepContext
+    from ssdd_cli.data import load_source
+
+    spec = spec_from_mapping({"source": "digits", "split": "val", "full": False,
+                              "methods": {"r": {"method": "random", "target_scaling": "raw"}}})
+    assert spec.split == "val" and spec.methods[0].target_scaling == "raw"
+    assert build_plan(spec).count("full") == 0 and build_plan(spec_from_mapping({"source": "digits"})).count("full") == 3
+    data, seen = load_source("digits"), StepContext(spec).target("digits")
+    assert seen.test is not data.test and seen.test.shape == data.val.shape
+    assert (seen.test == data.val).all() and (seen.test_labels == data.val_labels).all()  # type: ignore[operator]
+    assert (seen.train == data.train).all()
 
 
 def test_bad_files_fail_in_one_sentence(tmp_path: Path) -> None:
