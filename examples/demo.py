@@ -54,6 +54,28 @@ def ssdd(*args: str) -> None:
         raise SystemExit(code)
 
 
+def results_table(rows: dict[str, list[str]]) -> Table:
+    """The demo's table: a row per backbone, a column per probe (`PROTOCOLS`)."""
+    table = Table(title=f"{SOURCE}, budget from the preset; ConvNet pretrained on each artifact")
+    table.add_column("backbone", no_wrap=True)
+    for label, *_ in PROTOCOLS:
+        table.add_column(label, justify="right", no_wrap=True)
+    for name, cells in rows.items():
+        table.add_row(name, *cells)
+    return table
+
+
+def show(table: Table, out: Console) -> None:
+    """Print `table` at the width it needs: a log redirected to a file (80 columns) keeps every
+    number on one line instead of folding it."""
+    needed = out.measure(table, options=out.options.update_width(10_000)).maximum
+    width, out.width = out.width, max(out.width, needed)  # print's own width= is capped by the console's
+    try:
+        out.print(table, crop=False)
+    finally:
+        out.width = width
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("demo-out"))
@@ -107,11 +129,8 @@ def main(argv: list[str] | None = None) -> None:
                       for method, label in METHODS.items()})
     backbones["full (every training image)"] = load_backbone(out / "full-convnet.safetensors")[0]
     backbones["teacher (upper line)"] = teacher_net
-    table = Table(title=f"{SOURCE}, budget from the preset; ConvNet pretrained on each artifact")
-    table.add_column("backbone", no_wrap=True)
-    for label, *_ in PROTOCOLS:
-        table.add_column(label, justify="right")
     probe = LinearProbeConfig(epochs=args.probe_epochs)
+    rows: dict[str, list[str]] = {}
     for name, net in backbones.items():
         cells = []
         for _, protocol, shots, seeds in PROTOCOLS:
@@ -121,8 +140,8 @@ def main(argv: list[str] | None = None) -> None:
             metric = report.metrics[0]
             spread = f" ± {metric.std:.3f}" if seeds > 1 else ""
             cells.append(f"{metric.mean:.3f}{spread}")
-        table.add_row(name, *cells)
-    console.print(table)
+        rows[name] = cells
+    show(results_table(rows), console)
     console.print(f"demo finished in {time.perf_counter() - t0:.0f} s; artifacts and images in {out}/")
 
 

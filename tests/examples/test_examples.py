@@ -33,3 +33,20 @@ def test_demo_pipeline_at_toy_size(tmp_path: Path, capsys: pytest.CaptureFixture
         assert row in printed
     assert load_bundle(out / "ssdd.ssdd").manifest.distill.steps == 2  # type: ignore[union-attr]
     assert (out / "images" / "grid_001.png").is_file() and (out / "random-convnet.safetensors").is_file()
+
+
+def test_the_demo_table_keeps_every_number_on_one_line_off_a_terminal() -> None:
+    import io
+
+    from rich.console import Console
+
+    demo = script("demo")
+    cells = ["0.256 ± 0.010", "0.411 ± 0.021", "0.734", "0.871", "0.523"]
+    rows = {name: cells for name in ("random init (lower line)", "random selection", "KRR-ST", "SSDD (ours)",
+                                     "full (every training image)", "teacher (upper line)")}
+    stream = io.StringIO()
+    demo.show(demo.results_table(rows), Console(file=stream, width=80, force_terminal=False))
+    lines = stream.getvalue().splitlines()
+    for name in rows:
+        line = next(line for line in lines if name in line)  # each row on one line, whole
+        assert all(cell in line for cell in cells)
