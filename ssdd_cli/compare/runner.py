@@ -14,8 +14,9 @@ Progress: a `ProgressEvent("compare", done, total, label=step)` before and after
 one after carries a one-line `message`: reused, ran, failed or skipped, and the step), with the
 step's own events (teacher, distill, pretrain, eval stages) in between.
 
-A comparison runs in one process and in float32 (the library's default precision), so its
-numbers do not depend on the hardware's bf16 units. Under torchrun it is refused before any work:
+A comparison runs in one process, in float32 unless its `precision` says otherwise (so by
+default its numbers do not depend on the hardware's bf16 units; the precision a training step
+ran in is part of its key). Under torchrun it is refused before any work:
 its store has one writer (`teacher`, `distill` and `pretrain` run under torchrun on their own).
 
 A training that diverges (`DivergedError`) fails its step, not the comparison: the failure is
@@ -156,6 +157,7 @@ def check(plan: Plan, ctx: S.StepContext) -> None:
     not take the source's images, a target of another shape, a protocol setting or shot count
     that cannot be met."""
     spec = plan.spec
+    ctx.precision  # noqa: B018  (refuses bf16 where the device has none, before any work)
     data = ctx.data(spec.source)
     shape = ImageShape(data.channels, data.resolution, data.resolution)
     given = spec.teacher.get("file")

@@ -13,6 +13,7 @@ the command line's options (which build the mapping the file would hold):
     references = true                   # the random-init and teacher lines
     full = true                         # the "full" row: pretraining on every training image
     split = "test"                      # the split probes score: "val" to choose settings
+    precision = "fp32"                  # of the training passes: fp32, bf16 or auto
 
     [methods.ssdd]
     steps = 300
@@ -100,6 +101,7 @@ class CompareFile(_Strict):
     references: bool = True
     full: bool = True
     split: Literal["test", "val"] = "test"
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
     teacher: TeacherSection = TeacherSection()
     pretrain: PretrainSection = PretrainSection()
     eval: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -147,7 +149,9 @@ class CompareSpec:
     """A validated comparison: every name checked against its registry, defaults filled in.
 
     full: whether to plan the "full" reference row (`compare.plan`). split: the split every
-    probe scores, "test", or "val" to choose settings (`ImageSet.validation`). teacher, pretrain: the
+    probe scores, "test", or "val" to choose settings (`ImageSet.validation`). precision: of the
+    teacher's, distillation's and pretraining's network passes (`kit.precision`; "fp32" by
+    default, so the numbers do not depend on the hardware's bf16 units). teacher, pretrain: the
     options given (None: the preset's). eval: protocol name → options of
     its config type. Validation of values (e.g. a negative epoch count) happens when the configs
     are built, before any work (`compare.runner.check`).
@@ -163,6 +167,7 @@ class CompareSpec:
     references: bool = True
     full: bool = True
     split: str = "test"
+    precision: str = "fp32"
     teacher: Mapping[str, Any] = field(default_factory=dict)
     pretrain: Mapping[str, Any] = field(default_factory=dict)
     eval: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -207,7 +212,7 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> CompareSpec:
     return CompareSpec(
         source=doc.source, budgets=tuple(budgets), methods=_method_entries(doc.methods), archs=archs,
         seeds=doc.seeds, protocols=protocols, targets=targets, references=doc.references, full=doc.full,
-        split=doc.split,
+        split=doc.split, precision=doc.precision,
         teacher=doc.teacher.model_dump(exclude_none=True),
         pretrain=doc.pretrain.model_dump(exclude_none=True), eval=eval_options)
 

@@ -31,6 +31,7 @@ from ssdd_cli.distill.run import DistillRequest, checkpoint_path, run_distill
 from ssdd_cli.errors import SSDDError
 from ssdd_cli.io import atomic_write_bytes, sha256_file
 from ssdd_cli.kit.checkpoint import flat_settings, tensor_sha256
+from ssdd_cli.kit.precision import Precision, resolve_precision
 from ssdd_cli.models import Backbone, load_backbone, save_backbone
 from ssdd_cli.progress import Callback, ProgressEvent, silent
 from ssdd_cli.teacher import TeacherConfig, load_teacher, save_teacher, train_teacher
@@ -81,6 +82,11 @@ class StepContext:
         return data.validation() if self.spec.split == "val" else data
 
     @property
+    def precision(self) -> Precision:
+        """The training passes' precision, resolved on this device (spec.precision)."""
+        return resolve_precision(self.spec.precision, self.device)
+
+    @property
     def resolution(self) -> int:
         """The side of the source's images: every backbone of the comparison takes it."""
         return self.data(self.spec.source).resolution
@@ -107,7 +113,7 @@ def teacher_material(step: Step, inputs: Mapping[str, StepRecord], ctx: StepCont
     if given is not None:
         return {"kind": "teacher", "file": sha256_file(given)}
     return {"kind": "teacher", "source": ctx.spec.source, "data": ctx.data_sha256(ctx.spec.source),
-            "config": flat_settings(teacher_config(ctx))}
+            "config": flat_settings(teacher_config(ctx)), "precision": ctx.precision.name}
 
 
 def run_teacher(step: Step, inputs: Mapping[str, StepRecord], work: Path,
@@ -121,7 +127,7 @@ def run_teacher(step: Step, inputs: Mapping[str, StepRecord], work: Path,
     data, config = ctx.data(ctx.spec.source), teacher_config(ctx)
     ckpt = work / "teacher.safetensors.ckpt"
     result = train_teacher(data.train, data.mean, data.std, config, device=ctx.device, callback=ctx.callback,
-                           checkpoint_path=ckpt, resume=ckpt.exists())
+                           checkpoint_path=ckpt, resume=ckpt.exists(), precision=ctx.precision)
     save_teacher(out, result, source=ctx.spec.source, mean=data.mean, std=data.std)
     ckpt.unlink(missing_ok=True)
     return {"teacher": out.name}, {"losses": result.losses, "final_loss": result.final_loss}
@@ -157,7 +163,8 @@ def distill_material(step: Step, inputs: Mapping[str, StepRecord], ctx: StepCont
     return {"kind": "distill", "source": ctx.spec.source, "data": ctx.data_sha256(ctx.spec.source),
             "teacher": teacher.sha256("teacher"), "method": step.cell.method, "budget": step.cell.budget,
             "seed": step.cell.seed, "config": flat_settings(config),
-            "target_scaling": entry.target_scaling if get_method(entry.method).needs_teacher else None}
+            "target_scaling": entry.target_scaling if get_method(entry.method).needs_teacher else None,
+            "precision": ctx.precision.name if get_method(entry.method).uses_precision else "fp32"}
 
 
 def run_distill_step(step: Step, inputs: Mapping[str, StepRecord], work: Path,
@@ -169,7 +176,7 @@ def run_distill_step(step: Step, inputs: Mapping[str, StepRecord], work: Path,
                              options=dict(entry.options), seed=cell.seed, device=ctx.device,
                              data_root=ctx.data_root, teacher=inputs["teacher"].output("teacher"),
                              resume=checkpoint_path(out).exists(), download=ctx.download,
-                             target_scaling=entry.target_scaling)
+                             target_scaling=entry.target_scaling, precision=ctx.precision)
     result = in_entry(entry, run_distill, request, ctx.callback)
     man = result.manifest
     return {"artifact": out.name}, {
@@ -232,7 +239,7 @@ def run_init(step: Step, inputs: Mapping[str, StepRecord], work: Path,
 def full_material(step: Step, inputs: Mapping[str, StepRecord], ctx: StepContext) -> dict[str, Any]:
     return {"kind": "full", "source": ctx.spec.source, "data": ctx.data_sha256(ctx.spec.source),
             "teacher": inputs["teacher"].sha256("teacher"), "target_scaling": DEFAULT_TARGETS,
-            "config": flat_settings(pretrain_config(ctx, step))}
+            "config": flat_settings(pretrain_config(ctx, step)), "precision": ctx.precision.name}
 
 
 def run_full(step: Step, inputs: Mapping[str, StepRecord], work: Path,
@@ -240,7 +247,7 @@ def run_full(step: Step, inputs: Mapping[str, StepRecord], work: Path,
     out, ckpt = work / "backbone.safetensors", work / "backbone.safetensors.ckpt"
     full = pretrain_full(ctx.data(ctx.spec.source), inputs["teacher"].output("teacher"),
                          pretrain_config(ctx, step), device=ctx.device, callback=ctx.callback,
-                         checkpoint_path=ckpt, resume=ckpt.exists())
+                         checkpoint_path=ckpt, resume=ckpt.exists(), precision=ctx.precision)
     save_backbone(out, full.backbone, full.metadata)
     ckpt.unlink(missing_ok=True)
     return {"backbone": out.name}, {"final_loss": full.final_loss, "images": full.images,
@@ -249,7 +256,7 @@ def run_full(step: Step, inputs: Mapping[str, StepRecord], work: Path,
 
 def pretrain_material(step: Step, inputs: Mapping[str, StepRecord], ctx: StepContext) -> dict[str, Any]:
     return {"kind": "pretrain", "artifact": inputs["artifact"].sha256("artifact"),
-            "config": flat_settings(pretrain_config(ctx, step))}
+            "config": flat_settings(pretrain_config(ctx, step)), "precision": ctx.precision.name}
 
 
 def run_pretrain(step: Step, inputs: Mapping[str, StepRecord], work: Path,
@@ -262,7 +269,8 @@ def run_pretrain(step: Step, inputs: Mapping[str, StepRecord], work: Path,
     out, ckpt = work / "backbone.safetensors", work / "backbone.safetensors.ckpt"
     net, loss = pretrain(data.images, data.targets, data.labels, config, in_channels=src.channels,
                          image_size=src.height, device=ctx.device, callback=ctx.callback,
-                         checkpoint_path=ckpt, resume=ckpt.exists(), num_classes=src.classes)
+                         checkpoint_path=ckpt, resume=ckpt.exists(), num_classes=src.classes,
+                         precision=ctx.precision)
     drift = pretrain_drift(net, config, images=len(data.images), in_channels=src.channels,
                            image_size=src.height)
     meta = pretrain_metadata(config, final_loss=loss, source=src.name, mean=src.mean, std=src.std,

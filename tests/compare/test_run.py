@@ -100,6 +100,7 @@ def test_the_full_row_is_planned_run_on_every_training_image_and_reused(
     record = full[0].record
     assert record is not None and record.metrics["images"] == 1438  # digits: its whole official train split
     assert "moved" in record.metrics["drift"]
+    assert record.material["precision"] == "fp32"  # the default; part of every training step's key
     evals = [o for o in first.outcomes if o.step.kind == "eval" and o.step.cell.row == "full"]
     assert len(evals) == 2 * 2 and all(o.usable for o in evals)
     # keyed by content: a run without the other rows still reuses the full row

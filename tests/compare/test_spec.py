@@ -137,6 +137,7 @@ def test_defaults_are_the_issue_grid_on_the_preset_budget() -> None:
     ({"source": "digits", "budgets": [20, 20]}, "budgets lists 20 twice", "budgets"),
     ({"source": "digits", "eval": {"lineer": {}}}, "unknown protocol 'lineer'", "protocol"),
     ({"source": "digits", "split": "train"}, "split is invalid", "split"),
+    ({"source": "digits", "precision": "fp16"}, "precision is invalid", "precision"),
     ({"source": "digits", "methods": {"r": {"method": "random", "target_scaling": "whitened"}}},
      "sets target_scaling 'whitened'; choose one of: standardized, raw", "methods"),
     ({"source": "digits", "methods": {"dm": {"target_scaling": "raw"}}},
