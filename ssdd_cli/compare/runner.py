@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -178,8 +178,9 @@ def check(plan: Plan, ctx: S.StepContext) -> None:
     preset = source_preset(spec.source)
     for arch in spec.archs:
         pretrain = PretrainConfig.from_preset(preset, budget=spec.budgets[0], arch=arch, **spec.pretrain)
-        build_backbone(pretrain, in_channels=data.channels, image_size=data.resolution,
-                       device=torch.device("cpu"))
+        options = {**pretrain.arch_kwargs, **spec.arch_options.get(arch, {})}
+        build_backbone(replace(pretrain, arch_kwargs=options), in_channels=data.channels,
+                       image_size=data.resolution, device=torch.device("cpu"))
     for target in spec.targets:
         _check_target(ctx, target, data.channels)
 

@@ -14,6 +14,8 @@ the command line's options (which build the mapping the file would hold):
     full = true                         # the "full" row: pretraining on every training image
     split = "test"                      # the split probes score: "val" to choose settings
     precision = "fp32"                  # of the training passes: fp32, bf16 or auto
+    [arch_options.resnet10]             # an architecture's options (`ssdd models`), e.g. its width
+    width = 16
 
     [methods.ssdd]
     steps = 300
@@ -102,6 +104,7 @@ class CompareFile(_Strict):
     full: bool = True
     split: Literal["test", "val"] = "test"
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
+    arch_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     teacher: TeacherSection = TeacherSection()
     pretrain: PretrainSection = PretrainSection()
     eval: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -151,7 +154,9 @@ class CompareSpec:
     full: whether to plan the "full" reference row (`compare.plan`). split: the split every
     probe scores, "test", or "val" to choose settings (`ImageSet.validation`). precision: of the
     teacher's, distillation's and pretraining's network passes (`kit.precision`; "fp32" by
-    default, so the numbers do not depend on the hardware's bf16 units). teacher, pretrain: the
+    default, so the numbers do not depend on the hardware's bf16 units). arch_options: an
+    architecture's own options (`create_backbone` keywords) for every network of that
+    architecture the comparison builds, e.g. {"resnet10": {"width": 16}}. teacher, pretrain: the
     options given (None: the preset's). eval: protocol name → options of
     its config type. Validation of values (e.g. a negative epoch count) happens when the configs
     are built, before any work (`compare.runner.check`).
@@ -168,6 +173,7 @@ class CompareSpec:
     full: bool = True
     split: str = "test"
     precision: str = "fp32"
+    arch_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     teacher: Mapping[str, Any] = field(default_factory=dict)
     pretrain: Mapping[str, Any] = field(default_factory=dict)
     eval: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -212,9 +218,22 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> CompareSpec:
     return CompareSpec(
         source=doc.source, budgets=tuple(budgets), methods=_method_entries(doc.methods), archs=archs,
         seeds=doc.seeds, protocols=protocols, targets=targets, references=doc.references, full=doc.full,
-        split=doc.split, precision=doc.precision,
+        split=doc.split, precision=doc.precision, arch_options=_arch_options(doc.arch_options, archs),
         teacher=doc.teacher.model_dump(exclude_none=True),
         pretrain=doc.pretrain.model_dump(exclude_none=True), eval=eval_options)
+
+
+def _arch_options(given: dict[str, dict[str, Any]], archs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Each architecture's options, for architectures of the comparison and options they take."""
+    for arch, options in given.items():
+        if arch not in archs:
+            raise UsageError(f"arch_options names {arch!r}, which is not among the comparison's archs "
+                             f"({', '.join(archs)}).", option="arch_options")
+        unknown = [o for o in options if o not in backbone_options(arch)]
+        if unknown:
+            raise UsageError(f"arch_options.{arch} sets {unknown[0]!r}, which {arch} does not take; it "
+                             f"takes: {', '.join(backbone_options(arch)) or 'none'}.", option="arch_options")
+    return {arch: dict(options) for arch, options in given.items()}
 
 
 def _method_entries(methods: list[str] | dict[str, dict[str, Any]] | None) -> tuple[MethodEntry, ...]:

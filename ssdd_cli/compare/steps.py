@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +206,13 @@ def held_out_curve(artifact: Path) -> list[list[float]]:
 # --- random init and pretrain ----------------------------------------------------------------
 
 def pretrain_config(ctx: StepContext, step: Step) -> PretrainConfig:
+    """The recipe of an init, full or pretrain step, with the comparison's options for its arch."""
+    config = _pretrain_config(ctx, step)
+    options = ctx.spec.arch_options.get(config.arch, {})
+    return replace(config, arch_kwargs={**config.arch_kwargs, **options}) if options else config
+
+
+def _pretrain_config(ctx: StepContext, step: Step) -> PretrainConfig:
     cell = step.cell
     assert cell.arch is not None and cell.seed is not None
     preset = source_preset(ctx.spec.source)

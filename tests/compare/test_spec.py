@@ -138,6 +138,10 @@ def test_defaults_are_the_issue_grid_on_the_preset_budget() -> None:
     ({"source": "digits", "eval": {"lineer": {}}}, "unknown protocol 'lineer'", "protocol"),
     ({"source": "digits", "split": "train"}, "split is invalid", "split"),
     ({"source": "digits", "precision": "fp16"}, "precision is invalid", "precision"),
+    ({"source": "digits", "arch_options": {"resnet10": {"width": 16}}}, "not among the comparison's archs",
+     "arch_options"),
+    ({"source": "digits", "archs": ["resnet10"], "arch_options": {"resnet10": {"depth": 3}}},
+     "sets 'depth', which resnet10 does not take", "arch_options"),
     ({"source": "digits", "methods": {"r": {"method": "random", "target_scaling": "whitened"}}},
      "sets target_scaling 'whitened'; choose one of: standardized, raw", "methods"),
     ({"source": "digits", "methods": {"dm": {"target_scaling": "raw"}}},
@@ -161,6 +165,18 @@ def test_a_validation_screen_scores_the_val_split_and_plans_no_full_row_when_ask
     assert seen.test is not data.test and seen.test.shape == data.val.shape
     assert (seen.test == data.val).all() and (seen.test_labels == data.val_labels).all()  # type: ignore[operator]
     assert (seen.train == data.train).all()
+
+
+def test_arch_options_reach_every_network_of_that_arch() -> None:
+    from ssdd_cli.compare.steps import StepContext, pretrain_config
+
+    spec = spec_from_mapping({"source": "digits", "archs": ["convnet", "resnet10"], "methods": ["random"],
+                              "arch_options": {"resnet10": {"width": 16}}})
+    ctx = StepContext(spec)
+    for step in build_plan(spec):
+        if step.kind in ("init", "full", "pretrain"):
+            kwargs = pretrain_config(ctx, step).arch_kwargs
+            assert kwargs.get("width") == (16 if step.cell.arch == "resnet10" else None)
 
 
 def test_bad_files_fail_in_one_sentence(tmp_path: Path) -> None:
