@@ -255,8 +255,8 @@ def test_the_benchmark_comparison_file_plans_each_method_beside_its_initialisati
     example = Path(__file__).resolve().parents[2] / "examples" / "compare-benchmark.toml"
     plan = build_plan(spec_from_mapping(load_config_file(example)))
     assert plan.spec.source == "digits-nuisance"
-    assert [e.name for e in plan.spec.methods] == ["ssdd", "ssdd@init", "krr-st", "krr-st@init", "random", "kmeans"]
-    assert plan.count("distill") == 18 and plan.count("pretrain") == 36
+    assert [e.name for e in plan.spec.methods] == ["ssdd", "ssdd@init", "krr-st", "random", "kmeans"]
+    assert plan.count("distill") == 15 and plan.count("pretrain") == 30 and plan.count("full") == 6
 
 
 def test_dm_family_artifacts_pretrain_under_their_protocol() -> None:
