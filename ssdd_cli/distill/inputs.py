@@ -57,7 +57,8 @@ class TeacherTargets:
         if targets == "raw":
             return replace(self, scaling=None, _views={})
         raw = replace(self, scaling=None, _views={}).features()
-        return replace(self, scaling=TargetScaling.fit(raw), _views={})
+        scaling = TargetScaling.fit(raw)  # the identity view, already computed, is kept scaled
+        return replace(self, scaling=scaling, _views={"identity": scaling.apply(raw)})
 
     def features(self, view: str = "identity") -> Tensor:
         """g(view(X_t)), scaled: (n, d_y), computed once per view."""
