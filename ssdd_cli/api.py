@@ -38,6 +38,7 @@ from ssdd_cli.progress import Callback, silent
 from ssdd_cli.teacher import TeacherConfig, load_teacher, save_teacher
 from ssdd_cli.teacher import train_teacher as train_teacher_on
 from ssdd_cli.teacher.targets import DEFAULT_TARGETS
+from ssdd_cli.train.batchnorm import DEFAULT_BATCHNORM
 from ssdd_cli.train.diagnostics import Drift
 from ssdd_cli.train.evaluate import EvalReport
 from ssdd_cli.train.evaluate import evaluate as evaluate_on
@@ -188,8 +189,7 @@ def pretrain_artifact(artifact: Artifact, *, arch: str = "convnet", epochs: int 
                                  resume=resume, num_classes=src.classes,
                                  precision=resolve_precision(precision, dev))
     sha = sha256_file(artifact.path) if artifact.path is not None else ""
-    drift = pretrain_drift(backbone, config, images=len(data.images), in_channels=src.channels,
-                           image_size=src.height)
+    drift = pretrain_drift(backbone, config, images=len(data.images))
     meta = pretrain_metadata(config, final_loss=loss, source=src.name, mean=src.mean, std=src.std,
                              artifact_sha256=sha, method=man.method, images=len(data.images),
                              teacher_sha256=man.teacher.sha256 if man.teacher else None, drift=drift)
@@ -216,7 +216,7 @@ def pretrain(artifact: Artifact | PathLike, output: PathLike | None = None, *, a
 def evaluate(backbone: Backbone | PathLike, target: str, *, protocol: str = "linear", seeds: int = 1,
              shots: int | None = None, teacher: Backbone | PathLike | None = None,
              resolution: int | None = None, config: Any = None, device: str = "auto",
-             data_root: PathLike | None = None, download: bool = False, batchnorm: str = "target",
+             data_root: PathLike | None = None, download: bool = False, batchnorm: str = DEFAULT_BATCHNORM,
              callback: Callback = silent) -> EvalReport:
     """Score a backbone (or a backbone file) on the source `target` with one protocol (`ssdd eval`).
 

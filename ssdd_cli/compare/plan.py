@@ -28,7 +28,7 @@ from ssdd_cli.train.protocols import get_protocol
 KINDS = ("teacher", "init", "full", "distill", "pretrain", "eval")
 RANDOM_INIT = "random init"
 TEACHER = "teacher"
-REFERENCES = (FULL, RANDOM_INIT, TEACHER)  # the reference rows, in the order tables show them
+REFERENCES = (FULL, RANDOM_INIT, TEACHER)  # the reference rows (tables show them after the methods)
 
 
 @dataclass(frozen=True)

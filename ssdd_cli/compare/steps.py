@@ -278,8 +278,7 @@ def run_pretrain(step: Step, inputs: Mapping[str, StepRecord], work: Path,
                          image_size=src.height, device=ctx.device, callback=ctx.callback,
                          checkpoint_path=ckpt, resume=ckpt.exists(), num_classes=src.classes,
                          precision=ctx.precision)
-    drift = pretrain_drift(net, config, images=len(data.images), in_channels=src.channels,
-                           image_size=src.height)
+    drift = pretrain_drift(net, config, images=len(data.images))
     meta = pretrain_metadata(config, final_loss=loss, source=src.name, mean=src.mean, std=src.std,
                              artifact_sha256=artifact.sha256("artifact"), method=bundle.manifest.method,
                              images=len(data.images), drift=drift)

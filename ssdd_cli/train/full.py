@@ -47,8 +47,7 @@ def pretrain_full(data: ImageSet, teacher_file: Path, config: PretrainConfig, *,
     net, loss = pretrain(images, targets.features(), None, config, in_channels=data.channels,
                          image_size=data.resolution, device=device, callback=callback,
                          checkpoint_path=checkpoint_path, resume=resume, precision=precision)
-    drift = pretrain_drift(net, config, images=len(images), in_channels=data.channels,
-                           image_size=data.resolution)
+    drift = pretrain_drift(net, config, images=len(images))
     metadata = pretrain_metadata(config, final_loss=loss, source=data.name, mean=data.mean, std=data.std,
                                  artifact_sha256="", method=FULL, images=len(images),
                                  teacher_sha256=meta.get("ssdd.sha256"), drift=drift)

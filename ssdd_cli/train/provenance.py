@@ -50,12 +50,11 @@ def pretrain_metadata(
 
 
 
-def pretrain_drift(backbone: Backbone, config: PretrainConfig, *, images: int, in_channels: int,
-                   image_size: int) -> Drift:
-    """How far pretraining moved `backbone` from its initialisation (rebuilt from `config.seed`)
-    against what weight decay alone does in its steps (`train.diagnostics`). images: M, the
-    number of training images (every view)."""
-    initial = build_backbone(config, in_channels=in_channels, image_size=image_size,
+def pretrain_drift(backbone: Backbone, config: PretrainConfig, *, images: int) -> Drift:
+    """How far pretraining moved `backbone` from its initialisation (rebuilt from `config.seed`
+    for the backbone's own input shape) against what weight decay alone does in its steps
+    (`train.diagnostics`). images: M, the number of training images (every view)."""
+    initial = build_backbone(config, in_channels=backbone.in_channels, image_size=backbone.image_size,
                              device=next(backbone.parameters()).device)
     per_epoch = sgd_steps(images, config.batch_size, 1, min_size=max(2, distributed.world_size()))
     decay = decay_ratio(lr=config.lr, schedule=config.schedule, epochs=config.epochs,

@@ -55,7 +55,7 @@ def _toy(scaled: bool) -> tuple[PretrainConfig, object]:
     config = PretrainConfig(arch="convnet", epochs=300, batch_size=256, lr=0.1, weight_decay=1e-3, seed=0,
                             arch_kwargs={"widths": [8, 32]})
     net, _ = pretrain(x, y, None, config, in_channels=1, image_size=16, device=CPU)
-    return config, pretrain_drift(net, config, images=16, in_channels=1, image_size=16)
+    return config, pretrain_drift(net, config, images=16)
 
 
 def test_standardised_targets_move_the_backbone_and_raw_ones_warn() -> None:
