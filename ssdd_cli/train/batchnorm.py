@@ -23,9 +23,14 @@ BATCHNORM_RULES = ("target", "stored")
 DEFAULT_BATCHNORM = "target"
 
 
+def batchnorm_layers(net: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """The BatchNorm layers of `net` that keep running statistics, in module order."""
+    return [m for m in net.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+
 def has_batchnorm(net: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
-               for m in net.modules())
+    return bool(batchnorm_layers(net))
 
 
 @torch.no_grad()
@@ -37,8 +42,7 @@ def recompute_batchnorm(net: Backbone, images_normalised: Tensor, *, batch_size:
     untouched, and so is `net`; a network without BatchNorm comes back as an unchanged copy.
     A last minibatch of one image is left out (BatchNorm needs two)."""
     out = copy.deepcopy(net)
-    layers = [m for m in out.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-              and m.track_running_stats]
+    layers = batchnorm_layers(out)
     if not layers or images_normalised.shape[0] < 2:
         return out.eval()
     for layer in layers:
@@ -50,8 +54,6 @@ def recompute_batchnorm(net: Backbone, images_normalised: Tensor, *, batch_size:
         if batch.shape[0] < 2:
             break
         out.features(batch.to(device, torch.float32))
-    for layer, original in zip(layers, [m for m in net.modules()
-                                        if isinstance(m, nn.modules.batchnorm._BatchNorm)
-                                        and m.track_running_stats], strict=True):
+    for layer, original in zip(layers, batchnorm_layers(net), strict=True):
         layer.momentum = original.momentum
     return out.eval()
