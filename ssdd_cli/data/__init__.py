@@ -5,7 +5,8 @@
     real = device_tensor(data.source, data.mean, data.std, device)  # the source side: train + val
 
 Sources: `digits`, `digits-nuisance` (the benchmark) and `shapes` (embedded), `cifar10` and
-`cifar100` (official pickles under the data root), `imagefolder:PATH` and `npz:PATH`. See
+`cifar100` (official pickles under the data root), `fashion-mnist` and `mnist` (official IDX
+files), `imagefolder:PATH` and `npz:PATH`. See
 `registry` for the contract a source follows.
 
 Importing the package registers the sources without importing torch (`ssdd datasets` lists them
@@ -15,7 +16,7 @@ fast): the modules imported here use torch only inside the functions that make i
 
 from __future__ import annotations
 
-from ssdd_cli.data import cifar, digits, imagefolder, npz, nuisance_digits, shapes  # noqa: F401  (registers)
+from ssdd_cli.data import cifar, digits, imagefolder, mnist, npz, nuisance_digits, shapes  # noqa: F401  (registers)
 from ssdd_cli.data.imageset import ImageSet, channel_stats
 from ssdd_cli.data.normalize import denormalize, device_tensor, normalize
 from ssdd_cli.data.registry import (

@@ -1,0 +1,124 @@
+"""Fashion-MNIST and MNIST from tiny files in the official IDX format (gzipped and plain); every
+corruption refused in one sentence naming the file; the official splits and the validation carve."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ssdd_cli.data import load_source, source_status
+from ssdd_cli.data.idx import read_idx, write_idx
+from ssdd_cli.data.mnist import FILES, FashionMnist
+from ssdd_cli.errors import DataError
+from tests.data.helpers import assert_well_formed, row_hashes
+
+N_TRAIN, N_TEST = 50, 20
+
+
+@pytest.fixture(autouse=True)
+def no_system_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This machine may have the Debian package installed; the tests must not see it."""
+    monkeypatch.setattr(FashionMnist, "layout", dataclasses.replace(FashionMnist.layout, system=()))
+
+
+def pixels(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+
+
+def make_idx(folder: Path, *, gz: bool = True, n_train: int = N_TRAIN, n_test: int = N_TEST) -> Path:
+    """The four official files with n_train and n_test images, labels k % 10."""
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if gz else ""
+    for (images, labels), n, seed in zip(FILES.values(), (n_train, n_test), (1, 2), strict=True):
+        write_idx(folder / f"{images}{suffix}", pixels(n, seed))
+        write_idx(folder / f"{labels}{suffix}", np.arange(n, dtype=np.uint8) % 10)
+    return folder
+
+
+@pytest.mark.parametrize("gz", [True, False], ids=["gzip", "plain"])
+def test_fashion_mnist_loads_official_files(tmp_path: Path, gz: bool) -> None:
+    make_idx(tmp_path / "fashion-mnist", gz=gz)
+    data = load_source("fashion-mnist", data_root=tmp_path)
+    assert_well_formed(data, channels=1, resolution=28)
+    assert data.classes == 10
+    assert data.sizes == (45, 5, 20)  # the official test split; a stratified 10% of train is val
+    assert torch.equal(data.test, torch.from_numpy(pixels(N_TEST, 2)).unsqueeze(1).float() / 255)
+    assert data.test_labels is not None and data.test_labels.tolist() == [k % 10 for k in range(N_TEST)]
+    train = torch.from_numpy(pixels(N_TRAIN, 1)).unsqueeze(1).float() / 255
+    assert row_hashes(data.train) | row_hashes(data.val) == row_hashes(train)
+    assert data.val_labels is not None and sorted(data.val_labels.tolist()) == list(range(5))
+
+
+def test_the_split_is_fixed_and_torchvision_layout_and_mnist_are_found(tmp_path: Path) -> None:
+    make_idx(tmp_path / "MNIST" / "raw")
+    a = load_source("mnist", data_root=tmp_path, seed=1)
+    b = load_source("mnist", data_root=tmp_path, seed=2)
+    assert torch.equal(a.val, b.val) and torch.equal(a.train, b.train)
+    assert source_status("mnist", tmp_path).available
+    assert load_source("mnist", data_root=tmp_path, resolution=32).train.shape[1:] == (1, 32, 32)
+
+
+def test_the_real_splits_sizes_are_declared() -> None:
+    status = source_status("fashion-mnist", Path("/nonexistent"))
+    assert status.sizes == "54,000/6,000/10,000" and status.shape == (1, 28, 28)
+
+
+def test_missing_files_say_where_and_how(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as err:
+        load_source("fashion-mnist", data_root=tmp_path)
+    message = str(err.value)
+    assert str(tmp_path / "fashion-mnist") in message and "FashionMNIST/raw" in message
+    assert "apt-get install dataset-fashion-mnist" in message and "--download" in message
+    status = source_status("fashion-mnist", tmp_path)
+    assert not status.available and "apt-get install dataset-fashion-mnist" in status.where
+
+
+def corrupt(path: Path, how: str) -> None:
+    data = gzip.decompress(path.read_bytes())
+    if how == "truncated":
+        data = data[:-7]
+    elif how == "wrong magic":
+        data = b"\x01\x02" + data[2:]
+    elif how == "wrong type":
+        data = data[:2] + b"\x0d" + data[3:]
+    elif how == "wrong count":
+        data = data[:4] + struct.pack(">I", N_TRAIN + 1) + data[8:]
+    path.write_bytes(gzip.compress(data))
+
+
+@pytest.mark.parametrize(("how", "says"), [("truncated", "truncated"), ("wrong magic", "magic number"),
+                                           ("wrong type", "type code 0x0d"), ("wrong count", "truncated")])
+def test_a_corrupt_file_is_refused_naming_it(tmp_path: Path, how: str, says: str) -> None:
+    folder = make_idx(tmp_path / "fashion-mnist")
+    victim = folder / "train-images-idx3-ubyte.gz"
+    corrupt(victim, how)
+    with pytest.raises(DataError) as err:
+        load_source("fashion-mnist", data_root=tmp_path)
+    message = str(err.value)
+    assert str(victim) in message and says in message and "\n" not in message
+
+
+def test_a_damaged_gzip_and_mismatched_counts_are_refused(tmp_path: Path) -> None:
+    folder = make_idx(tmp_path / "fashion-mnist")
+    images = folder / "t10k-images-idx3-ubyte.gz"
+    images.write_bytes(images.read_bytes()[:40])
+    with pytest.raises(DataError, match="damaged gzip"):
+        load_source("fashion-mnist", data_root=tmp_path)
+    write_idx(images, pixels(N_TEST + 3, 2))
+    with pytest.raises(DataError) as err:
+        load_source("fashion-mnist", data_root=tmp_path)
+    assert f"{N_TEST + 3} images" in str(err.value) and f"{N_TEST} labels" in str(err.value)
+
+
+def test_read_idx_round_trips_and_checks_dimensions(tmp_path: Path) -> None:
+    values = pixels(3, 0)
+    write_idx(tmp_path / "x.idx", values)
+    assert np.array_equal(read_idx(tmp_path / "x.idx", 3), values)
+    with pytest.raises(DataError, match="3 dimensions, not 1"):
+        read_idx(tmp_path / "x.idx", 1)
