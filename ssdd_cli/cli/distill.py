@@ -99,6 +99,9 @@ def register(app: typer.Typer) -> None:
             "chunked when the support set exceeds the chunk)."))] = None,
         kmeans_targets: Annotated[KMeansTargets | None, Opt(help="kmeans: the nearest image's feature "
                                                             "(default) or the centroid.")] = None,
+        per_class: Annotated[bool | None, Opt("--per-class/--uniform", help="random: ⌊m/C⌋ images of "
+                                              "each class (the DM papers' Random rows) instead of m "
+                                              "uniformly (default).")] = None,
         count_targets: Annotated[bool | None, Opt("--count-targets/--no-count-targets",
                                                   help="Raw-image methods: charge targets.")] = None,
         probe_every: Annotated[int | None, Opt(min=0, help="ssdd, krr-st: every K outer steps, pretrain a "
@@ -124,7 +127,8 @@ def register(app: typer.Typer) -> None:
                    "targets": targets, "steps": steps, "lr": lr,
                    "batch_size": batch_size, "pool_size": pool_size, "pool_steps": pool_steps,
                    "pool_reset": pool_reset, "real_aug": real_aug, "count_targets": count_targets,
-                   "kmeans_targets": kmeans_targets, "pool_epochs": pool_epochs, "width": width,
+                   "kmeans_targets": kmeans_targets, "per_class": per_class, "pool_epochs": pool_epochs,
+                   "width": width,
                    "chunk": chunk, "pool_full_batch": pool_full_batch, "probe_every": probe_every}
         dev = resolve_device(device)
         req = DistillRequest(source=source, output=output, method=method, budget=budget, options=options,

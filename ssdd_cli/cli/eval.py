@@ -1,6 +1,9 @@
 """`ssdd eval`: Evaluate a backbone on a target dataset with one or more protocols.
 
-Never trains a teacher. Protocols that compare with one (`align`) and the `teacher` backbone use
+`classify` (the supervised metric) trains fresh networks on a labelled artifact's images, or on
+the target's whole training split (`full`), and scores their predictions; every other protocol
+probes a backbone. Never trains a teacher. Protocols that compare with one (`align`) and the
+`teacher` backbone use
 `--teacher FILE`, or else the teacher recorded in the backbone's provenance (the sha256 of the
 teacher its artifact was distilled with, `ssdd.teacher_sha256`), found in the teacher cache;
 the command says which it uses, and refuses with what to do when it has neither.
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from ssdd_cli.api import load_artifact
 from ssdd_cli.cli._archs import ArchName
 from ssdd_cli.cli._common import console, notice, set_output
 from ssdd_cli.cli._options import (
@@ -22,6 +26,7 @@ from ssdd_cli.cli._options import (
     Device,
     Download,
     LogFormat,
+    Precision,
     Quiet,
     choice,
     complete_sources,
@@ -29,13 +34,16 @@ from ssdd_cli.cli._options import (
 )
 from ssdd_cli.cli._progress import progress_callback
 from ssdd_cli.cli._record import run_record
-from ssdd_cli.data import load_source, source_preset
+from ssdd_cli.data import load_source, normalize, source_preset
 from ssdd_cli.device import resolve_device
 from ssdd_cli.errors import DataError, UsageError
 from ssdd_cli.io import atomic_write_bytes
+from ssdd_cli.kit.precision import resolve_precision
 from ssdd_cli.models import Backbone, load_backbone
 from ssdd_cli.teacher import default_cache_root, find_cached_teacher, load_teacher
 from ssdd_cli.train.batchnorm import BATCHNORM_RULES, DEFAULT_BATCHNORM
+from ssdd_cli.train.classify import PROTOCOL as CLASSIFY
+from ssdd_cli.train.classify import ClassifyConfig, classify
 from ssdd_cli.train.evaluate import EvalReport, evaluate
 from ssdd_cli.train.linear import LinearProbeConfig
 from ssdd_cli.train.pretrain import PretrainConfig, build_backbone
@@ -49,16 +57,25 @@ else:
 Opt = typer.Option
 
 
+def all_protocols() -> list[str]:
+    """The backbone protocols and `classify`, sorted."""
+    return sorted([*list_protocols(), CLASSIFY])
+
+
 def protocol_list(text: str) -> list[str]:
-    """`linear,knn,align` -> ["linear", "knn", "align"], each a registered protocol, no repeats."""
+    """`linear,knn,align` -> ["linear", "knn", "align"], each a known protocol, no repeats;
+    `classify` only alone (it trains on an artifact, the others probe a backbone)."""
     names = [t.strip() for t in text.split(",") if t.strip()]
     if not names:
         raise typer.BadParameter("give at least one protocol.")
     for name in names:
-        if name not in list_protocols():
-            raise typer.BadParameter(f"{name!r} is not one of {', '.join(map(repr, list_protocols()))}.")
+        if name not in all_protocols():
+            raise typer.BadParameter(f"{name!r} is not one of {', '.join(map(repr, all_protocols()))}.")
     if len(set(names)) < len(names):
         raise typer.BadParameter("a protocol is named twice.")
+    if CLASSIFY in names and len(names) > 1:
+        raise typer.BadParameter("classify trains on an artifact and the others probe a backbone; run "
+                                 "them in two `ssdd eval` calls.")
     return names
 
 
@@ -72,7 +89,7 @@ def complete_protocols(incomplete: str) -> list[str]:
     """Complete the last name of a comma-separated protocol list."""
     head, _, last = incomplete.rpartition(",")
     prefix = f"{head}," if head else ""
-    return [prefix + p for p in list_protocols() if p.startswith(last)]
+    return [prefix + p for p in all_protocols() if p.startswith(last)]
 
 
 def register(app: typer.Typer) -> None:
@@ -80,11 +97,14 @@ def register(app: typer.Typer) -> None:
     def command(
         backbone: Annotated[str, typer.Argument(help="A backbone file, `random` (an untrained --arch, "
                                                 "initialised with seed 0: the lower reference) or "
-                                                "`teacher` (the --teacher file: the upper reference).")],
-        target: Annotated[str, Opt(help="Target source to evaluate on (see `ssdd datasets`).",
-                                   autocompletion=complete_sources)],
-        protocol: Annotated[str, Opt(help=f"Protocols, comma-separated: {', '.join(list_protocols())}.",
-                                     callback=checked_protocols,
+                                                "`teacher` (the --teacher file: the upper reference); "
+                                                "for classify, a labelled artifact (.ssdd) or `full` "
+                                                "(the target's whole training split).")],
+        target: Annotated[str | None, Opt(help="Target source to evaluate on (see `ssdd datasets`; "
+                                          "classify: default the artifact's source).",
+                                          autocompletion=complete_sources)] = None,
+        protocol: Annotated[str, Opt(help=f"Protocols, comma-separated: {', '.join(all_protocols())} "
+                                     "(alone).", callback=checked_protocols,
                                      autocompletion=complete_protocols)] = "linear",
         shots: Annotated[int | None, Opt(min=1, help="Few-shot: k labelled images per class (for the "
                                          "protocols that train on labels; align has none).")] = None,
@@ -99,6 +119,9 @@ def register(app: typer.Typer) -> None:
         standardize: Annotated[bool, Opt(help="Linear: standardise the features first (a departure; the "
                                          "papers probe raw features).")] = False,
         finetune_steps: Annotated[int, Opt(min=1, help="SGD steps of fine-tuning.")] = 100,
+        classify_epochs: Annotated[int, Opt(min=1, help="classify: epochs of each network (the DM "
+                                            "papers' 1,000; DC's code 300).")] = ClassifyConfig.epochs,
+        precision: Precision = "fp32",
         batchnorm: Annotated[BatchNormRule, Opt(help="BatchNorm statistics probed: recomputed on the "
                                                 "target's training images, for every backbone alike "
                                                 "(default), or those the file stores.")] = DEFAULT_BATCHNORM,
@@ -112,10 +135,21 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Evaluate a backbone on a target dataset with one or more protocols.
 
-        linear, finetune, knn (labels) and align (CKA and MSE against a teacher, label-free).
+        linear, finetune, knn (labels) and align (CKA and MSE against a teacher, label-free) probe a
+        backbone; classify trains fresh networks on a labelled artifact and scores their predictions.
         """
         set_output(quiet, log_format)
         names = protocol_list(protocol)
+        if names == [CLASSIFY]:
+            given = {"artifact": backbone, "target": target, "protocol": names, "seeds": seeds,
+                     "classify_epochs": classify_epochs, "precision": precision}
+            _classify(backbone, target, ClassifyConfig(epochs=classify_epochs), seeds=seeds,
+                      precision=precision, data_root=data_root, download=download, device=device,
+                      json_out=json_out, given=given)
+            return
+        if target is None:
+            raise UsageError("give the target to evaluate on with --target (see `ssdd datasets`).",
+                             option="target")
         specs = [get_protocol(n) for n in names]
         if shots is not None and not any(s.uses_shots for s in specs):
             raise UsageError(f"shots do not apply to {', '.join(names)}; drop them.", option="shots")
@@ -158,6 +192,45 @@ def register(app: typer.Typer) -> None:
         console.print(_table(reports, backbone))
         if json_out is not None:
             atomic_write_bytes(json_out, (json.dumps(doc, indent=2) + "\n").encode())
+
+
+def _classify(artifact: str, target: str | None, config: ClassifyConfig, *, seeds: int, precision: str,
+              data_root: Path | None, download: bool, device: str, json_out: Path | None,
+              given: dict[str, Any]) -> None:
+    """`ssdd eval ARTIFACT --protocol classify` (or `full`): networks trained on its labels."""
+    dev = resolve_device(device)
+    if artifact == "full":
+        if target is None:
+            raise UsageError("classify full trains on a target's whole training split; name it with "
+                             "--target.", option="target")
+        data = load_source(target, data_root=data_root, download=download)
+        mean, std, labels = data.mean, data.std, data.train_labels
+        images, what = normalize(data.train, mean, std), f"{target}'s train split"
+    else:
+        if artifact in ("random", "teacher"):
+            raise UsageError(f"classify trains on a labelled artifact, not on `{artifact}`; give a .ssdd "
+                             "file or `full`.")
+        bundle = load_artifact(artifact)
+        man = bundle.manifest
+        what = f"artifact {artifact}"
+        if man.raw is None or not man.raw.labels:
+            raise DataError(f"{what} stores no class labels (a {man.method} artifact), so classify cannot "
+                            "train on it; classify a DM-family artifact, or a random or kmeans selection "
+                            "of a labelled source.")
+        data = load_source(target or man.source.name, data_root=data_root, download=download,
+                           resolution=bundle.bundle.tensors["images"].shape[-1])
+        ds = bundle.materialize()
+        images, labels, mean, std = ds.images, ds.labels, ds.mean, ds.std
+    with _maybe_record(json_out, given, str(dev)) as record, progress_callback(record) as callback:
+        report = classify(images, labels, data, what=what, mean=mean, std=std, config=config, seeds=seeds,
+                          device=dev, precision=resolve_precision(precision, dev), callback=callback)
+        doc = {"artifact": artifact, "target": data.name, "m": int(images.shape[0]),
+               "results": [report.to_dict()]}
+        if record is not None:
+            record.finish(config=doc["results"], output=str(json_out))
+    console.print(_table([report], artifact))
+    if json_out is not None:
+        atomic_write_bytes(json_out, (json.dumps(doc, indent=2) + "\n").encode())
 
 
 def _maybe_record(output: Path | None, given: dict[str, Any], device: str) -> Any:

@@ -75,12 +75,17 @@ class DistilledModule(nn.Module):
 
 
 class RawSet(DistilledModule):
-    """Images X_s (m, c, h, w) and targets Y_s (m, d_y) stored as they are (KRR-ST, selection)."""
+    """Images X_s (m, c, h, w) and targets Y_s (m, d_y) stored as they are (KRR-ST, selection),
+    and, for a selection from a labelled source, the real images' class labels (m,) int64
+    (a buffer: kept, never optimised)."""
 
-    def __init__(self, images: Tensor, targets: Tensor) -> None:
+    labels: Tensor | None
+
+    def __init__(self, images: Tensor, targets: Tensor, labels: Tensor | None = None) -> None:
         super().__init__()
         self.x = nn.Parameter(images.clone())
         self.y = nn.Parameter(targets.clone())
+        self.register_buffer("labels", None if labels is None else labels.clone())
 
     def support(self) -> tuple[Tensor, Tensor]:
         return self.x, self.y

@@ -177,7 +177,15 @@ class Regressor(nn.Module):
         return out
 
 
-def pretrain(
+def pretrain(images: Tensor, targets: Tensor | None, labels: Tensor | None, config: PretrainConfig,
+             **options: Any) -> tuple[Backbone, float]:
+    """`fit` a fresh backbone and head, and keep the backbone (the head is dropped): the
+    pretraining of an artifact. Returns (backbone in eval mode, mean loss of the last epoch)."""
+    network, loss = fit(images, targets, labels, config, **options)
+    return network.backbone, loss
+
+
+def fit(
     images: Tensor,
     targets: Tensor | None,
     labels: Tensor | None,
@@ -192,8 +200,9 @@ def pretrain(
     num_classes: int | None = None,
     checkpoint_seconds: float = 60.0,
     precision: Precision = FP32,
-) -> tuple[Backbone, float]:
-    """Train a fresh backbone on (images, targets) by MSE, or on (images, labels) by CE.
+) -> tuple[Regressor, float]:
+    """Train a fresh backbone and linear head on (images, targets) by MSE, or on (images,
+    labels) by CE.
 
     images: (M, c, r, r), normalised, all augmented views included (X̃_s).
     targets: (M, d_y) regression targets (Ỹ^Q), or None. When both are given the targets win:
@@ -201,14 +210,15 @@ def pretrain(
     labels: (M,) int64 class indices, used when targets is None; `num_classes` defaults to
         max(label) + 1.
     The head is d_h × d_y (8,192 × 512 for the ConvNet at 32 px: 4.2 M weights, more than the
-    backbone), trained with the same SGD and weight decay as the backbone, then dropped.
+    backbone), trained with the same SGD and weight decay as the backbone (`pretrain` drops it;
+    the `classify` protocol predicts with it).
     Checkpoints to `checkpoint_path` (safetensors, atomic) after the first epoch, then after any
     epoch that ends `checkpoint_seconds` or more after the last save, and after the last; a set
     smaller than a minibatch takes one step an epoch, and an fsynced write every epoch cost more
     than the step (issue 22);
     `resume=True` continues from it, bit-for-bit on CPU, if it belongs to the same run.
     precision: of the network passes (module docstring).
-    Returns (backbone in eval mode on `device`, mean loss of the last epoch).
+    Returns (backbone and head in eval mode on `device`, mean loss of the last epoch).
     """
     m = images.shape[0]
     if images.ndim != 4 or tuple(images.shape[1:]) != (in_channels, image_size, image_size):
@@ -289,8 +299,8 @@ def pretrain(
                 saved = time.monotonic()
                 save_state(checkpoint, modules, opt, {"epoch": done, "loss": last_loss},
                            rng=rng_state(generator, device))
-    backbone.eval()
-    return backbone, last_loss
+    network = Regressor(backbone, head).eval()
+    return network, last_loss
 
 
 def _rank_rows(augmentation: dsa.Augmentation) -> dsa.Augmentation:

@@ -56,6 +56,9 @@ class RawImageMethod(Method[Any]):
     """A method whose artifact is m real-shaped images with their targets; `select` picks them."""
 
     options: ClassVar[dict[str, str]] = {"count_targets": "count_targets"}
+    # A selection keeps real images, so it can keep their class labels too (the `classify`
+    # protocol trains on them); a method that changes the images (KRR-ST) stores none.
+    keeps_labels: ClassVar[bool] = False
 
     def defaults(self, preset: Preset, N: int, d_y: int) -> Any:
         return RawConfig(N)
@@ -63,19 +66,27 @@ class RawImageMethod(Method[Any]):
     def plan(self, config: Any, shape: ImageShape, d_y: int) -> BudgetReport:
         return raw_budget(config.N, shape, count_targets=config.count_targets, target_floats=d_y)
 
-    def select(self, inputs: DistillInputs, m: int) -> Tensor:
+    def select(self, config: Any, inputs: DistillInputs, m: int) -> Tensor:
         """Indices of the m source images to start from (default: uniformly at random)."""
         return torch.randperm(inputs.images.shape[0], generator=inputs.generator)[:m]
 
     def init(self, config: Any, plan: BudgetReport, inputs: DistillInputs) -> DistilledModule:
-        idx = self.select(inputs, plan.m).to(inputs.images.device)
-        return RawSet(inputs.images[idx], inputs.require_teacher().features()[idx])
+        idx = self.select(config, inputs, plan.m).to(inputs.images.device)
+        targets = inputs.require_teacher().features()[idx]
+        return RawSet(inputs.images[idx], targets, self.labels_of(inputs, idx))
+
+    def labels_of(self, inputs: DistillInputs, idx: Tensor) -> Tensor | None:
+        """The class labels of the kept source images, for a selection from a labelled source."""
+        return inputs.labels[idx] if self.keeps_labels and inputs.labels is not None else None
 
     def finalize(self, distilled: DistilledModule, config: Any, generator: torch.Generator,
                  callback: Callback) -> Export:
         assert isinstance(distilled, RawSet)
-        return Export({"images": distilled.x.detach(), "targets": distilled.y.detach()},
-                      raw=RawImages(m=distilled.x.shape[0], target_dim=distilled.y.shape[1]))
+        tensors = {"images": distilled.x.detach(), "targets": distilled.y.detach()}
+        if distilled.labels is not None:
+            tensors["labels"] = distilled.labels
+        return Export(tensors, raw=RawImages(m=distilled.x.shape[0], target_dim=distilled.y.shape[1],
+                                             labels=distilled.labels is not None))
 
 
 @dataclass(frozen=True)

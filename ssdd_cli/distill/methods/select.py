@@ -1,8 +1,10 @@
 """Selection baselines (SSDD §4 "Baselines"): real images paired with teacher targets.
 
-`random` draws m images uniformly; `kmeans` clusters the teacher features into m groups and
-keeps the real image nearest to each centroid. Both store raw images at the raw-image budget
-convention and are not optimised (no outer loop).
+`random` draws m images uniformly (or ⌊m/C⌋ of each class, `per_class`); `kmeans` clusters the
+teacher features into m groups and keeps the real image nearest to each centroid. Both store raw
+images at the raw-image budget convention and are not optimised (no outer loop). From a labelled
+source they also store the kept images' class labels (not charged, as the papers charge no
+targets), which the supervised `classify` protocol trains on.
 
 k-means targets: the SSDD paper says "the centroids and their corresponding image samples
 construct the distilled dataset", which allows the nearest image's own teacher feature (our
@@ -43,10 +45,49 @@ def kmeans_nearest(features: Tensor, m: int, seed: int) -> tuple[Tensor, Tensor]
     return torch.tensor(chosen, dtype=torch.long), centroids
 
 
+@dataclass(frozen=True)
+class RandomConfig(RawConfig):
+    """`per_class`: draw ⌊m/C⌋ images of each of the C classes (the "Random" rows of the DC, DSA
+    and DM papers' tables, and the IPC of the DM family), instead of m uniformly (SSDD's)."""
+
+    per_class: bool = False
+
+
+def per_class_indices(labels: Tensor, per_class: int, generator: torch.Generator) -> Tensor:
+    """`per_class` indices of each class of labels (n,), drawn uniformly without replacement
+    with `generator`; class-major (m,) = (C·per_class,)."""
+    picked = []
+    for c in range(int(labels.max()) + 1):
+        members = (labels == c).nonzero().flatten().cpu()
+        if members.numel() < per_class:
+            raise UsageError(f"class {c} has {members.numel()} images, fewer than the {per_class} "
+                             "a per-class selection of this budget takes; use a smaller budget.",
+                             option="budget")
+        picked.append(members[torch.randperm(members.numel(), generator=generator)[:per_class]])
+    return torch.cat(picked)
+
+
 @register_method
 class RandomSelection(RawImageMethod):
     name = "random"
-    summary = "m real images drawn uniformly, with their teacher targets"
+    summary = "m real images drawn uniformly (or per class), with their teacher targets"
+    options: ClassVar[dict[str, str]] = {**RawImageMethod.options, "per_class": "per_class"}
+    keeps_labels = True
+
+    def defaults(self, preset: Preset, N: int, d_y: int) -> Any:
+        return RandomConfig(N)
+
+    def select(self, config: Any, inputs: DistillInputs, m: int) -> Tensor:
+        if not config.per_class:
+            return super().select(config, inputs, m)
+        if inputs.labels is None:
+            raise UsageError("a per-class selection needs a labelled source; drop --per-class.",
+                             option="per_class")
+        classes = int(inputs.labels.max()) + 1
+        if m < classes:
+            raise UsageError(f"the budget buys {m} images, fewer than one for each of the {classes} classes; "
+                             "use a larger budget or drop --per-class.", option="budget")
+        return per_class_indices(inputs.labels, m // classes, inputs.generator)
 
 
 @dataclass(frozen=True)
@@ -66,6 +107,7 @@ class KMeansSelection(RawImageMethod):
     name = "kmeans"
     summary = "the real image nearest each of m k-means centroids of the teacher features"
     options: ClassVar[dict[str, str]] = {**RawImageMethod.options, "kmeans_targets": "targets"}
+    keeps_labels = True
 
     def defaults(self, preset: Preset, N: int, d_y: int) -> Any:
         return KMeansConfig(N)
@@ -76,4 +118,4 @@ class KMeansSelection(RawImageMethod):
         idx, centroids = kmeans_nearest(feats, plan.m, seed)
         idx = idx.to(inputs.images.device)
         targets = centroids if config.targets == "centroid" else feats[idx]
-        return RawSet(inputs.images[idx], targets)
+        return RawSet(inputs.images[idx], targets, self.labels_of(inputs, idx))
