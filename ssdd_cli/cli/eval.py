@@ -44,7 +44,7 @@ from ssdd_cli.teacher import default_cache_root, find_cached_teacher, load_teach
 from ssdd_cli.train.batchnorm import BATCHNORM_RULES, DEFAULT_BATCHNORM
 from ssdd_cli.train.classify import PROTOCOL as CLASSIFY
 from ssdd_cli.train.classify import ClassifyConfig, classify
-from ssdd_cli.train.evaluate import EvalReport, evaluate
+from ssdd_cli.train.evaluate import EvalReport, evaluate, prepare
 from ssdd_cli.train.linear import LinearProbeConfig
 from ssdd_cli.train.pretrain import PretrainConfig, build_backbone
 from ssdd_cli.train.protocols import FinetuneConfig, get_protocol, list_protocols
@@ -180,11 +180,11 @@ def register(app: typer.Typer) -> None:
                  "standardize": standardize, "finetune_steps": finetune_steps, "batchnorm": batchnorm}
         reports: list[EvalReport] = []
         with _maybe_record(json_out, given, str(dev)) as record, progress_callback(record) as callback:
+            probed = prepare(net, data, device=dev, teacher=ref, batchnorm=batchnorm)
             for spec in specs:
-                reports.append(evaluate(net, data, spec.name, seeds=seeds,
+                reports.append(evaluate(probed, data, spec.name, seeds=seeds,
                                         shots=shots if spec.uses_shots else None, device=dev,
-                                        teacher=ref, callback=callback, config=configs.get(spec.name),
-                                        batchnorm=batchnorm))
+                                        callback=callback, config=configs.get(spec.name)))
             doc = {"backbone": backbone, "arch": getattr(net, "arch", arch), "target": target,
                    "teacher": ref_info, "results": [r.to_dict() for r in reports]}
             if record is not None:

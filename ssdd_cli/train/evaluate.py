@@ -66,8 +66,44 @@ class EvalReport:
         }
 
 
+@dataclass
+class Probed:
+    """A backbone made ready to probe one target, shared by every `evaluate` call on it: the
+    backbone and teacher under the BatchNorm rule (`prepare`), and the features of each split
+    computed so far (so `linear`, `knn` and `align` on one backbone extract them once)."""
+
+    backbone: Backbone
+    teacher: Backbone | None
+    target: ImageSet
+    batchnorm: str
+    features: dict[tuple[str, str], torch.Tensor] = field(default_factory=dict)
+
+
+def prepare(backbone: Backbone, target: ImageSet, *, device: torch.device | str = "cpu",
+            teacher: Backbone | None = None, batchnorm: str = DEFAULT_BATCHNORM) -> Probed:
+    """`backbone` (and `teacher`) ready to probe `target` under the BatchNorm rule `batchnorm`
+    (see `evaluate`); refuses, in one sentence, an unknown rule or a network whose input shape
+    differs from the target's."""
+    if batchnorm not in BATCHNORM_RULES:
+        raise UsageError(f"unknown BatchNorm rule {batchnorm!r}; choose one of: "
+                         f"{', '.join(BATCHNORM_RULES)}.", option="batchnorm")
+    check_input_shape(backbone, target, "backbone")
+    if teacher is not None:
+        check_input_shape(teacher, target, "teacher")
+    if batchnorm == "target":
+        images = normalize(target.train, target.mean, target.std)
+        given = backbone
+        if has_batchnorm(backbone):
+            backbone = recompute_batchnorm(backbone, images, device=device)
+        if teacher is given:
+            teacher = backbone
+        elif teacher is not None and has_batchnorm(teacher):
+            teacher = recompute_batchnorm(teacher, images, device=device)
+    return Probed(backbone, teacher, target, batchnorm)
+
+
 def evaluate(
-    backbone: Backbone,
+    backbone: Backbone | Probed,
     target: ImageSet,
     protocol: str,
     *,
@@ -83,7 +119,9 @@ def evaluate(
     """Score `backbone` on `target` with `protocol` for seeds first_seed … first_seed+seeds−1.
 
     backbone (and teacher): modules with `features(x) -> (B, d)` for images (B, c, r, r) of
-    the target's shape. The backbone is never modified (fine-tuning works on a copy).
+    the target's shape. The backbone is never modified (fine-tuning works on a copy). Or a
+    `Probed` from `prepare(backbone, target, ...)`, to run several protocols on one backbone
+    with one BatchNorm recalibration and one feature extraction (its teacher and rule apply).
     config: the protocol's own config (e.g. `LinearProbeConfig(epochs=50)`); None: its defaults.
     batchnorm: "target" (default) probes a copy of the backbone whose BatchNorm statistics are
         recomputed on the target's training images, the same rule for every backbone (a random
@@ -101,32 +139,24 @@ def evaluate(
                         f"not a {type(config).__name__}")
     if seeds < 1:
         raise UsageError(f"evaluation needs at least one seed, got {seeds}.", option="seeds")
-    if batchnorm not in BATCHNORM_RULES:
-        raise UsageError(f"unknown BatchNorm rule {batchnorm!r}; choose one of: "
-                         f"{', '.join(BATCHNORM_RULES)}.", option="batchnorm")
     if shots is not None and shots < 1:
         raise UsageError(f"few-shot evaluation needs at least one shot per class, got {shots}.",
                          option="shots")
     if shots is not None and not spec.uses_shots:
         raise UsageError(f"shots do not apply to the {protocol} protocol; drop them.", option="shots")
-    check_input_shape(backbone, target, "backbone")
     if spec.needs_labels and (target.train_labels is None or target.test_labels is None):
         raise DataError(f"target {target.name} has no labels, so the {protocol} protocol cannot "
                         "score it; use the align protocol.")
-    if spec.needs_teacher:
-        if teacher is None:
-            raise UsageError(f"the {protocol} protocol compares with a teacher; give one.", option="teacher")
-        check_input_shape(teacher, target, "teacher")
-    if batchnorm == "target":
-        images = normalize(target.train, target.mean, target.std)
-        given = backbone
-        if has_batchnorm(backbone):
-            backbone = recompute_batchnorm(backbone, images, device=device)
-        if teacher is given:
-            teacher = backbone
-        elif teacher is not None and has_batchnorm(teacher):
-            teacher = recompute_batchnorm(teacher, images, device=device)
-    ctx = EvalContext(backbone, target, torch.device(device), shots, teacher, callback)
+    if isinstance(backbone, Probed):
+        if backbone.target.name != target.name:
+            raise ValueError(f"the backbone was prepared for {backbone.target.name}, not {target.name}")
+        probed = backbone
+    else:
+        probed = prepare(backbone, target, device=device, teacher=teacher, batchnorm=batchnorm)
+    if spec.needs_teacher and probed.teacher is None:
+        raise UsageError(f"the {protocol} protocol compares with a teacher; give one.", option="teacher")
+    ctx = EvalContext(probed.backbone, probed.target, torch.device(device), shots, probed.teacher, callback,
+                      _cache=probed.features)
     start = time.perf_counter()
     per_seed: list[list[ProtocolResult]] = []
     seed_list = tuple(range(first_seed, first_seed + seeds))
@@ -136,7 +166,7 @@ def evaluate(
     names = [r.metric for r in per_seed[0]]
     metrics = tuple(MetricSummary.of(name, [res[k].value for res in per_seed])
                     for k, name in enumerate(names))
-    settings = json.loads(json.dumps({**dataclasses.asdict(config), "batchnorm": batchnorm}, default=str))
+    settings = json.loads(json.dumps({**dataclasses.asdict(config), "batchnorm": probed.batchnorm}, default=str))
     return EvalReport(protocol, target.name, shots, seed_list, metrics,
                       time.perf_counter() - start, settings)
 

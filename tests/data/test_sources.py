@@ -26,9 +26,10 @@ from tests.data.helpers import assert_well_formed, row_hashes
 
 
 def test_registry_lists_sources_and_refuses_unknown_names() -> None:
-    assert list_sources() == ["cifar10", "cifar100", "digits", "digits-nuisance", "imagefolder", "npz", "shapes"]
-    with pytest.raises(UsageError, match="unknown source 'mnist'; choose one of: .*digits.*npz:PATH"):
-        load_source("mnist")
+    assert list_sources() == ["cifar10", "cifar100", "digits", "digits-nuisance", "fashion-mnist",
+                              "imagefolder", "mnist", "npz", "shapes"]
+    with pytest.raises(UsageError, match="unknown source 'svhn'; choose one of: .*digits.*npz:PATH"):
+        load_source("svhn")
     with pytest.raises(UsageError, match="needs a path"):
         load_source("npz")
     with pytest.raises(UsageError, match="takes no path"):
