@@ -42,12 +42,11 @@ from ssdd_cli.kit.precision import resolve_precision
 from ssdd_cli.models import Backbone, load_backbone
 from ssdd_cli.teacher import default_cache_root, find_cached_teacher, load_teacher
 from ssdd_cli.train.batchnorm import BATCHNORM_RULES, DEFAULT_BATCHNORM
-from ssdd_cli.train.classify import PROTOCOL as CLASSIFY
 from ssdd_cli.train.classify import ClassifyConfig, classify
 from ssdd_cli.train.evaluate import EvalReport, evaluate, prepare
 from ssdd_cli.train.linear import LinearProbeConfig
 from ssdd_cli.train.pretrain import PretrainConfig, build_backbone
-from ssdd_cli.train.protocols import FinetuneConfig, get_protocol, list_protocols
+from ssdd_cli.train.protocols import LABELLED_SET, FinetuneConfig, get_protocol, list_protocols
 
 if TYPE_CHECKING:
     BatchNormRule = str
@@ -57,11 +56,6 @@ else:
 Opt = typer.Option
 
 
-def all_protocols() -> list[str]:
-    """The backbone protocols and `classify`, sorted."""
-    return sorted([*list_protocols(), CLASSIFY])
-
-
 def protocol_list(text: str) -> list[str]:
     """`linear,knn,align` -> ["linear", "knn", "align"], each a known protocol, no repeats;
     `classify` only alone (it trains on an artifact, the others probe a backbone)."""
@@ -69,12 +63,13 @@ def protocol_list(text: str) -> list[str]:
     if not names:
         raise typer.BadParameter("give at least one protocol.")
     for name in names:
-        if name not in all_protocols():
-            raise typer.BadParameter(f"{name!r} is not one of {', '.join(map(repr, all_protocols()))}.")
+        if name not in list_protocols():
+            raise typer.BadParameter(f"{name!r} is not one of {', '.join(map(repr, list_protocols()))}.")
     if len(set(names)) < len(names):
         raise typer.BadParameter("a protocol is named twice.")
-    if CLASSIFY in names and len(names) > 1:
-        raise typer.BadParameter("classify trains on an artifact and the others probe a backbone; run "
+    on_sets = [n for n in names if get_protocol(n).input == LABELLED_SET]
+    if on_sets and len(names) > 1:
+        raise typer.BadParameter(f"{on_sets[0]} trains on an artifact and the others probe a backbone; run "
                                  "them in two `ssdd eval` calls.")
     return names
 
@@ -89,7 +84,7 @@ def complete_protocols(incomplete: str) -> list[str]:
     """Complete the last name of a comma-separated protocol list."""
     head, _, last = incomplete.rpartition(",")
     prefix = f"{head}," if head else ""
-    return [prefix + p for p in all_protocols() if p.startswith(last)]
+    return [prefix + p for p in list_protocols() if p.startswith(last)]
 
 
 def register(app: typer.Typer) -> None:
@@ -103,7 +98,7 @@ def register(app: typer.Typer) -> None:
         target: Annotated[str | None, Opt(help="Target source to evaluate on (see `ssdd datasets`; "
                                           "classify: default the artifact's source).",
                                           autocompletion=complete_sources)] = None,
-        protocol: Annotated[str, Opt(help=f"Protocols, comma-separated: {', '.join(all_protocols())} "
+        protocol: Annotated[str, Opt(help=f"Protocols, comma-separated: {', '.join(list_protocols())} "
                                      "(alone).", callback=checked_protocols,
                                      autocompletion=complete_protocols)] = "linear",
         shots: Annotated[int | None, Opt(min=1, help="Few-shot: k labelled images per class (for the "
@@ -140,7 +135,7 @@ def register(app: typer.Typer) -> None:
         """
         set_output(quiet, log_format)
         names = protocol_list(protocol)
-        if names == [CLASSIFY]:
+        if get_protocol(names[0]).input == LABELLED_SET:
             given = {"artifact": backbone, "target": target, "protocol": names, "seeds": seeds,
                      "classify_epochs": classify_epochs, "precision": precision}
             _classify(backbone, target, ClassifyConfig(epochs=classify_epochs), seeds=seeds,

@@ -7,6 +7,8 @@
     init (random init, per arch × seed) → eval          the lower reference line
     teacher → full (per arch × seed) → eval             all training images with their targets
     teacher → eval (per target × protocol × seed)       the upper reference line
+    distill → eval (per protocol that trains on labels)  `classify`, on a labelled artifact, on
+                                                         the source; no arch (DC's ConvNet)
 
 A step names what it is for (`Cell`: row, method, budget, arch, seed, target, protocol) and the
 steps it consumes (`inputs`, by role). It says nothing of settings: the runner derives each
@@ -22,8 +24,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ssdd_cli.compare.spec import CompareSpec, MethodEntry, ProtocolSpec
+from ssdd_cli.distill.methods import get_method
 from ssdd_cli.train.full import FULL  # every training image of the source with its teacher target
-from ssdd_cli.train.protocols import get_protocol
+from ssdd_cli.train.protocols import BACKBONE, get_protocol
 
 KINDS = ("teacher", "init", "full", "distill", "pretrain", "eval")
 RANDOM_INIT = "random init"
@@ -116,6 +119,11 @@ def _artifact_steps(spec: CompareSpec, entry: MethodEntry, budget: int, seed: in
     cell = Cell(entry.name, entry.method, budget, seed=seed)
     distill = Step(f"distill/{entry.name}/N{budget}/seed{seed}", "distill", cell, (("teacher", teacher),))
     steps = [distill]
+    if get_method(entry.method).keeps_labels:  # protocols that train on the artifact's labels
+        steps += [Step(f"eval/{distill.id}/{spec.source}/{p.label}", "eval",
+                       Cell(entry.name, entry.method, budget, None, seed, spec.source, p),
+                       (("artifact", distill.id),))
+                  for p in spec.protocols if get_protocol(p.name).input != BACKBONE]
     for arch in spec.archs:
         pretrain = Step(f"pretrain/{entry.name}/N{budget}/{arch}/seed{seed}", "pretrain",
                         Cell(entry.name, entry.method, budget, arch, seed), (("artifact", distill.id),))
@@ -129,6 +137,8 @@ def _evals(spec: CompareSpec, backbone: Step, teacher: str, cell: Cell | None = 
     out = []
     for target in spec.targets:
         for protocol in spec.protocols:
+            if get_protocol(protocol.name).input != BACKBONE:
+                continue
             inputs = [("backbone", backbone.id)]
             if get_protocol(protocol.name).needs_teacher:
                 inputs.append(("teacher", teacher))

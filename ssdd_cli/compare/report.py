@@ -19,7 +19,7 @@ import math
 import platform
 import statistics
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,10 +31,12 @@ from ssdd_cli import __version__
 from ssdd_cli.compare.plan import REFERENCES, TEACHER
 from ssdd_cli.compare.runner import CompareRun
 from ssdd_cli.io import atomic_write_bytes
+from ssdd_cli.train.protocols import BACKBONE, get_protocol
 
 PERCENT = {"accuracy", "cka"}
 LOWER_IS_BETTER = {"mse"}
 RESULTS_FORMAT = "ssdd-compare/1"
+CLASSIFIER = "DC ConvNet"  # the column of the protocols that train their own network (classify)
 
 
 @dataclass(frozen=True)
@@ -175,7 +177,8 @@ def results_markdown(run: CompareRun) -> str:
            f"± std over {spec.seeds} seed(s) (population std). Best method per column in **bold**; *full* "
            "(every training image with its target), *random init* and *teacher* are reference lines; "
            "every backbone is probed with BatchNorm statistics recomputed on the target's training "
-           "images. Accuracy and CKA in percent.", "",
+           "images; classify trains fresh DC ConvNets on a labelled artifact's images and labels. "
+           "Accuracy and CKA in percent.", "",
            f"ssdd {__version__}, torch {torch.__version__}, device {run.device}; "
            f"{run.count('ran')} steps ran, {run.count('reused')} reused"
            + (f", {run.count('failed')} failed, {run.count('skipped')} skipped"
@@ -184,12 +187,15 @@ def results_markdown(run: CompareRun) -> str:
     for budget in spec.budgets:
         for protocol in spec.protocols:
             group = [s for s in summaries if s.protocol == protocol.label and s.budget in (budget, None)]
+            columns = archs
+            if get_protocol(protocol.name).input != BACKBONE:  # classify: one network, DC's ConvNet
+                columns, group = [CLASSIFIER], [replace(s, arch=CLASSIFIER) for s in group]
             for metric in dict.fromkeys(s.metric for s in group):
                 cells = [s for s in group if s.metric == metric]
                 direction = " (lower is better)" if metric in LOWER_IS_BETTER else ""
                 unit = " (%)" if metric in PERCENT else ""
                 out += [f"## N = {budget}: {protocol.label}, {metric}{unit}{direction}", "",
-                        markdown_table(cells, archs, metric), ""]
+                        markdown_table(cells, columns, metric), ""]
     if any(len(s.values) < s.planned for s in summaries):
         out += ["† fewer values than seeds: a step failed or was skipped (see results.json).", ""]
     failed = [f"- failed: {o.step.description}: {o.error}" for o in run.outcomes if o.status == "failed"]

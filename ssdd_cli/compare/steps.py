@@ -37,6 +37,7 @@ from ssdd_cli.progress import Callback, ProgressEvent, silent
 from ssdd_cli.teacher import TeacherConfig, load_teacher, save_teacher, train_teacher
 from ssdd_cli.teacher.targets import DEFAULT_TARGETS
 from ssdd_cli.train.batchnorm import DEFAULT_BATCHNORM
+from ssdd_cli.train.classify import classify
 from ssdd_cli.train.evaluate import Probed, evaluate, prepare
 from ssdd_cli.train.full import pretrain_full
 from ssdd_cli.train.pretrain import PretrainConfig, build_backbone, pretrain
@@ -304,6 +305,11 @@ def protocol_config(ctx: StepContext, name: str) -> Any:
 def eval_material(step: Step, inputs: Mapping[str, StepRecord], ctx: StepContext) -> dict[str, Any]:
     cell = step.cell
     assert cell.protocol is not None and cell.target is not None
+    if "artifact" in inputs:  # a protocol that trains on the artifact's labels (classify)
+        return {"kind": "eval", "artifact": inputs["artifact"].sha256("artifact"), "target": cell.target,
+                "data": ctx.data_sha256(cell.target, ctx.resolution), "protocol": cell.protocol.name,
+                "seed": cell.seed, "config": flat_settings(protocol_config(ctx, cell.protocol.name)),
+                "split": ctx.spec.split, "precision": ctx.precision.name}
     material = {"kind": "eval", "backbone": inputs["backbone"].sha256(_backbone_output(inputs)),
                 "target": cell.target, "data": ctx.data_sha256(cell.target, ctx.resolution),
                 "protocol": cell.protocol.name, "shots": cell.protocol.shots, "seed": cell.seed,
@@ -346,10 +352,17 @@ def run_eval(step: Step, inputs: Mapping[str, StepRecord], work: Path,
              ctx: StepContext) -> tuple[Outputs, dict[str, Any]]:
     cell = step.cell
     assert cell.protocol is not None and cell.target is not None and cell.seed is not None
-    ready = probed(ctx, inputs, cell.target)
-    report = evaluate(ready, ready.target, cell.protocol.name, seeds=1, first_seed=cell.seed,
-                      shots=cell.protocol.shots, device=ctx.device, callback=ctx.callback,
-                      config=protocol_config(ctx, cell.protocol.name))
+    config = protocol_config(ctx, cell.protocol.name)
+    if "artifact" in inputs:  # classify: fresh networks trained on the artifact's labels
+        path = inputs["artifact"].output("artifact")
+        data = materialize(load_bundle(path), ctx.device)
+        report = classify(data.images, data.labels, ctx.target(cell.target), what=f"artifact {path}",
+                          mean=data.mean, std=data.std, config=config, first_seed=cell.seed,
+                          device=ctx.device, precision=ctx.precision, callback=ctx.callback)
+    else:
+        ready = probed(ctx, inputs, cell.target)
+        report = evaluate(ready, ready.target, cell.protocol.name, seeds=1, first_seed=cell.seed,
+                          shots=cell.protocol.shots, device=ctx.device, callback=ctx.callback, config=config)
     doc = report.to_dict()
     atomic_write_bytes(work / "result.json", (json.dumps(doc, indent=2) + "\n").encode())
     return {"result": "result.json"}, {m.name: m.values[0] for m in report.metrics}

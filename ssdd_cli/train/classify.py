@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -26,42 +25,14 @@ from torch import Tensor
 from ssdd_cli.data import ImageSet, normalize
 from ssdd_cli.errors import DataError, UsageError
 from ssdd_cli.kit.precision import FP32, Precision
-from ssdd_cli.models.convnet import NORMS, default_depth
 from ssdd_cli.progress import Callback, ProgressEvent, silent
 from ssdd_cli.train.evaluate import EvalReport, MetricSummary
 from ssdd_cli.train.linear import accuracy
-from ssdd_cli.train.pretrain import PretrainConfig, fit
+from ssdd_cli.train.pretrain import fit
+from ssdd_cli.train.protocols.classify import ClassifyConfig
 
 PROTOCOL = "classify"
-
-
-@dataclass(frozen=True)
-class ClassifyConfig:
-    """The DM family's evaluation (module docstring). `epochs`: 1,000 (DSA, DM and after);
-    DC's code runs 300. `augment`: "dsa" (the papers) or "none"."""
-
-    epochs: int = 1000
-    width: int = 128
-    norm: str = "in"
-    batch_size: int = 256
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    augment: str = "dsa"
-
-    def __post_init__(self) -> None:
-        if self.norm not in NORMS:
-            raise UsageError(f"unknown ConvNet norm {self.norm!r}; choose one of: {', '.join(NORMS)}.",
-                             option="norm")
-
-    def training(self, resolution: int, seed: int) -> PretrainConfig:
-        """The network's recipe at this resolution (DC's ConvNet depth: 3 at 28 and 32 px)."""
-        depth = default_depth(resolution)
-        widths = (self.width,) * depth
-        return PretrainConfig(arch="convnet", arch_kwargs={"widths": widths, "norm": self.norm},
-                              epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                              momentum=self.momentum, weight_decay=self.weight_decay, seed=seed,
-                              schedule="step", augment=self.augment)
+__all__ = ["PROTOCOL", "ClassifyConfig", "check_labelled", "classify"]
 
 
 def check_labelled(labels: Tensor | None, what: str, target: ImageSet) -> Tensor:

@@ -17,7 +17,7 @@ from ssdd_cli.errors import DataError, UsageError
 from ssdd_cli.models import Backbone
 from ssdd_cli.progress import Callback, ProgressEvent, silent
 from ssdd_cli.train.batchnorm import BATCHNORM_RULES, DEFAULT_BATCHNORM, has_batchnorm, recompute_batchnorm
-from ssdd_cli.train.protocols import EvalContext, ProtocolResult, get_protocol
+from ssdd_cli.train.protocols import BACKBONE, EvalContext, ProtocolResult, get_protocol
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,10 @@ def evaluate(
     without a teacher, and `shots` where it does not apply or exceeds a class.
     """
     spec = get_protocol(protocol)
+    if spec.input != BACKBONE:
+        raise UsageError(f"the {protocol} protocol trains fresh networks on a labelled set, not on a "
+                         "backbone; run it with train.classify.classify (ssdd eval ARTIFACT --protocol "
+                         f"{protocol}).", option="protocol")
     if config is None:
         config = spec.config()
     elif not isinstance(config, spec.config):
@@ -166,7 +170,8 @@ def evaluate(
     names = [r.metric for r in per_seed[0]]
     metrics = tuple(MetricSummary.of(name, [res[k].value for res in per_seed])
                     for k, name in enumerate(names))
-    settings = json.loads(json.dumps({**dataclasses.asdict(config), "batchnorm": probed.batchnorm}, default=str))
+    settings = {**dataclasses.asdict(config), "batchnorm": probed.batchnorm}
+    settings = json.loads(json.dumps(settings, default=str))
     return EvalReport(protocol, target.name, shots, seed_list, metrics,
                       time.perf_counter() - start, settings)
 

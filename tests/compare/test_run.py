@@ -213,3 +213,23 @@ def test_a_comparison_under_torchrun_is_refused_before_any_work(monkeypatch: pyt
     with pytest.raises(UsageError, match="runs in one process, not 2"):
         compare(RAW, tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+def test_classify_trains_on_labelled_artifacts_and_has_its_own_column(tmp_path: Path) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        raw = {"source": "digits", "budgets": [20], "archs": ["convnet"], "seeds": 1, "full": False,
+               "references": False, "protocols": ["classify"],
+               "methods": {"random": {"per_class": True}, "dm": {"steps": 1, "width": 8, "batch_size": 16}},
+               "teacher": {"epochs": 1}, "pretrain": {"epochs": 1}, "eval": {"classify": {"epochs": 2, "width": 8}}}
+        run = compare(raw, tmp_path / "results")
+    finally:
+        torch.set_num_threads(before)
+    assert {o.step.id: o.status for o in run.outcomes if o.step.kind == "eval"} == {
+        "eval/distill/random/N20/seed0/digits/classify": "ran", "eval/distill/dm/N20/seed0/digits/classify": "ran"}
+    write_results(run)
+    table = (tmp_path / "results" / "results.md").read_text()
+    assert "## N = 20: classify, accuracy (%)" in table and "| target | method | DC ConvNet |" in table

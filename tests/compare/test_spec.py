@@ -267,3 +267,17 @@ def test_dm_family_artifacts_pretrain_under_their_protocol() -> None:
     dm, ssl = (pretrain_config(StepContext(spec), pretrains[m]) for m in ("dm", "random"))
     assert (dm.lr, dm.weight_decay, dm.schedule, dm.augment) == (0.01, 5e-4, "step", "dsa")
     assert (ssl.lr, ssl.schedule, ssl.augment) == (0.1, "constant", "none")
+
+
+def test_classify_is_planned_on_the_artifacts_that_keep_labels_only() -> None:
+    spec = spec_from_mapping({"source": "digits", "budgets": [20], "seeds": 2, "protocols": ["knn", "classify"],
+                              "methods": {"dm": {}, "random": {"per_class": True}, "ssdd": {}}})
+    plan = build_plan(spec)
+    classify = [s for s in plan if s.kind == "eval" and s.cell.protocol is not None
+                and s.cell.protocol.name == "classify"]
+    assert sorted((s.cell.row, s.cell.seed) for s in classify) == [("dm", 0), ("dm", 1), ("random", 0), ("random", 1)]
+    assert all(s.inputs == (("artifact", f"distill/{s.cell.row}/N20/seed{s.cell.seed}"),) and s.cell.arch is None
+               and s.cell.target == "digits" for s in classify)
+    # No backbone is classified: the references and pretrained backbones get the probes only.
+    assert not [s for s in plan if s.kind == "eval" and "backbone" in dict(s.inputs)
+                and s.cell.protocol is not None and s.cell.protocol.name == "classify"]

@@ -66,6 +66,9 @@ class Method(Generic[C]):
     options: ClassVar[Mapping[str, str]] = {}
     needs_teacher: ClassVar[bool] = True  # False: no teacher is trained or loaded (the DM family)
     needs_labels: ClassVar[bool] = False  # True: the source must be labelled (the DM family)
+    # True: the artifact stores class labels when the source has them (the DM family, and the
+    # selections, which keep real images), so the `classify` protocol can train on it.
+    keeps_labels: ClassVar[bool] = False
     # False: the method's network passes run in float32 whatever the run's precision (the DM
     # family; `distill.run` records fp32 for it).
     uses_precision: ClassVar[bool] = True

@@ -56,9 +56,6 @@ class RawImageMethod(Method[Any]):
     """A method whose artifact is m real-shaped images with their targets; `select` picks them."""
 
     options: ClassVar[dict[str, str]] = {"count_targets": "count_targets"}
-    # A selection keeps real images, so it can keep their class labels too (the `classify`
-    # protocol trains on them); a method that changes the images (KRR-ST) stores none.
-    keeps_labels: ClassVar[bool] = False
 
     def defaults(self, preset: Preset, N: int, d_y: int) -> Any:
         return RawConfig(N)
@@ -76,7 +73,8 @@ class RawImageMethod(Method[Any]):
         return RawSet(inputs.images[idx], targets, self.labels_of(inputs, idx))
 
     def labels_of(self, inputs: DistillInputs, idx: Tensor) -> Tensor | None:
-        """The class labels of the kept source images, for a selection from a labelled source."""
+        """The class labels of the kept source images, for a selection (`keeps_labels`: it keeps
+        real images, where KRR-ST changes them) from a labelled source."""
         return inputs.labels[idx] if self.keeps_labels and inputs.labels is not None else None
 
     def finalize(self, distilled: DistilledModule, config: Any, generator: torch.Generator,

@@ -102,6 +102,7 @@ class MatchingMethod(Method[L]):
 
     needs_teacher = False
     needs_labels = True
+    keeps_labels = True
     uses_precision = False  # the matching networks run in float32 (module docstring)
     min_samples: ClassVar[int] = 1  # decoded synthetic images per class the loss needs
     options: ClassVar[dict[str, str]] = {"count_targets": "count_targets", "steps": "outer.steps",

@@ -7,6 +7,9 @@ scores it once, and may tune only on the val split. Every backbone sees the targ
 normalised with the target's own mean/std (the usual transfer convention; KRR-ST normalises each
 target with its statistics).
 
+A protocol takes a backbone (`input="backbone"`), or, like `classify`, a labelled set to train
+fresh networks on (`input="labelled set"`: run by `train.classify`, not through `EvalContext`).
+
 `shots=k` (few-shot) restricts the labelled train set to k images per class, drawn with the
 seed, for the protocols registered with `uses_shots`.
 """
@@ -111,12 +114,14 @@ def few_shot_indices(labels: Tensor, shots: int, generator: torch.Generator) -> 
 
 
 ProtocolFn = Callable[[EvalContext, Any, int], list[ProtocolResult]]
+BACKBONE, LABELLED_SET = "backbone", "labelled set"  # what a protocol takes
 
 
 @dataclass(frozen=True)
 class Protocol:
     """A registered protocol: its function, its config type (instantiable with no arguments for
-    the defaults) and what it needs: labels, a teacher, whether `shots` applies."""
+    the defaults), what it needs (labels, a teacher), whether `shots` applies, and what it
+    takes (`BACKBONE` or `LABELLED_SET`)."""
 
     name: str
     run: ProtocolFn
@@ -125,18 +130,20 @@ class Protocol:
     needs_teacher: bool
     uses_shots: bool
     summary: str
+    input: str = BACKBONE
 
 
 PROTOCOLS: Registry[Protocol] = Registry("protocol")
 
 
 def register_protocol(name: str, *, config: type, needs_labels: bool = True, needs_teacher: bool = False,
-                      uses_shots: bool = True) -> Callable[[ProtocolFn], ProtocolFn]:
+                      uses_shots: bool = True, input: str = BACKBONE) -> Callable[[ProtocolFn], ProtocolFn]:
     """Register `fn(ctx, config, seed) -> list[ProtocolResult]` under `name` (a name once only)."""
 
     def decorate(fn: ProtocolFn) -> ProtocolFn:
         summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        PROTOCOLS.add(name, Protocol(name, fn, config, needs_labels, needs_teacher, uses_shots, summary))
+        PROTOCOLS.add(name, Protocol(name, fn, config, needs_labels, needs_teacher, uses_shots, summary,
+                                     input))
         return fn
 
     return decorate
