@@ -136,7 +136,10 @@ def register(app: typer.Typer) -> None:
         set_output(quiet, log_format)
         names = protocol_list(protocol)
         if get_protocol(names[0]).input == LABELLED_SET:
-            given = {"artifact": backbone, "target": target, "protocol": names, "seeds": seeds,
+            if shots is not None:
+                raise UsageError(f"shots do not apply to {names[0]}, which trains on every image of the "
+                                 "artifact; drop them.", option="shots")
+            given: dict[str, Any] = {"artifact": backbone, "target": target, "protocol": names, "seeds": seeds,
                      "classify_epochs": classify_epochs, "precision": precision}
             _classify(backbone, target, ClassifyConfig(epochs=classify_epochs), seeds=seeds,
                       precision=precision, data_root=data_root, download=download, device=device,

@@ -98,6 +98,7 @@ def classify(
                          callback=progress, num_classes=target.classes, precision=precision)
         with torch.no_grad():
             logits = torch.cat([precision.run(network, x.to(dev)) for x in test.split(512)])
+        assert target.test_labels is not None  # check_labelled
         values.append(accuracy(logits.argmax(dim=1).cpu(), target.test_labels))
     settings = json.loads(json.dumps({**dataclasses.asdict(config), "precision": precision.name}))
     return EvalReport(PROTOCOL, target.name, None, seed_list, (MetricSummary.of("accuracy", values),),
