@@ -140,8 +140,8 @@ def register(app: typer.Typer) -> None:
                 raise UsageError(f"shots do not apply to {names[0]}, which trains on every image of the "
                                  "artifact; drop them.", option="shots")
             given: dict[str, Any] = {"artifact": backbone, "target": target, "protocol": names,
-                                     "seeds": seeds,
-                     "classify_epochs": classify_epochs, "precision": precision}
+                                     "seeds": seeds, "classify_epochs": classify_epochs,
+                                     "precision": precision}
             _classify(backbone, target, ClassifyConfig(epochs=classify_epochs), seeds=seeds,
                       precision=precision, data_root=data_root, download=download, device=device,
                       json_out=json_out, given=given)
