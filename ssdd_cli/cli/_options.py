@@ -81,8 +81,9 @@ Device = Annotated[str, typer.Option(help="auto (cuda, then mps, then cpu), cpu,
 Seed = Annotated[int, typer.Option(min=0, help="Random seed (initialisation, sampling, shuffling).")]
 DataRoot = Annotated[Path | None, typer.Option(file_okay=False, help="Folder of real sources (default: "
                                                "$SSDD_DATA, else ~/.cache/ssdd/data).")]
-Download = Annotated[bool, typer.Option(help="Download a missing source that can be fetched (CIFAR) with "
-                                        "torchvision's downloader; needs a network.")]
+Download = Annotated[bool, typer.Option(help="Download a missing source that can be fetched (CIFAR, "
+                                        "Fashion-MNIST, MNIST) with torchvision's downloader; needs a "
+                                        "network.")]
 Resume = Annotated[bool, typer.Option(help="Continue from OUTPUT.ckpt; refused, naming the first "
                                       "difference, if an option or the data changed.")]
 Precision = Annotated[PrecisionName, typer.Option(help="auto (bf16 where the device has bf16 units), "

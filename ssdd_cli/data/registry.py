@@ -146,7 +146,8 @@ def load_source(
     Args:
         spec: a name from `list_sources()`, or `imagefolder:PATH` / `npz:PATH`.
         data_root: where real sources live; default `default_data_root()`.
-        download: fetch a missing CIFAR tree with torchvision's downloader (needs a network).
+        download: fetch a missing CIFAR tree or IDX files with torchvision's downloader (needs a
+            network).
         resolution: r; default the source's preset's (`source_preset(spec).resolution`).
         seed: the generator seed of generated sources (`shapes`); real sources ignore it, and
             every split uses its own fixed seed so runs with different seeds share val/test.
