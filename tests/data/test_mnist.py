@@ -122,3 +122,27 @@ def test_read_idx_round_trips_and_checks_dimensions(tmp_path: Path) -> None:
     assert np.array_equal(read_idx(tmp_path / "x.idx", 3), values)
     with pytest.raises(DataError, match="3 dimensions, not 1"):
         read_idx(tmp_path / "x.idx", 1)
+
+
+def test_download_fetches_the_four_files_into_the_data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torchvision.datasets.utils as tv_utils
+
+    source = make_idx(tmp_path / "elsewhere")
+    fetched: list[str] = []
+
+    def fake_download(url: str, root: str, filename: str, md5: str) -> None:
+        fetched.append(url)
+        (Path(root) / filename).write_bytes((source / filename).read_bytes())
+
+    monkeypatch.setattr(tv_utils, "download_url", fake_download)
+    data = load_source("fashion-mnist", data_root=tmp_path / "root", download=True)
+    assert data.sizes == (45, 5, 20) and len(fetched) == 4
+    assert all(u.endswith(".gz") for u in fetched) and (tmp_path / "root" / "fashion-mnist").is_dir()
+
+    def offline(url: str, root: str, filename: str, md5: str) -> None:
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(tv_utils, "download_url", offline)
+    with pytest.raises(DataError) as err:
+        load_source("mnist", data_root=tmp_path / "root", download=True)
+    assert "downloading mnist's" in str(err.value) and "network is unreachable" in str(err.value)
