@@ -94,14 +94,16 @@ def build_plan(spec: CompareSpec) -> Plan:
     """Every step of the comparison, each after the steps it consumes."""
     teacher = Step(f"teacher/{spec.source}", "teacher", Cell(TEACHER))
     steps = [teacher]
-    if spec.references:
+    # Only protocols that train their own network (classify): nothing to pretrain or probe.
+    probes = any(get_protocol(p.name).input == BACKBONE for p in spec.protocols)
+    if spec.references and probes:
         for arch in spec.archs:
             for seed in range(spec.seeds):
                 init = Step(f"init/{arch}/seed{seed}", "init", Cell(RANDOM_INIT, arch=arch, seed=seed))
                 steps += [init, *_evals(spec, init, teacher.id)]
         for seed in range(spec.seeds):
             steps += _evals(spec, teacher, teacher.id, Cell(TEACHER, seed=seed))
-    if spec.full:
+    if spec.full and probes:
         for arch in spec.archs:
             for seed in range(spec.seeds):
                 full = Step(f"full/{arch}/seed{seed}", "full", Cell(FULL, arch=arch, seed=seed),
@@ -110,12 +112,12 @@ def build_plan(spec: CompareSpec) -> Plan:
     for budget in spec.budgets:
         for entry in spec.methods:
             for seed in range(spec.seeds):
-                steps += _artifact_steps(spec, entry, budget, seed, teacher.id)
+                steps += _artifact_steps(spec, entry, budget, seed, teacher.id, spec.archs if probes else ())
     return Plan(spec, tuple(steps))
 
 
 def _artifact_steps(spec: CompareSpec, entry: MethodEntry, budget: int, seed: int,
-                    teacher: str) -> list[Step]:
+                    teacher: str, archs: tuple[str, ...]) -> list[Step]:
     cell = Cell(entry.name, entry.method, budget, seed=seed)
     distill = Step(f"distill/{entry.name}/N{budget}/seed{seed}", "distill", cell, (("teacher", teacher),))
     steps = [distill]
@@ -124,7 +126,7 @@ def _artifact_steps(spec: CompareSpec, entry: MethodEntry, budget: int, seed: in
                        Cell(entry.name, entry.method, budget, None, seed, spec.source, p),
                        (("artifact", distill.id),))
                   for p in spec.protocols if get_protocol(p.name).input != BACKBONE]
-    for arch in spec.archs:
+    for arch in archs:
         pretrain = Step(f"pretrain/{entry.name}/N{budget}/{arch}/seed{seed}", "pretrain",
                         Cell(entry.name, entry.method, budget, arch, seed), (("artifact", distill.id),))
         steps += [pretrain, *_evals(spec, pretrain, teacher)]

@@ -281,3 +281,12 @@ def test_classify_is_planned_on_the_artifacts_that_keep_labels_only() -> None:
     # No backbone is classified: the references and pretrained backbones get the probes only.
     assert not [s for s in plan if s.kind == "eval" and "backbone" in dict(s.inputs)
                 and s.cell.protocol is not None and s.cell.protocol.name == "classify"]
+
+
+def test_a_classify_only_comparison_pretrains_nothing() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "compare-fashion-classify.toml"
+    plan = build_plan(spec_from_mapping(load_config_file(example)))
+    assert (plan.count("distill"), plan.count("eval"), plan.count("pretrain"), plan.count("init"),
+            plan.count("full")) == (27, 27, 0, 0, 0)
+    fashion = build_plan(spec_from_mapping(load_config_file(example.with_name("compare-fashion.toml"))))
+    assert fashion.spec.source == "fashion-mnist" and fashion.count("distill") == 7
