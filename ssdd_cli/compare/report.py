@@ -102,7 +102,8 @@ def results_document(run: CompareRun) -> dict[str, Any]:
             artifacts.append({"row": c.row, "method": c.method, "budget": c.budget, "seed": c.seed,
                               "status": o.status, **{k: m.get(k) for k in
                                                       ("m", "floats_used", "floats_allowed", "final_loss",
-                                                       "held_out", "error")}})
+                                                       "held_out", "peak_memory", "error")},
+                              "seconds": o.record.seconds})
     steps = [{"id": o.step.id, "kind": o.step.kind, "status": o.status,
               **({"folder": str(o.record.folder.relative_to(run.output)), **o.record.to_dict()}
                  if o.record is not None else {})} for o in run.outcomes]

@@ -42,6 +42,7 @@ from ssdd_cli.data import source_preset
 from ssdd_cli.distill.methods import get_method
 from ssdd_cli.errors import DataError, DivergedError, UsageError
 from ssdd_cli.kit import distributed
+from ssdd_cli.kit.memory import PeakMemory
 from ssdd_cli.models import create_backbone
 from ssdd_cli.progress import Callback, ProgressEvent, silent
 from ssdd_cli.teacher import load_teacher
@@ -117,7 +118,11 @@ def run_compare(plan: Plan, output: Path, *, device: torch.device | str = "cpu",
         started = time.perf_counter()
         outcome = _run_step(step, outcomes, store, ctx)
         outcomes[step.id] = outcome
-        took = f" ({time.perf_counter() - started:.1f} s)" if outcome.status in ("ran", "failed") else ""
+        took = ""
+        if outcome.status in ("ran", "failed"):
+            peak = outcome.record.metrics.get("peak_memory") if outcome.record is not None else None
+            memory = f", peak {peak / 1e9:.2f} GB" if peak else ""
+            took = f" ({time.perf_counter() - started:.1f} s{memory})"
         why = f": {outcome.error}" if outcome.error else ""
         callback(ProgressEvent(STAGE, i + 1, len(plan), _counts(outcomes),
                                message=f"{outcome.status:>7}  {step.description}{took}{why}",
@@ -142,9 +147,14 @@ def _run_step(step: Step, done: Mapping[str, Outcome], store: StepStore, ctx: S.
     if record is not None:
         return Outcome(step, "failed" if "error" in record.metrics else "reused", record)
     work = store.begin(step.kind, key)
+    if step.kind != "eval":
+        ctx.forget_probed()  # its features would count in this step's peak memory
     t0 = time.perf_counter()
     try:
-        outputs, metrics = run(step, inputs, work, ctx)  # type: ignore[arg-type]
+        with PeakMemory(ctx.device) as memory:
+            outputs, metrics = run(step, inputs, work, ctx)  # type: ignore[arg-type]
+        if step.kind != "eval":  # an eval's metrics are its protocol's numbers, nothing else
+            metrics = {**metrics, "peak_memory": memory.peak}
     except DivergedError as e:
         outputs, metrics = {}, {"error": str(e)}
     record = store.commit(step.kind, key, material, outputs, metrics, time.perf_counter() - t0)

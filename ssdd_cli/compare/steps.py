@@ -64,6 +64,10 @@ class StepContext:
     _probed: tuple[tuple[str, str], Probed] | None = field(default=None, repr=False)
     _hashes: dict[tuple[str, int], str] = field(default_factory=dict, repr=False)
 
+    def forget_probed(self) -> None:
+        """Let the last prepared backbone and its features go (before a step of another kind)."""
+        self._probed = None
+
     def data(self, spec: str, resolution: int | None = None) -> ImageSet:
         """A source loaded once (at `resolution`, default its preset's)."""
         key = (spec, resolution or source_preset(spec).resolution)
@@ -331,7 +335,7 @@ def probed(ctx: StepContext, inputs: Mapping[str, StepRecord], target: str) -> P
     source = inputs["backbone"]
     key = (source.sha256(_backbone_output(inputs)), target)
     if ctx._probed is None or ctx._probed[0] != key:
-        ctx._probed = None  # let the previous backbone's features go before computing the next
+        ctx.forget_probed()  # the previous backbone's features go before the next are computed
         net: Backbone
         if source.kind == "teacher":
             net = load_teacher(source.output("teacher"), map_location=ctx.device)[0]

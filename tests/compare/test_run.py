@@ -233,3 +233,15 @@ def test_classify_trains_on_labelled_artifacts_and_has_its_own_column(tmp_path: 
     write_results(run)
     table = (tmp_path / "results" / "results.md").read_text()
     assert "## N = 20: classify, accuracy (%)" in table and "| target | method | DC ConvNet |" in table
+
+
+def test_every_training_step_records_its_peak_memory(finished: tuple[Path, CompareRun]) -> None:
+    import sys
+
+    run = finished[1]
+    trained = [o for o in run.outcomes if o.step.kind in ("distill", "pretrain", "teacher")]
+    evals = [o for o in run.outcomes if o.step.kind == "eval"]
+    assert trained and all("peak_memory" in o.record.metrics for o in trained if o.record is not None)
+    assert not any("peak_memory" in o.record.metrics for o in evals if o.record is not None)
+    if sys.platform == "linux":  # the process's resident peak during the step (kit.memory)
+        assert all(o.record.metrics["peak_memory"] > 10**7 for o in trained if o.record is not None)
