@@ -42,14 +42,19 @@ def _best_seconds(fn: Callable[[], object], device: torch.device, repeats: int) 
 
 
 def probe_throughput(device: torch.device, repeats: int = 5, matmul_n: int = MATMUL_N,
-                     conv: tuple[int, int, int] = CONV) -> list[ProbeRow]:
+                     conv: tuple[int, int, int] = CONV, bf16: bool = True,
+                     callback: Callable[[str], None] | None = None) -> list[ProbeRow]:
     """GFLOP/s of a matrix product (matmul_n²) and a convolution (batch, channels, side) per dtype
-    (and memory format)."""
+    (and memory format). bf16=False leaves bf16 out: on a CPU without bf16 units its kernels are
+    emulated, slow enough that the probe took minutes (issue 22), and `auto` never picks it there.
+    `callback` is told what is measured next ("matmul fp32", ...)."""
     g = torch.Generator().manual_seed(0)
     rows = []
-    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    dtypes = {"fp32": torch.float32, **({"bf16": torch.bfloat16} if bf16 else {})}
+    say = callback or (lambda _: None)
     n = matmul_n
     for name, dtype in dtypes.items():
+        say(f"matmul {name}")
         a, b = (torch.randn(n, n, generator=g).to(device, dtype) for _ in range(2))
         seconds = _best_seconds(partial(torch.matmul, a, b), device, repeats)
         rows.append(ProbeRow("matmul", name, "-", 2 * n**3 / seconds / 1e9))
@@ -58,6 +63,7 @@ def probe_throughput(device: torch.device, repeats: int = 5, matmul_n: int = MAT
     x0, w0 = torch.randn(batch, ch, side, side, generator=g), torch.randn(ch, ch, 3, 3, generator=g)
     for name, dtype in dtypes.items():
         for layout, fmt in (("nchw", torch.contiguous_format), ("channels_last", torch.channels_last)):
+            say(f"conv3x3 {name} {layout}")
             x = x0.to(device, dtype).contiguous(memory_format=fmt)
             w = w0.to(device, dtype).contiguous(memory_format=fmt)
             seconds = _best_seconds(partial(F.conv2d, x, w, padding=1), device, repeats)

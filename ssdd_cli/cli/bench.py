@@ -41,7 +41,12 @@ def register(app: typer.Typer) -> None:
         """Time the outer step at CIFAR-100 shape on random tensors: s/step, GFLOP/s, peak memory."""
         dev = resolve_device(device)
         if probe:
-            console.print(_probe_table(probe_throughput(dev), dev))
+            units = bf16_matrix_units(dev) or dev.type != "cpu"
+            if not units:
+                console.print("this CPU has no bf16 matrix units: probing float32 only (bf16 would be "
+                              "emulated, and --precision auto picks float32 here)")
+            rows = probe_throughput(dev, bf16=units, callback=lambda what: console.print(f"probing {what}…"))
+            console.print(_probe_table(rows, dev))
             return
         config = BenchConfig(budgets=tuple(budget or (100, 1000, 5000)), steps=steps, method=method,
                              real_augs=tuple(real_aug or ("none", "crop-flip")),

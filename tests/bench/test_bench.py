@@ -68,3 +68,8 @@ def test_probe_measures_both_precisions_and_layouts() -> None:
         ("matmul", "fp32", "-"), ("matmul", "bf16", "-"), ("conv3x3", "fp32", "nchw"),
         ("conv3x3", "fp32", "channels_last"), ("conv3x3", "bf16", "nchw"), ("conv3x3", "bf16", "channels_last")]
     assert all(r.gflops > 0 for r in rows)
+    said: list[str] = []
+    fp32 = probe_throughput(torch.device("cpu"), repeats=1, matmul_n=64, conv=(2, 8, 8), bf16=False,
+                            callback=said.append)
+    assert [r.dtype for r in fp32] == ["fp32"] * 3 and said == ["matmul fp32", "conv3x3 fp32 nchw",
+                                                                 "conv3x3 fp32 channels_last"]
