@@ -42,11 +42,11 @@ from ssdd_cli.kit.precision import resolve_precision
 from ssdd_cli.models import Backbone, load_backbone
 from ssdd_cli.teacher import default_cache_root, find_cached_teacher, load_teacher
 from ssdd_cli.train.batchnorm import BATCHNORM_RULES, DEFAULT_BATCHNORM
-from ssdd_cli.train.classify import ClassifyConfig, classify
+from ssdd_cli.train.classify import classify
 from ssdd_cli.train.evaluate import EvalReport, evaluate, prepare
 from ssdd_cli.train.linear import LinearProbeConfig
 from ssdd_cli.train.pretrain import PretrainConfig, build_backbone
-from ssdd_cli.train.protocols import LABELLED_SET, FinetuneConfig, get_protocol, list_protocols
+from ssdd_cli.train.protocols import LABELLED_SET, ClassifyConfig, FinetuneConfig, get_protocol, list_protocols
 
 if TYPE_CHECKING:
     BatchNormRule = str

@@ -32,7 +32,6 @@ from ssdd_cli.train.pretrain import fit
 from ssdd_cli.train.protocols.classify import ClassifyConfig
 
 PROTOCOL = "classify"
-__all__ = ["PROTOCOL", "ClassifyConfig", "check_labelled", "classify"]
 
 
 def check_labelled(labels: Tensor | None, what: str, target: ImageSet) -> Tensor:

@@ -13,7 +13,8 @@ from ssdd_cli.bundle import load_bundle
 from ssdd_cli.cli.main import app
 from ssdd_cli.data import ImageSet, normalize
 from ssdd_cli.errors import DataError
-from ssdd_cli.train.classify import ClassifyConfig, classify
+from ssdd_cli.train.classify import classify
+from ssdd_cli.train.protocols import ClassifyConfig
 from tests.distill.helpers import write_tiny_teacher
 
 runner = CliRunner()
