@@ -46,7 +46,13 @@ from ssdd_cli.train.classify import classify
 from ssdd_cli.train.evaluate import EvalReport, evaluate, prepare
 from ssdd_cli.train.linear import LinearProbeConfig
 from ssdd_cli.train.pretrain import PretrainConfig, build_backbone
-from ssdd_cli.train.protocols import LABELLED_SET, ClassifyConfig, FinetuneConfig, get_protocol, list_protocols
+from ssdd_cli.train.protocols import (
+    LABELLED_SET,
+    ClassifyConfig,
+    FinetuneConfig,
+    get_protocol,
+    list_protocols,
+)
 
 if TYPE_CHECKING:
     BatchNormRule = str
