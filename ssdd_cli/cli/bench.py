@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ import typer
 from rich.table import Table
 
 from ssdd_cli.bench import BenchConfig, BenchReport, ProbeRow, probe_throughput, run_bench
+from ssdd_cli.bench.training import TrainingBenchConfig, TrainingRow, run_training_bench
 from ssdd_cli.cli._common import console
 from ssdd_cli.cli._progress import progress_callback
 from ssdd_cli.device import resolve_device
@@ -37,9 +39,23 @@ def register(app: typer.Typer) -> None:
         chunk: Annotated[int | None, Opt(help="Support rows per network pass (default 512).")] = None,
         json_file: Annotated[Path | None, Opt("--json", help="Also write the results as JSON.")] = None,
         probe: Annotated[bool, Opt(help="Measure matmul/conv throughput per precision instead.")] = False,
+        training: Annotated[bool, Opt(help="Time the teacher's and pretraining's steps instead (on the "
+                                      "--preset given, default digits-nuisance): s/step, GFLOP/s, "
+                                      "fraction of the probe's rate.")] = False,
     ) -> None:
         """Time the outer step at CIFAR-100 shape on random tensors: s/step, GFLOP/s, peak memory."""
         dev = resolve_device(device)
+        if training:
+            options = {"preset": preset} if preset != "cifar100" else {}
+            bench = TrainingBenchConfig(precision=(precision or ["auto"])[0], device=str(dev),
+                                        steps=max(steps, 5), **options)  # type: ignore[arg-type]
+            with progress_callback() as callback:
+                timed = run_training_bench(bench, callback)
+            console.print(_training_table(timed, f"training steps · {bench.preset} · {dev}"))
+            if json_file is not None:
+                doc = [{**asdict(r), "gflops": r.gflops} for r in timed]
+                atomic_write_bytes(json_file, json.dumps(doc, indent=2).encode())
+            return
         if probe:
             units = bf16_matrix_units(dev) or dev.type != "cpu"
             if not units:
@@ -75,6 +91,17 @@ def _bench_table(report: BenchReport, title: str) -> Table:
         table.add_row(str(r.N), str(r.m), str(r.M), r.form, str(r.chunks), r.targets, r.precision,
                       _num(r.seconds, ".3f"), _num(r.gflops, ".0f"), _gb(r.step_peak),
                       _gb(r.process_peak))
+    return table
+
+
+def _training_table(rows: list[TrainingRow], title: str) -> Table:
+    table = Table(title=f"{title} · {torch.get_num_threads()} threads")
+    for col in ("case", "batch", "precision", "layout", "ms/step", "GFLOP/step", "GFLOP/s", "of peak"):
+        table.add_column(col, justify="left" if col in ("case", "precision", "layout") else "right")
+    for r in rows:
+        share = "-" if r.peak_fraction is None else f"{r.peak_fraction:.0%}"
+        table.add_row(r.case, str(r.batch), r.precision, r.layout, f"{1000 * r.seconds:.1f}",
+                      f"{r.gflop:.2f}", f"{r.gflops:.0f}", share)
     return table
 
 
