@@ -59,7 +59,7 @@ METHOD_CARDS: dict[str, MethodCard] = {card.name: card for card in (
     MethodCard("ssdd", "bases and coefficients, predefined augmentations, approximation networks (SSDD)",
                "parameterized"),
     MethodCard("krr-st", "raw images and targets optimised by the KRR outer loss (Lee et al. 2024)", "raw"),
-    MethodCard("random", "m real images drawn uniformly, with their teacher targets", "raw"),
+    MethodCard("random", "m real images drawn uniformly (or per class), with their teacher targets", "raw"),
     MethodCard("kmeans", "the real image nearest each of m k-means centroids of the teacher features", "raw"),
     _matching("dm", "class-wise mean embeddings under random ConvNets (Zhao & Bilen 2023)"),
     _matching("datadam", "spatial attention maps and final embeddings matched class-wise "

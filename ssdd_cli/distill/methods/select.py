@@ -48,7 +48,8 @@ def kmeans_nearest(features: Tensor, m: int, seed: int) -> tuple[Tensor, Tensor]
 @dataclass(frozen=True)
 class RandomConfig(RawConfig):
     """`per_class`: draw ⌊m/C⌋ images of each of the C classes (the "Random" rows of the DC, DSA
-    and DM papers' tables, and the IPC of the DM family), instead of m uniformly (SSDD's)."""
+    and DM papers' tables, and the IPC of the DM family), instead of m uniformly (SSDD's). When C
+    does not divide m, the artifact holds C·⌊m/C⌋ images and the rest of the budget is unused."""
 
     per_class: bool = False
 
