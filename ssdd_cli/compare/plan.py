@@ -94,7 +94,8 @@ def build_plan(spec: CompareSpec) -> Plan:
     """Every step of the comparison, each after the steps it consumes."""
     teacher = Step(f"teacher/{spec.source}", "teacher", Cell(TEACHER))
     steps = [teacher]
-    # Only protocols that train their own network (classify): nothing to pretrain or probe.
+    # Whether any protocol probes a backbone: a comparison of protocols that train their own
+    # network only (classify) pretrains nothing and has no reference rows.
     probes = any(get_protocol(p.name).input == BACKBONE for p in spec.protocols)
     if spec.references and probes:
         for arch in spec.archs:

@@ -178,8 +178,9 @@ def results_markdown(run: CompareRun) -> str:
            f"± std over {spec.seeds} seed(s) (population std). Best method per column in **bold**; *full* "
            "(every training image with its target), *random init* and *teacher* are reference lines; "
            "every backbone is probed with BatchNorm statistics recomputed on the target's training "
-           "images; classify trains fresh DC ConvNets on a labelled artifact's images and labels. "
-           "Accuracy and CKA in percent.", "",
+           "images." + (" Classify trains fresh DC ConvNets on a labelled artifact's images and labels."
+                        if any(get_protocol(p.name).input != BACKBONE for p in spec.protocols) else "")
+           + " Accuracy and CKA in percent.", "",
            f"ssdd {__version__}, torch {torch.__version__}, device {run.device}; "
            f"{run.count('ran')} steps ran, {run.count('reused')} reused"
            + (f", {run.count('failed')} failed, {run.count('skipped')} skipped"
