@@ -6,11 +6,13 @@ with one seed and an evaluation run with another must see the same validation an
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
+    import torch
     from torch import Tensor
 
     from ssdd_cli.data.imageset import ImageSet
@@ -50,6 +52,29 @@ def carve(
     rank[by_class] = np.arange(n) - starts[plab[by_class]]
     out = rank < quota[plab]
     return np.sort(perm[~out]), np.sort(perm[out])
+
+
+class ShortClass(ValueError):
+    """A class with fewer members than a per-class draw asks for (`label`, `available`)."""
+
+    def __init__(self, label: int, available: int) -> None:
+        super().__init__(f"class {label} has {available} members")
+        self.label, self.available = label, available
+
+
+def draw_per_class(labels: Tensor, k: int, generator: torch.Generator, classes: Iterable[int]) -> Tensor:
+    """k indices of each class in `classes` among labels (n,), drawn without replacement (one
+    permutation per class from `generator`, in `classes`' order); class-major (k·C,), on the CPU.
+    Raises `ShortClass` for the first class with fewer than k members."""
+    import torch
+
+    picked = []
+    for c in classes:
+        members = (labels == c).nonzero().flatten().cpu()
+        if members.numel() < k:
+            raise ShortClass(int(c), members.numel())
+        picked.append(members[torch.randperm(members.numel(), generator=generator)[:k]])
+    return torch.cat(picked)
 
 
 def val_count(n: int, fraction: float = VAL_FRACTION) -> int:

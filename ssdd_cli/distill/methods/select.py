@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from ssdd_cli.budget import BudgetReport
+from ssdd_cli.data.splits import ShortClass, draw_per_class
 from ssdd_cli.distill.inputs import DistillInputs
 from ssdd_cli.distill.methods.base import register_method
 from ssdd_cli.distill.methods.krr_st import RawConfig, RawImageMethod
@@ -54,20 +55,6 @@ class RandomConfig(RawConfig):
     per_class: bool = False
 
 
-def per_class_indices(labels: Tensor, per_class: int, generator: torch.Generator) -> Tensor:
-    """`per_class` indices of each class of labels (n,), drawn uniformly without replacement
-    with `generator`; class-major (m,) = (C·per_class,)."""
-    picked = []
-    for c in range(int(labels.max()) + 1):
-        members = (labels == c).nonzero().flatten().cpu()
-        if members.numel() < per_class:
-            raise UsageError(f"class {c} has {members.numel()} images, fewer than the {per_class} "
-                             "a per-class selection of this budget takes; use a smaller budget.",
-                             option="budget")
-        picked.append(members[torch.randperm(members.numel(), generator=generator)[:per_class]])
-    return torch.cat(picked)
-
-
 @register_method
 class RandomSelection(RawImageMethod):
     name = "random"
@@ -88,7 +75,12 @@ class RandomSelection(RawImageMethod):
         if m < classes:
             raise UsageError(f"the budget buys {m} images, fewer than one for each of the {classes} classes; "
                              "use a larger budget or drop --per-class.", option="budget")
-        return per_class_indices(inputs.labels, m // classes, inputs.generator)
+        try:
+            return draw_per_class(inputs.labels, m // classes, inputs.generator, range(classes))
+        except ShortClass as short:
+            raise UsageError(f"class {short.label} has {short.available} images, fewer than the "
+                             f"{m // classes} a per-class selection of this budget takes; use a smaller "
+                             "budget.", option="budget") from None
 
 
 @dataclass(frozen=True)

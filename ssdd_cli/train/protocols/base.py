@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from ssdd_cli.data import ImageSet, normalize
+from ssdd_cli.data.splits import ShortClass, draw_per_class
 from ssdd_cli.errors import UsageError
 from ssdd_cli.kit.seeding import cpu_generator
 from ssdd_cli.models import Backbone, extract_features
@@ -102,15 +103,12 @@ class EvalContext:
 
 def few_shot_indices(labels: Tensor, shots: int, generator: torch.Generator) -> Tensor:
     """`shots` indices per class of labels (n,), drawn without replacement; sorted (k·C,)."""
-    picked = []
-    for c in torch.unique(labels).tolist():
-        members = (labels == c).nonzero().flatten()
-        if members.numel() < shots:
-            raise UsageError(
-                f"{shots} shots ask for more images than class {c} has in the train split "
-                f"({members.numel()}); choose {members.numel()} shots or fewer.", option="shots")
-        picked.append(members[torch.randperm(members.numel(), generator=generator)[:shots]])
-    return torch.cat(picked).sort().values
+    try:
+        return draw_per_class(labels, shots, generator, torch.unique(labels).tolist()).sort().values
+    except ShortClass as short:
+        raise UsageError(
+            f"{shots} shots ask for more images than class {short.label} has in the train split "
+            f"({short.available}); choose {short.available} shots or fewer.", option="shots") from None
 
 
 ProtocolFn = Callable[[EvalContext, Any, int], list[ProtocolResult]]
