@@ -31,7 +31,7 @@ from ssdd_cli.device import resolve_device
 from ssdd_cli.distill.run import DistillRequest, run_distill
 from ssdd_cli.errors import UsageError
 from ssdd_cli.io import check_writable, sha256_file
-from ssdd_cli.kit.precision import resolve_precision
+from ssdd_cli.kit.precision import Precision, resolve_precision
 from ssdd_cli.models import Backbone, load_backbone, save_backbone
 from ssdd_cli.models.export import backbone_spec, export_state_dict
 from ssdd_cli.progress import Callback, silent
@@ -167,9 +167,10 @@ def pretrain_artifact(artifact: Artifact, *, arch: str = "convnet", epochs: int 
                       weight_decay: float | None = None, preset: str | None = None, seed: int = 0,
                       device: torch.device | str = "cpu", callback: Callback = silent,
                       checkpoint_path: PathLike | None = None, resume: bool = False,
-                      precision: str = "auto") -> PretrainResult:
+                      precision: str | Precision = "auto") -> PretrainResult:
     """`pretrain` without the file: the backbone, its loss, recipe and metadata (`ssdd pretrain`
-    writes these). precision: of the network passes, auto, fp32 or bf16 (`kit.precision`)."""
+    writes these). precision: of the network passes, auto, fp32 or bf16 (`kit.precision`), or
+    one resolved already."""
     man = artifact.manifest
     src, budget = man.source, man.budget.images
     if src.height != src.width:
@@ -187,7 +188,8 @@ def pretrain_artifact(artifact: Artifact, *, arch: str = "convnet", epochs: int 
                                  image_size=src.height, device=dev, callback=callback,
                                  checkpoint_path=Path(checkpoint_path) if checkpoint_path else None,
                                  resume=resume, num_classes=src.classes,
-                                 precision=resolve_precision(precision, dev))
+                                 precision=precision if isinstance(precision, Precision)
+                                 else resolve_precision(precision, dev))
     sha = sha256_file(artifact.path) if artifact.path is not None else ""
     drift = pretrain_drift(backbone, config, images=len(data.images))
     meta = pretrain_metadata(config, final_loss=loss, source=src.name, mean=src.mean, std=src.std,

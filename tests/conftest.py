@@ -24,7 +24,9 @@ def one_thread() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _isolated_caches(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep teacher/data caches of tests out of the user's home."""
+    """Keep teacher/data caches of tests out of the user's home; network passes in NCHW unless a
+    test asks otherwise (no fast-path measurement, the same layout on every machine)."""
     root = tmp_path_factory.getbasetemp() / "ssdd-cache"
     monkeypatch.setenv("SSDD_CACHE", str(root / "cache"))
     monkeypatch.setenv("SSDD_DATA", str(root / "data"))
+    monkeypatch.setenv("SSDD_MEMORY_FORMAT", "nchw")

@@ -40,10 +40,13 @@ from ssdd_cli.train.pretrain import PretrainConfig, Regressor, build_backbone, f
 class TrainingBenchConfig:
     """preset: the shapes and networks (the teacher's, and the pretraining ConvNet of the
     preset's pool). pretrain_sizes: the sets' sizes m (one pretraining step an epoch up to 256).
-    steps: timed steps per case after `warmup` untimed ones. source_size: random source images."""
+    steps: timed steps per case after `warmup` untimed ones. source_size: random source images.
+    memory_formats: every case runs in each ("auto": this machine's measured choice, `kit.fastpath`),
+    so ("nchw", "channels_last") times both layouts side by side."""
 
     preset: str = "digits-nuisance"
     precision: str = "auto"
+    memory_formats: tuple[str, ...] = ("auto",)
     device: str = "cpu"
     steps: int = 20
     warmup: int = 5
@@ -174,16 +177,20 @@ def _layout(precision: Precision) -> str:
 
 
 def run_training_bench(config: TrainingBenchConfig, callback: Callback = silent) -> list[TrainingRow]:
-    """Every case of `config`, then each row's fraction of the probe's convolution rate."""
+    """Every case of `config` in each memory format, then each row's fraction of the probe's
+    convolution rate in its own precision and layout."""
     device = torch.device(config.device)
-    precision = resolve_precision(config.precision, device)
-    callback(ProgressEvent("bench", message=f"teacher step ({precision.name})"))
-    rows = [bench_teacher(config, precision)]
-    for m in config.pretrain_sizes:
-        callback(ProgressEvent("bench", message=f"pretraining step, m = {m} ({precision.name})"))
-        rows += bench_pretrain(config, m, precision)
+    rows = []
+    for fmt in config.memory_formats:
+        precision = resolve_precision(config.precision, device, fmt)
+        what = f"{precision.name}, {_layout(precision)}"
+        callback(ProgressEvent("bench", message=f"teacher step ({what})"))
+        rows.append(bench_teacher(config, precision))
+        for m in config.pretrain_sizes:
+            callback(ProgressEvent("bench", message=f"pretraining step, m = {m} ({what})"))
+            rows += bench_pretrain(config, m, precision)
     callback(ProgressEvent("bench", message="the probe's convolution rate"))
-    probe = probe_throughput(device, repeats=3, bf16=precision.bf16)
-    peak = max((p.gflops for p in probe if p.op == "conv3x3" and p.dtype == precision.name
-                and p.layout == _layout(precision)), default=None)
-    return [replace(r, peak_fraction=r.gflops / peak if peak else None) for r in rows]
+    probe = probe_throughput(device, repeats=3, bf16=any(r.precision == "bf16" for r in rows))
+    peaks = {(p.dtype, p.layout): p.gflops for p in probe if p.op == "conv3x3"}
+    return [replace(r, peak_fraction=r.gflops / peaks[(r.precision, r.layout)]
+                    if (r.precision, r.layout) in peaks else None) for r in rows]

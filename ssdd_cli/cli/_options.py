@@ -32,15 +32,18 @@ def choice(names: list[str] | tuple[str, ...]) -> Any:
 
 
 PRECISION_NAMES = ("auto", "fp32", "bf16")  # kit.precision.PRECISIONS, restated torch-free
+MEMORY_FORMAT_NAMES = ("auto", "nchw", "channels_last")  # kit.fastpath.MEMORY_FORMATS, restated
 
 if TYPE_CHECKING:
     PresetName = str
     LogFormatName = str
     PrecisionName = str
+    MemoryFormatName = str
 else:
     PresetName = choice(PRESETS.names())
     LogFormatName = choice(LOG_FORMATS)
     PrecisionName = choice(PRECISION_NAMES)
+    MemoryFormatName = choice(MEMORY_FORMAT_NAMES)
 
 
 def positive(value: float | None) -> float | None:
@@ -88,6 +91,9 @@ Resume = Annotated[bool, typer.Option(help="Continue from OUTPUT.ckpt; refused, 
                                       "difference, if an option or the data changed.")]
 Precision = Annotated[PrecisionName, typer.Option(help="auto (bf16 where the device has bf16 units), "
                                                  "fp32 or bf16.")]
+MemoryFormat = Annotated[MemoryFormatName, typer.Option(
+    envvar="SSDD_MEMORY_FORMAT", help="Layout of network passes: auto (measured once on this machine "
+    "and cached; `ssdd bench --probe` shows it), nchw or channels_last.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notices on stderr; errors and "
                                      "the result still print.")]
 LogFormat = Annotated[LogFormatName, typer.Option(help="stderr's format: text (bars on a terminal, plain "

@@ -17,6 +17,7 @@ from ssdd_cli.cli._common import console
 from ssdd_cli.cli._progress import progress_callback
 from ssdd_cli.device import resolve_device
 from ssdd_cli.io import atomic_write_bytes
+from ssdd_cli.kit.fastpath import cache_file, check_memory_format, decide
 from ssdd_cli.kit.precision import bf16_matrix_units, cpu_capabilities
 
 Opt = typer.Option
@@ -42,13 +43,18 @@ def register(app: typer.Typer) -> None:
         training: Annotated[bool, Opt(help="Time the teacher's and pretraining's steps instead (on the "
                                       "--preset given, default digits-nuisance): s/step, GFLOP/s, "
                                       "fraction of the probe's rate.")] = False,
+        memory_format: Annotated[list[str] | None, Opt(
+            help="--training: auto (this machine's measured choice), nchw or channels_last, repeatable "
+                 "to time layouts side by side (default: auto).")] = None,
     ) -> None:
         """Time the outer step at CIFAR-100 shape on random tensors: s/step, GFLOP/s, peak memory."""
         dev = resolve_device(device)
         if training:
             options = {"preset": preset} if preset != "cifar100" else {}
+            formats = tuple(check_memory_format(f) for f in memory_format or ["auto"])
             bench = TrainingBenchConfig(precision=(precision or ["auto"])[0], device=str(dev),
-                                        steps=max(steps, 5), **options)  # type: ignore[arg-type]
+                                        steps=max(steps, 5), memory_formats=formats,
+                                        **options)  # type: ignore[arg-type]
             with progress_callback() as callback:
                 timed = run_training_bench(bench, callback)
             console.print(_training_table(timed, f"training steps · {bench.preset} · {dev}"))
@@ -63,6 +69,12 @@ def register(app: typer.Typer) -> None:
                               "emulated, and --precision auto picks float32 here)")
             rows = probe_throughput(dev, bf16=units, callback=lambda what: console.print(f"probing {what}…"))
             console.print(_probe_table(rows, dev))
+            for name in ("fp32", "bf16") if units else ("fp32",):
+                console.print(f"measuring the memory format of {name} training steps…")
+                path = decide(dev, name, "auto", remeasure=True, say=lambda _: None)
+                console.print(f"{name}: chose {path.describe()} by median step time: "
+                              + ", ".join(f"{k} {v:.1f} ms" for k, v in (path.timings or {}).items())
+                              + f"; cached in {cache_file()}")
             return
         config = BenchConfig(budgets=tuple(budget or (100, 1000, 5000)), steps=steps, method=method,
                              real_augs=tuple(real_aug or ("none", "crop-flip")),

@@ -14,6 +14,7 @@ from ssdd_cli.cli._options import (
     Device,
     Download,
     LogFormat,
+    MemoryFormat,
     Output,
     Precision,
     Preset,
@@ -115,6 +116,7 @@ def register(app: typer.Typer) -> None:
         seed: Seed = 0,
         device: Device = "auto",
         precision: Precision = "auto",
+        memory_format: MemoryFormat = "auto",
         data_root: DataRoot = None,
         download: Download = False,
         resume: Resume = False,
@@ -134,7 +136,8 @@ def register(app: typer.Typer) -> None:
         req = DistillRequest(source=source, output=output, method=method, budget=budget, options=options,
                              seed=seed, device=dev, data_root=data_root, teacher=teacher,
                              resume=resume, preset=preset, download=download,
-                             precision=resolve_precision(precision, dev), target_scaling=target_scaling)
+                             precision=resolve_precision(precision, dev, memory_format, say=notice),
+                             target_scaling=target_scaling)
         given = {"source": source, "method": method, "budget": budget, "teacher": teacher, "preset": preset,
                  "data_root": data_root, "resume": resume, "precision": precision,
                  "target_scaling": target_scaling, **options}

@@ -26,6 +26,7 @@ from ssdd_cli.cli._options import (
     Device,
     Download,
     LogFormat,
+    MemoryFormat,
     Precision,
     Quiet,
     choice,
@@ -123,6 +124,7 @@ def register(app: typer.Typer) -> None:
         classify_epochs: Annotated[int, Opt(min=1, help="classify: epochs of each network (the DM "
                                             "papers' 1,000; DC's code 300).")] = ClassifyConfig.epochs,
         precision: Precision = "fp32",
+        memory_format: MemoryFormat = "auto",
         batchnorm: Annotated[BatchNormRule, Opt(help="BatchNorm statistics probed: recomputed on the "
                                                 "target's training images, for every backbone alike "
                                                 "(default), or those the file stores.")] = DEFAULT_BATCHNORM,
@@ -149,7 +151,8 @@ def register(app: typer.Typer) -> None:
                                      "seeds": seeds, "classify_epochs": classify_epochs,
                                      "precision": precision}
             _classify(backbone, target, ClassifyConfig(epochs=classify_epochs), seeds=seeds,
-                      precision=precision, data_root=data_root, download=download, device=device,
+                      precision=precision, memory_format=memory_format, data_root=data_root,
+                      download=download, device=device,
                       json_out=json_out, given=given)
             return
         if target is None:
@@ -200,7 +203,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _classify(artifact: str, target: str | None, config: ClassifyConfig, *, seeds: int, precision: str,
-              data_root: Path | None, download: bool, device: str, json_out: Path | None,
+              memory_format: str, data_root: Path | None, download: bool, device: str, json_out: Path | None,
               given: dict[str, Any]) -> None:
     """`ssdd eval ARTIFACT --protocol classify` (or `full`): networks trained on its labels."""
     dev = resolve_device(device)
@@ -226,9 +229,10 @@ def _classify(artifact: str, target: str | None, config: ClassifyConfig, *, seed
                            resolution=bundle.bundle.tensors["images"].shape[-1])
         ds = bundle.materialize()
         images, labels, mean, std = ds.images, ds.labels, ds.mean, ds.std
+    passes = resolve_precision(precision, dev, memory_format, say=notice)
     with _maybe_record(json_out, given, str(dev)) as record, progress_callback(record) as callback:
         report = classify(images, labels, data, what=what, mean=mean, std=std, config=config, seeds=seeds,
-                          device=dev, precision=resolve_precision(precision, dev), callback=callback)
+                          device=dev, precision=passes, callback=callback)
         doc = {"artifact": artifact, "target": data.name, "m": int(images.shape[0]),
                "results": [report.to_dict()]}
         if record is not None:

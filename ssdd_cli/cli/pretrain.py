@@ -11,11 +11,23 @@ import typer
 from ssdd_cli.api import load_artifact, pretrain_artifact
 from ssdd_cli.cli._archs import ArchName
 from ssdd_cli.cli._common import console, notice, set_output
-from ssdd_cli.cli._options import Device, LogFormat, Output, Precision, Preset, Quiet, Resume, Seed, positive
+from ssdd_cli.cli._options import (
+    Device,
+    LogFormat,
+    MemoryFormat,
+    Output,
+    Precision,
+    Preset,
+    Quiet,
+    Resume,
+    Seed,
+    positive,
+)
 from ssdd_cli.cli._progress import progress_callback
 from ssdd_cli.cli._record import record_path, run_record
 from ssdd_cli.device import resolve_device
 from ssdd_cli.kit.distributed import is_main
+from ssdd_cli.kit.precision import resolve_precision
 from ssdd_cli.models import save_backbone
 
 Opt = typer.Option
@@ -38,6 +50,7 @@ def register(app: typer.Typer) -> None:
         seed: Seed = 0,
         device: Device = "auto",
         precision: Precision = "auto",
+        memory_format: MemoryFormat = "auto",
         resume: Resume = False,
         quiet: Quiet = False,
         log_format: LogFormat = "text",
@@ -50,6 +63,7 @@ def register(app: typer.Typer) -> None:
         set_output(quiet, log_format)
         dev = resolve_device(device)
         art = load_artifact(artifact)
+        passes = resolve_precision(precision, dev, memory_format, say=notice)
         ckpt = output.with_name(output.name + ".ckpt")
         given = {"artifact": artifact, "arch": arch, "epochs": epochs, "batch_size": batch_size, "lr": lr,
                  "weight_decay": weight_decay, "preset": preset, "resume": resume, "precision": precision}
@@ -58,7 +72,7 @@ def register(app: typer.Typer) -> None:
             result = pretrain_artifact(art, arch=arch, epochs=epochs, batch_size=batch_size, lr=lr,
                                        weight_decay=weight_decay, preset=preset, seed=seed, device=dev,
                                        callback=callback, checkpoint_path=ckpt, resume=resume,
-                                       precision=precision)
+                                       precision=passes)
             if not is_main():  # under torchrun rank 0 writes the file
                 return
             save_backbone(output, result.backbone, result.metadata)

@@ -8,12 +8,13 @@ from typing import Annotated
 import typer
 
 from ssdd_cli.cli._archs import ArchName
-from ssdd_cli.cli._common import console, set_output
+from ssdd_cli.cli._common import console, notice, set_output
 from ssdd_cli.cli._options import (
     DataRoot,
     Device,
     Download,
     LogFormat,
+    MemoryFormat,
     Output,
     Precision,
     Preset,
@@ -47,6 +48,7 @@ def register(app: typer.Typer) -> None:
                                         "batch).")] = None,
         device: Device = "auto",
         precision: Precision = "auto",
+        memory_format: MemoryFormat = "auto",
         seed: Seed = 0,
         preset: Preset = None,
         data_root: DataRoot = None,
@@ -63,13 +65,14 @@ def register(app: typer.Typer) -> None:
         config = TeacherConfig.from_preset(chosen.teacher, arch=arch, epochs=epochs,
                                            batch_size=batch_size, lr=lr, seed=seed)
         images = load_source(source, data_root=data_root, download=download, resolution=chosen.resolution)
+        passes = resolve_precision(precision, dev, memory_format, say=notice)
         options = {"source": source, "arch": arch, "epochs": epochs, "batch_size": batch_size, "lr": lr,
                    "preset": preset, "data_root": data_root, "resume": resume}
         with run_record(output, "teacher", options, device=str(dev), seed=seed, append=resume) as record, \
                 progress_callback(record) as callback:
             result = train_teacher(images.source, images.mean, images.std, config, device=dev,
                                    callback=callback, checkpoint_path=ckpt, resume=resume,
-                                   precision=resolve_precision(precision, dev))
+                                   precision=passes)
             if not is_main():  # under torchrun rank 0 writes the file
                 return
             meta = save_teacher(output, result, source=source, mean=images.mean, std=images.std)

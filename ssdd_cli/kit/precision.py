@@ -18,12 +18,17 @@ Which devices count (`bf16_matrix_units`, the rule of `auto`, easy to change in 
   bf16 there too. docs/performance.md has the numbers and the outer step's time.
 - Anything else (older CPUs, MPS): float32.
 
-Memory format: channels_last with bf16, NCHW with float32. bf16 convolutions were faster in
-channels_last on both CPUs measured; in float32 channels_last was slower on the AMD machine.
+Kernels restricted below a feature count as lacking it: with `ATEN_CPU_CAPABILITY` below AVX512
+or `ONEDNN_MAX_CPU_ISA` below the feature's oneDNN level, `auto` picks float32, as it would on a
+CPU without AVX-512 (the way issue 22 measures such a CPU on one with AVX-512).
+
+Memory format and threads: measured once per machine and precision (`kit.fastpath`), not
+assumed; `resolve_precision` applies the decision.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -34,6 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from ssdd_cli.errors import UsageError
+from ssdd_cli.kit import fastpath
 
 PRECISIONS = ("auto", "fp32", "bf16")
 # The CPU capabilities under which `auto` picks bf16 (the rule of the module docstring).
@@ -78,7 +84,31 @@ class Precision:
 FP32 = Precision()
 
 
+# oneDNN's ISA levels in order (the values of ONEDNN_MAX_CPU_ISA), and the level each feature needs.
+_ONEDNN_LEVELS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI",
+                  "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512", "AVX512_CORE_AMX",
+                  "AVX512_CORE_AMX_FP16", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16")
+_NEEDS = {"avx512_bf16": "AVX512_CORE_BF16", "amx": "AVX512_CORE_AMX"}
+
+
 def cpu_capabilities() -> dict[str, bool]:
+    """Whether this CPU has AMX tiles and AVX512-BF16 that torch's kernels may use: the hardware's
+    features (`hardware_capabilities`) less those its kernels are restricted from (module
+    docstring)."""
+    return {name: has and _kernels_may_use(name) for name, has in hardware_capabilities().items()}
+
+
+def _kernels_may_use(feature: str) -> bool:
+    aten = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")()
+    if aten != "AVX512":
+        return False
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    if cap in _ONEDNN_LEVELS:
+        return _ONEDNN_LEVELS.index(cap) >= _ONEDNN_LEVELS.index(_NEEDS[feature])
+    return True  # unset, ALL, DEFAULT or a level this list does not know: no restriction
+
+
+def hardware_capabilities() -> dict[str, bool]:
     """Whether this CPU has AMX tiles and AVX512-BF16, detected at run time.
 
     torch's own checks (`torch.cpu._is_amx_tile_supported`, `_is_avx512_bf16_supported`, which
@@ -114,8 +144,12 @@ def bf16_matrix_units(device: torch.device) -> bool:
     return False
 
 
-def resolve_precision(name: str | None, device: torch.device) -> Precision:
-    """"auto" (or None), "fp32" or "bf16" on `device` -> a `Precision`."""
+def resolve_precision(name: str | None, device: torch.device, memory_format: str | None = None,
+                      say: Callable[[str], None] | None = None) -> Precision:
+    """"auto" (or None), "fp32" or "bf16" on `device` -> a `Precision`, in the memory format
+    `kit.fastpath.decide` picks (`memory_format`: "auto", "nchw", "channels_last"; None: the
+    environment's `SSDD_MEMORY_FORMAT`, else auto), whose thread count it also applies. `say`
+    hears about a measurement (default: stderr)."""
     name = "auto" if name is None else name.lower()
     if name not in PRECISIONS:
         raise UsageError(f"unknown precision {name!r}; choose one of: {', '.join(PRECISIONS)}.",
@@ -128,4 +162,9 @@ def resolve_precision(name: str | None, device: torch.device) -> Precision:
                              "use fp32.", option="precision")
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise UsageError("this CUDA device has no bf16 support; use fp32.", option="precision")
-    return Precision(name, device.type, channels_last=name == "bf16")
+    if device.type not in ("cpu", "cuda"):
+        return Precision(name, device.type)
+    path = fastpath.decide(device, name, memory_format, say=say)
+    if path.threads != torch.get_num_threads() and device.type == "cpu":
+        torch.set_num_threads(path.threads)
+    return Precision(name, device.type, channels_last=path.channels_last)

@@ -14,7 +14,8 @@ CPU = torch.device("cpu")
 
 def test_explicit_choices() -> None:
     assert resolve_precision("fp32", CPU) == FP32
-    assert resolve_precision("BF16", CPU) == Precision("bf16", "cpu", channels_last=True)
+    assert resolve_precision("BF16", CPU, "channels_last") == Precision("bf16", "cpu", channels_last=True)
+    assert resolve_precision("bf16", CPU) == Precision("bf16", "cpu")  # the tests' SSDD_MEMORY_FORMAT=nchw
 
 
 @pytest.mark.parametrize(("caps", "picks"), [
@@ -24,7 +25,9 @@ def test_explicit_choices() -> None:
 ])
 def test_auto_follows_the_cpu_capabilities(monkeypatch: pytest.MonkeyPatch, caps: dict[str, bool],
                                            picks: str) -> None:
-    monkeypatch.setattr(prec, "cpu_capabilities", lambda: caps)
+    monkeypatch.setattr(prec, "hardware_capabilities", lambda: caps)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     assert resolve_precision("auto", CPU).name == picks
     assert resolve_precision(None, CPU).name == picks  # None: the default, auto
 
