@@ -33,7 +33,7 @@ from ssdd_cli.data import load_source, source_preset
 from ssdd_cli.kit.precision import resolve_precision
 from ssdd_cli.models import create_backbone, load_backbone, save_backbone
 from ssdd_cli.teacher import load_teacher
-from ssdd_cli.train.evaluate import evaluate
+from ssdd_cli.train.evaluate import evaluate, prepare
 from ssdd_cli.train.full import pretrain_full
 from ssdd_cli.train.linear import LinearProbeConfig
 from ssdd_cli.train.pretrain import PretrainConfig
@@ -133,9 +133,10 @@ def main(argv: list[str] | None = None) -> None:
     rows: dict[str, list[str]] = {}
     for name, net in backbones.items():
         cells = []
+        probed = prepare(net, target, teacher=teacher_net)  # one BatchNorm pass and feature extraction
         for _, protocol, shots, seeds in PROTOCOLS:
             seeds = min(seeds, args.seeds)
-            report = evaluate(net, target, protocol, seeds=seeds, shots=shots, teacher=teacher_net,
+            report = evaluate(probed, target, protocol, seeds=seeds, shots=shots,
                               config=probe if protocol == "linear" else None)
             metric = report.metrics[0]
             spread = f" ± {metric.std:.3f}" if seeds > 1 else ""
