@@ -270,9 +270,10 @@ PRESETS.add("digits", Preset(
 ))
 # The benchmark (docs/results.md): digits drawn at random size and position. Its teacher is a
 # ConvNet 64-128 with global average pooling (128-d, as the digits teacher), 60 epochs with wide
-# crops (about 4.5 minutes on 2 idle CPU cores in float32, 1.7 under bf16); the ResNet-10 teachers
-# of the other embedded sources learned this source's invariance markedly worse in the calibration
-# runs. Distillation, pretraining and budgets are the digits rows (same shape and feature dim).
+# crops (3.7 minutes on 2 idle CPU cores in float32 restricted to AVX2, 2.1 under bf16); the
+# ResNet-10 teachers of the other embedded sources learned this source's invariance markedly
+# worse in the calibration runs. Distillation, pretraining and budgets are the digits rows (same
+# shape and feature dim).
 PRESETS.add("digits-nuisance", Preset(
     "digits-nuisance", 16, 1,
     replace(_SMALL_TEACHER, arch="convnet", arch_kwargs={"widths": (64, 128), "pool": "avg"},

@@ -75,6 +75,25 @@ def test_pretrain_then_eval(tmp_path: Path, artifact: str) -> None:
     assert "2-shot" in result.output
 
 
+def test_pretrain_memory_format_option_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "b.safetensors"
+    args = ["pretrain", str(GOLDEN / "v1-raw.ssdd"), "--epochs", "2", "--device", "cpu", "-o", str(out)]
+    result = runner.invoke(app, [*args, "--memory-format", "channels_last"])
+    assert result.exit_code == 0, result.output
+    fresh = tmp_path / "fresh.safetensors"
+    result = runner.invoke(app, [*args[:-1], str(fresh), "--memory-format", "nchw"])
+    assert result.exit_code == 0, result.output
+    (a, meta_a), (b, meta_b) = load_backbone(out), load_backbone(fresh)
+    # the layout changes the speed, not the network (float32 summation order aside)
+    assert float(meta_a["ssdd.final_loss"]) == pytest.approx(float(meta_b["ssdd.final_loss"]), rel=1e-4)
+    torch.testing.assert_close(a.state_dict(), b.state_dict(), rtol=1e-2, atol=1e-4)
+    result = runner.invoke(app, [*args, "--memory-format", "nhwc"])
+    assert result.exit_code != 0 and "nhwc" in result.output and "Traceback" not in result.output
+    monkeypatch.setenv("SSDD_MEMORY_FORMAT", "nhwc")  # the environment is read by the option
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0 and "SSDD_MEMORY_FORMAT" in result.output.replace("\n", " ")
+
+
 def test_pretrain_unknown_arch(tmp_path: Path) -> None:
     result = runner.invoke(app, ["pretrain", str(GOLDEN / "v1-ssdd.ssdd"), "--arch", "resnet99",
                                  "-o", str(tmp_path / "b.safetensors")])

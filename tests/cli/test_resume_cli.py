@@ -44,11 +44,12 @@ def test_distill_resume_refuses_changed_options(tmp_path: Path, monkeypatch: pyt
     args = ["distill", "--source", "digits", "--teacher", str(teacher), "-o", str(out), "--budget", "10",
             "--U", "8", "--V", "8", "--steps", "6", "--batch-size", "32", "--pool-size", "1", "--pool-steps", "2",
             "--device", "cpu"]
+    original = distill_cli.progress_callback
     monkeypatch.setattr(distill_cli, "progress_callback", lambda record=None: killed_at("distill", 3))
     assert runner.invoke(app, args).exit_code == 130
     ckpt = tmp_path / "d.ssdd.ckpt"
     assert ckpt.is_file()
-    monkeypatch.undo()
+    monkeypatch.setattr(distill_cli, "progress_callback", original)  # not undo(): conftest's caches stay
     _refused(runner.invoke(app, [*args, "--resume", "--pool-size", "2"]),
              "--pool-size: checkpoint", "krr.pool.size = 1, but this run has 2")
     _refused(runner.invoke(app, [*args, "--resume", "--seed", "1"]), "--seed: ", "seed = 0, but this run has 1")
@@ -60,9 +61,10 @@ def test_distill_resume_refuses_changed_options(tmp_path: Path, monkeypatch: pyt
 def test_pretrain_resume_refuses_changed_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "b.safetensors"
     args = ["pretrain", str(GOLDEN), "-o", str(out), "--epochs", "3", "--device", "cpu"]
+    original = pretrain_cli.progress_callback
     monkeypatch.setattr(pretrain_cli, "progress_callback", lambda record=None: killed_at("pretrain", 2))
     assert runner.invoke(app, args).exit_code == 130
-    monkeypatch.undo()
+    monkeypatch.setattr(pretrain_cli, "progress_callback", original)  # not undo(): conftest's caches stay
     _refused(runner.invoke(app, [*args, "--resume", "--wd", "0.01"]),
              "--wd: checkpoint", "weight_decay = 0.001, but this run has 0.01")
     _refused(runner.invoke(app, [*args[:-4], "--epochs", "4", "--device", "cpu", "--resume"]),

@@ -143,3 +143,14 @@ def test_channels_last_trains_the_same_network_as_nchw(one_thread: None) -> None
 def test_the_cache_file_follows_ssdd_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SSDD_CACHE", str(tmp_path))
     assert fastpath.cache_file() == tmp_path / "fastpath.json"
+
+
+def test_the_allocator_is_tuned_once_unless_the_user_set_malloc(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fastpath, "_TUNED", [])
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")  # the user's own malloc settings win
+    assert fastpath.tune_allocator() is False
+    assert fastpath.tune_allocator() is False  # decided once per process
+    monkeypatch.setattr(fastpath, "_TUNED", [])
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    monkeypatch.setenv("SSDD_MALLOC", "default")
+    assert fastpath.tune_allocator() is False
