@@ -9,9 +9,10 @@ from a shell; the full row, which no command makes, is the library's `train.full
 (what `ssdd compare` runs for its full row). Every backbone is probed with BatchNorm statistics
 recomputed on the target's training images (`ssdd eval --batchnorm target`, the default).
 
-Everything runs with the preset's settings (the teacher's 60 epochs took 1.6 minutes on 2 CPU
-cores with bf16 units, about 4.5 in float32); `ssdd compare -c examples/compare-benchmark.toml`
-gives the full comparison of docs/results.md, over 3 seeds and two architectures.
+Everything runs with the preset's settings (the teacher's 60 epochs took 2.1 minutes on 2 CPU
+cores with bf16 units, 3.7 in float32 on the same cores restricted to AVX2); `ssdd compare -c
+examples/compare-benchmark.toml` gives the full comparison of docs/results.md, over 3 seeds and
+two architectures.
 
     python examples/demo.py [--out demo-out] [--device cpu] [--precision auto]
 """
