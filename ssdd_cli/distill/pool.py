@@ -121,7 +121,9 @@ class ModelPool:
                  precision: Precision = FP32) -> None:
         self.config = config
         self.chunk = chunk
-        self.precision = precision
+        with torch.random.fork_rng(devices=[]):  # a throwaway network: the global RNG stays as it was
+            probe = create_backbone(config.arch, in_channels, image_size, **config.arch_kwargs)
+        self.precision = precision.suited(probe)
         self._shape = (in_channels, image_size, d_y)
         self.device = device
         self.generator = generator

@@ -143,6 +143,7 @@ def train_teacher(
         raise DataError(f"the source has {n} training image(s); the teacher needs at least 2.")
     device = torch.device(device)
     backbone, projector = build_teacher(config, c, r)
+    precision = precision.suited(backbone)
     backbone.to(device).train()
     projector.to(device).train()
     data = images_01.to(device=device, dtype=torch.float32)

@@ -233,6 +233,7 @@ def fit(
         raise UsageError(f"the artifact's {m} images are too few to share among "
                          f"{distributed.world_size()} processes; use fewer processes.")
     backbone = build_backbone(config, in_channels=in_channels, image_size=image_size, device=device)
+    precision = precision.suited(backbone)
     x = precision.images(images.to(device, torch.float32))  # the set in its final layout, once
     loss_fn: Callable[..., Tensor]
     if targets is not None:

@@ -154,3 +154,12 @@ def test_the_allocator_is_tuned_once_unless_the_user_set_malloc(monkeypatch: pyt
     monkeypatch.delenv("MALLOC_ARENA_MAX")
     monkeypatch.setenv("SSDD_MALLOC", "default")
     assert fastpath.tune_allocator() is False
+
+
+def test_instance_norm_networks_keep_nchw() -> None:
+    from ssdd_cli.models import create_backbone
+
+    cl = Precision("bf16", "cpu", channels_last=True)
+    assert cl.suited(create_backbone("convnet", 1, 28, widths=(8, 8, 8), norm="in")).channels_last is False
+    assert cl.suited(create_backbone("convnet", 1, 28, widths=(8, 8, 8), norm="bn")) is cl
+    assert Precision("fp32", "cpu").suited(create_backbone("convnet", 1, 28, norm="in")).channels_last is False

@@ -89,6 +89,7 @@ class KRRObjective(Objective):
         teacher = inputs.require_teacher()
         self.pool = ModelPool(config.pool, c, r, teacher.d_y, inputs.device, inputs.generator,
                               chunk=config.chunk, precision=inputs.precision)
+        self.precision = self.pool.precision  # the held-out network is of the pool's architecture
         cached = {view: teacher.features(view)
                   for view in dict.fromkeys(("identity", *CACHED_VIEWS[config.real_aug]))}
         self.real = RealSampler(inputs.images, config.real_aug, config.batch_size, cached, teacher,
