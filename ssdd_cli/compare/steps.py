@@ -93,7 +93,8 @@ class StepContext:
     @property
     def precision(self) -> Precision:
         """The training passes' precision, resolved on this device (spec.precision)."""
-        return resolve_precision(self.spec.precision, self.device)
+        return resolve_precision(self.spec.precision, self.device,
+                                 say=lambda m: self.callback(ProgressEvent("fastpath", message=m)))
 
     @property
     def resolution(self) -> int:

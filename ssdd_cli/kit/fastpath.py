@@ -52,7 +52,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,7 @@ from ssdd_cli.errors import OutputError, UsageError
 from ssdd_cli.io import atomic_write_bytes
 
 MEMORY_FORMATS = ("auto", "nchw", "channels_last")
+_DECIDED: dict[tuple[str, str], FastPath] = {}  # this process's decisions, by (cache file, key)
 FORMAT_ENV = "SSDD_MEMORY_FORMAT"
 THREADS_ENV = "SSDD_THREADS"
 CACHE_ENV = "SSDD_CACHE"  # the teachers' cache root (teacher.provide), restated to stay torch-light
@@ -166,15 +167,13 @@ def _store(key: str, path: FastPath, say: Callable[[str], None]) -> None:
         say(f"could not cache the fast path ({error}); it holds for this run and is measured again next time")
 
 
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def decide(device: torch.device, precision: str, memory_format: str | None = None,
            *, remeasure: bool = False, say: Callable[[str], None] | None = None) -> FastPath:
-    """The fast path for `precision` ("fp32" or "bf16") on `device`: an override, else the
-    cached measurement, else a new one (announced through `say`, default stderr, then cached)."""
-    say = say or _say
+    """The fast path for `precision` ("fp32" or "bf16") on `device`: an override, else this
+    process's earlier decision, else the cached measurement, else a new one (announced through
+    `say`, the caller's channel: the CLI's notices, compare's progress; silent by default), then
+    cached."""
+    say = say or (lambda _: None)
     if device.type == "cpu":
         tune_allocator()
     fmt = check_memory_format(memory_format)
@@ -183,6 +182,9 @@ def decide(device: torch.device, precision: str, memory_format: str | None = Non
         return FastPath(fmt == "channels_last", torch.get_num_threads(), source)
     threads = thread_candidates() if device.type == "cpu" else [torch.get_num_threads()]
     key = machine_key(device, precision, threads)
+    known = (str(cache_file()), key)
+    if not remeasure and known in _DECIDED:  # one read of the cache file per process and key
+        return _DECIDED[known]
     entry = None if remeasure else load_cache().get(key)
     if isinstance(entry, dict) and {"channels_last", "threads"} <= entry.keys():
         timings = entry.get("timings")
@@ -194,6 +196,7 @@ def decide(device: torch.device, precision: str, memory_format: str | None = Non
         path = measure(device, precision, threads)
         _store(key, path, say)
         say(f"fast path: {path.describe()}; {_timings(path)}")
+    _DECIDED[known] = replace(path, source="cached")
     return path
 
 

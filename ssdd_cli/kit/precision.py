@@ -161,7 +161,7 @@ def resolve_precision(name: str | None, device: torch.device, memory_format: str
     """"auto" (or None), "fp32" or "bf16" on `device` -> a `Precision`, in the memory format
     `kit.fastpath.decide` picks (`memory_format`: "auto", "nchw", "channels_last"; None: the
     environment's `SSDD_MEMORY_FORMAT`, else auto), whose thread count it also applies. `say`
-    hears about a measurement (default: stderr)."""
+    hears about a measurement (default: nobody)."""
     name = "auto" if name is None else name.lower()
     if name not in PRECISIONS:
         raise UsageError(f"unknown precision {name!r}; choose one of: {', '.join(PRECISIONS)}.",
