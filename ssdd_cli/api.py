@@ -164,7 +164,8 @@ class PretrainResult:
 
 def pretrain_artifact(artifact: Artifact, *, arch: str = "convnet", epochs: int | None = None,
                       batch_size: int | None = None, lr: float | None = None,
-                      weight_decay: float | None = None, preset: str | None = None, seed: int = 0,
+                      weight_decay: float | None = None, decay_norm_bias: bool | None = None,
+                      preset: str | None = None, seed: int = 0,
                       device: torch.device | str = "cpu", callback: Callback = silent,
                       checkpoint_path: PathLike | None = None, resume: bool = False,
                       precision: str | Precision = "auto") -> PretrainResult:
@@ -181,7 +182,7 @@ def pretrain_artifact(artifact: Artifact, *, arch: str = "convnet", epochs: int 
     chosen = source_preset(src.name, preset if preset is not None else src.preset)
     config = PretrainConfig.from_preset(chosen, budget=budget, arch=arch, epochs=epochs,
                                         batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed,
-                                        labelled=labelled)
+                                        decay_norm_bias=decay_norm_bias, labelled=labelled)
     dev = torch.device(device)
     data = materialize(artifact.bundle, dev)
     backbone, loss = pretrain_on(data.images, data.targets, data.labels, config, in_channels=src.channels,
@@ -200,7 +201,8 @@ def pretrain_artifact(artifact: Artifact, *, arch: str = "convnet", epochs: int 
 
 def pretrain(artifact: Artifact | PathLike, output: PathLike | None = None, *, arch: str = "convnet",
              epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
-             weight_decay: float | None = None, preset: str | None = None, seed: int = 0,
+             weight_decay: float | None = None, decay_norm_bias: bool | None = None,
+             preset: str | None = None, seed: int = 0,
              device: str = "auto", precision: str = "auto", callback: Callback = silent) -> Backbone:
     """Pretrain a fresh `arch` backbone on an artifact (`ssdd pretrain`); save it to `output`
     (a backbone file, with its provenance) when given. Returns the backbone (eval mode)."""
@@ -208,8 +210,9 @@ def pretrain(artifact: Artifact | PathLike, output: PathLike | None = None, *, a
         check_writable(output)
     art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
     result = pretrain_artifact(art, arch=arch, epochs=epochs, batch_size=batch_size, lr=lr,
-                               weight_decay=weight_decay, preset=preset, seed=seed,
-                               device=resolve_device(device), callback=callback, precision=precision)
+                               weight_decay=weight_decay, decay_norm_bias=decay_norm_bias, preset=preset,
+                               seed=seed, device=resolve_device(device), callback=callback,
+                               precision=precision)
     if output is not None:
         save_backbone(output, result.backbone, result.metadata)
     return result.backbone.eval()

@@ -46,6 +46,9 @@ def register(app: typer.Typer) -> None:
                                         "targets; 0.01, ×0.1 at half, for labels).")] = None,
         weight_decay: Annotated[float | None, Opt("--wd", min=0.0, help="Weight decay (default: the "
                                                   "budget's; 5e-4 for labels).")] = None,
+        decay_norm_bias: Annotated[bool | None, Opt("--decay-norm-bias/--no-decay-norm-bias",
+                                                    help="Weight decay on BatchNorm weights and biases "
+                                                    "too (default: yes, as the papers' code).")] = None,
         preset: Preset = None,
         seed: Seed = 0,
         device: Device = "auto",
@@ -66,11 +69,13 @@ def register(app: typer.Typer) -> None:
         passes = resolve_precision(precision, dev, memory_format, say=notice)
         ckpt = output.with_name(output.name + ".ckpt")
         given = {"artifact": artifact, "arch": arch, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-                 "weight_decay": weight_decay, "preset": preset, "resume": resume, "precision": precision}
+                 "weight_decay": weight_decay, "decay_norm_bias": decay_norm_bias, "preset": preset,
+                 "resume": resume, "precision": precision}
         with run_record(output, "pretrain", given, device=str(dev), seed=seed, append=resume) as record, \
                 progress_callback(record) as callback:
             result = pretrain_artifact(art, arch=arch, epochs=epochs, batch_size=batch_size, lr=lr,
-                                       weight_decay=weight_decay, preset=preset, seed=seed, device=dev,
+                                       weight_decay=weight_decay, decay_norm_bias=decay_norm_bias,
+                                       preset=preset, seed=seed, device=dev,
                                        callback=callback, checkpoint_path=ckpt, resume=resume,
                                        precision=passes)
             if not is_main():  # under torchrun rank 0 writes the file

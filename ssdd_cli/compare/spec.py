@@ -29,6 +29,7 @@ the command line's options (which build the mapping the file would hold):
     epochs = 20
     [pretrain]                          # PretrainConfig options
     epochs = 50
+    decay_norm_bias = false             # no weight decay on BatchNorm weights and biases
     [eval.linear]                       # the protocol's own config (LinearProbeConfig)
     epochs = 50
 
@@ -87,6 +88,7 @@ class PretrainSection(_Strict):
     batch_size: int | None = None
     lr: float | None = None
     weight_decay: float | None = None
+    decay_norm_bias: bool | None = None
     schedule: str | None = None
 
 

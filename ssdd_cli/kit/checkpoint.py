@@ -77,11 +77,20 @@ def tensor_sha256(*tensors: Tensor) -> str:
     return h.hexdigest()
 
 
+# A field added to a config after runs and comparison stores recorded it: it enters the settings
+# only when it differs from its default (the behaviour from before it existed), so those runs'
+# checkpoints and store steps keep their keys. `field(default=..., metadata=KEYED_WHEN_SET)`.
+KEYED_WHEN_SET = {"keyed": "when-set"}
+
+
 def flat_settings(config: Any, prefix: str = "") -> dict[str, Any]:
-    """A (nested) dataclass as {dotted.field: JSON-able value}, in field order."""
+    """A (nested) dataclass as {dotted.field: JSON-able value}, in field order; a field marked
+    `KEYED_WHEN_SET` is left out while it holds its default."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
+        if f.metadata.get("keyed") == "when-set" and value == f.default:
+            continue
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             out.update(flat_settings(value, f"{prefix}{f.name}."))
         else:

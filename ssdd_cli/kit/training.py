@@ -6,6 +6,8 @@ a precision, their checkpoint's state, and their minibatches.
 - `save_state` / `restore_state`: the named modules, the optimiser and any extra state (random
   generators) in one checkpoint (`kit.checkpoint.Checkpointer`, atomic), and back.
 - `minibatches`: a shuffled split of range(m), drawn from the loop's generator.
+- `decay_groups`: the optimiser's parameter groups, with or without weight decay on normalisation
+  weights and biases.
 """
 
 from __future__ import annotations
@@ -44,6 +46,19 @@ def restore_state(checkpoint: Checkpointer, modules: Mapping[str, nn.Module],
         module.load_state_dict(state.pop(name))
     optimizer.load_state_dict(state.pop("optimizer"))
     return state, info
+
+
+def decay_groups(modules: Mapping[str, nn.Module], weight_decay: float,
+                 norm_bias: bool = True) -> list[dict[str, Any]]:
+    """The modules' parameters as optimiser groups. norm_bias=True: one group, every parameter
+    decayed (the papers' code: SGD's `weight_decay` over all of them). False: tensors of fewer
+    than two dimensions (normalisation weights and every bias) in a second group without decay,
+    the rule of timm's `param_groups_weight_decay` and nanoGPT."""
+    params = [p for module in modules.values() for p in module.parameters()]
+    if norm_bias:
+        return [{"params": params, "weight_decay": weight_decay}]
+    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
 
 
 def minibatches(m: int, batch_size: int, generator: torch.Generator, device: torch.device,

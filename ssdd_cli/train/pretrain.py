@@ -42,11 +42,12 @@ from torch import Tensor, nn
 from ssdd_cli.distill import dsa
 from ssdd_cli.errors import DivergedError, UsageError
 from ssdd_cli.kit import distributed
-from ssdd_cli.kit.checkpoint import Checkpointer, flat_settings, tensor_sha256
+from ssdd_cli.kit.checkpoint import KEYED_WHEN_SET, Checkpointer, flat_settings, tensor_sha256
 from ssdd_cli.kit.precision import FP32, Precision
 from ssdd_cli.kit.schedules import SCHEDULES, set_lr
 from ssdd_cli.kit.seeding import cpu_generator, seeded
 from ssdd_cli.kit.training import (
+    decay_groups,
     minibatches,
     parallel_model,
     restore_state,
@@ -70,7 +71,10 @@ class PretrainConfig:
 
     arch / arch_kwargs: the backbone (`create_backbone(arch, c, r, **arch_kwargs)`).
     weight_decay: Table 5 of the SSDD paper (1e-3 for CIFAR-100 N ≤ 100); `from_preset` takes it
-        from the source's budget rule. schedule: a `kit.schedules` name, per epoch: "constant"
+        from the source's budget rule. decay_norm_bias: whether it also applies to BatchNorm's
+        weights and every bias (True: the papers' code, SGD's weight decay over all parameters;
+        False: only the convolution and linear weights, `kit.training.decay_groups`).
+    schedule: a `kit.schedules` name, per epoch: "constant"
         (the paper), "cosine", "linear", "step" (×0.1 at half: the DM family's protocol).
     augment: "none", or "dsa": differentiable augmentation drawn per image on every minibatch
         (the DM family's protocol).
@@ -88,6 +92,7 @@ class PretrainConfig:
     schedule: str = "constant"
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     augment: str = "none"
+    decay_norm_bias: bool = field(default=True, metadata=KEYED_WHEN_SET)
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -118,6 +123,7 @@ class PretrainConfig:
         weight_decay: float | None = None,
         seed: int = 0,
         schedule: str | None = None,
+        decay_norm_bias: bool | None = None,
         labelled: bool = False,
     ) -> PretrainConfig:
         """The paper's recipe with the preset's defaults: its pretraining epochs, the weight decay
@@ -141,6 +147,7 @@ class PretrainConfig:
             schedule=base.schedule if schedule is None else schedule,
             arch_kwargs=dict(inner.inner_kwargs) if arch == inner.inner_arch else {},
             augment=base.augment,
+            decay_norm_bias=base.decay_norm_bias if decay_norm_bias is None else decay_norm_bias,
         )
 
 
@@ -250,8 +257,8 @@ def fit(
     modules: dict[str, nn.Module] = {"backbone": backbone, "head": head}
     model = parallel_model(Regressor(backbone, head), precision, device)
     k = distributed.world_size()
-    opt = torch.optim.SGD([p for mod in modules.values() for p in mod.parameters()], lr=config.lr,
-                          momentum=config.momentum, weight_decay=config.weight_decay)
+    opt = torch.optim.SGD(decay_groups(modules, config.weight_decay, config.decay_norm_bias), lr=config.lr,
+                          momentum=config.momentum)
     generator = cpu_generator(config.seed)
     checkpoint = None
     if checkpoint_path is not None:

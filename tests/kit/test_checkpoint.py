@@ -10,7 +10,14 @@ from torch import nn
 
 from ssdd_cli.errors import CheckpointError, OutputError
 from ssdd_cli.io import check_writable
-from ssdd_cli.kit.checkpoint import Checkpointer, flat_settings, flatten_state, tensor_sha256, unflatten_state
+from ssdd_cli.kit.checkpoint import (
+    KEYED_WHEN_SET,
+    Checkpointer,
+    flat_settings,
+    flatten_state,
+    tensor_sha256,
+    unflatten_state,
+)
 
 
 def _optimizer_state() -> dict:
@@ -105,6 +112,13 @@ def test_flat_settings_and_tensor_fingerprint() -> None:
         widths: tuple[int, ...] = (8, 16)
 
     assert flat_settings(Outer()) == {"N": 1, "pool.size": 2, "widths": [8, 16]}
+
+    @dataclass(frozen=True)
+    class Later(Outer):  # a field added after stores recorded Outer: keyed only when set
+        new: bool = field(default=True, metadata=KEYED_WHEN_SET)
+
+    assert flat_settings(Later()) == flat_settings(Outer())
+    assert flat_settings(Later(new=False)) == {**flat_settings(Outer()), "new": False}
     a = torch.arange(6.0)
     assert tensor_sha256(a) == tensor_sha256(a.clone()) != tensor_sha256(a.view(2, 3))
     assert tensor_sha256(a) != tensor_sha256(a.double())

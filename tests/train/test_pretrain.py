@@ -149,3 +149,30 @@ def test_dsa_pretraining_augments_every_batch_and_still_learns() -> None:
     _, first = pretrain(x, None, labels, _config(1, augment="dsa"), in_channels=1, image_size=8, device=CPU)
     _, last = pretrain(x, None, labels, _config(15, augment="dsa"), in_channels=1, image_size=8, device=CPU)
     assert last < first
+
+
+def test_without_decay_on_norms_and_biases_only_the_weights_decay() -> None:
+    """A learning rate so small that the loss barely moves anything: with decay everywhere
+    BatchNorm's γ shrinks like the convolutions; with decay_norm_bias=False γ keeps its norm."""
+    x, y, _ = _artifact()
+    kw = dict(lr=1e-6, weight_decay=1e4)  # lr·wd = 0.01 a step: decay dominates
+    on, _ = pretrain(x, y, None, _config(3, **kw), in_channels=1, image_size=8, device=CPU)
+    off, _ = pretrain(x, y, None, _config(3, decay_norm_bias=False, **kw), in_channels=1, image_size=8,
+                      device=CPU)
+    fresh, _ = pretrain(x, y, None, _config(1, lr=1e-12, weight_decay=0.0), in_channels=1, image_size=8,
+                        device=CPU)
+    params = {name: {n: p.detach() for n, p in net.named_parameters()}
+              for name, net in (("on", on), ("off", off), ("fresh", fresh))}
+    norms = [n for n, p in params["fresh"].items() if p.ndim == 1 and p.norm() > 0.1]  # γ: ones
+    convs = [n for n, p in params["fresh"].items() if p.ndim == 4]
+    assert norms and convs
+    for n in norms:  # BatchNorm's γ: shrunk with decay everywhere, kept without
+        start = params["fresh"][n].norm()
+        assert params["on"][n].norm() < 0.95 * start
+        assert float(params["off"][n].norm()) == pytest.approx(float(start), rel=1e-3)
+    for n in convs:  # the convolutions decay in both
+        start = params["fresh"][n].norm()
+        assert params["on"][n].norm() < 0.95 * start and params["off"][n].norm() < 0.95 * start
+    from ssdd_cli.presets import get_preset
+
+    assert PretrainConfig.from_preset(get_preset("digits"), decay_norm_bias=False).decay_norm_bias is False
