@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from ssdd_cli.compare.spec import CompareSpec, MethodEntry, ProtocolSpec
 from ssdd_cli.distill.methods import get_method
 from ssdd_cli.train.full import FULL  # every training image of the source with its teacher target
-from ssdd_cli.train.protocols import BACKBONE, get_protocol
+from ssdd_cli.train.protocols import get_protocol
 
 KINDS = ("teacher", "init", "full", "distill", "pretrain", "eval")
 RANDOM_INIT = "random init"
@@ -96,7 +96,7 @@ def build_plan(spec: CompareSpec) -> Plan:
     steps = [teacher]
     # Whether any protocol probes a backbone: a comparison of protocols that train their own
     # network only (classify) pretrains nothing and has no reference rows.
-    probes = any(get_protocol(p.name).input == BACKBONE for p in spec.protocols)
+    probes = any(p.on_backbone for p in spec.protocols)
     if spec.references and probes:
         for arch in spec.archs:
             for seed in range(spec.seeds):
@@ -126,7 +126,7 @@ def _artifact_steps(spec: CompareSpec, entry: MethodEntry, budget: int, seed: in
         steps += [Step(f"eval/{distill.id}/{spec.source}/{p.label}", "eval",
                        Cell(entry.name, entry.method, budget, None, seed, spec.source, p),
                        (("artifact", distill.id),))
-                  for p in spec.protocols if get_protocol(p.name).input != BACKBONE]
+                  for p in spec.protocols if not p.on_backbone]
     for arch in archs:
         pretrain = Step(f"pretrain/{entry.name}/N{budget}/{arch}/seed{seed}", "pretrain",
                         Cell(entry.name, entry.method, budget, arch, seed), (("artifact", distill.id),))
@@ -140,7 +140,7 @@ def _evals(spec: CompareSpec, backbone: Step, teacher: str, cell: Cell | None = 
     out = []
     for target in spec.targets:
         for protocol in spec.protocols:
-            if get_protocol(protocol.name).input != BACKBONE:
+            if not protocol.on_backbone:
                 continue
             inputs = [("backbone", backbone.id)]
             if get_protocol(protocol.name).needs_teacher:

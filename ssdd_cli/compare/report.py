@@ -31,7 +31,6 @@ from ssdd_cli import __version__
 from ssdd_cli.compare.plan import REFERENCES, TEACHER
 from ssdd_cli.compare.runner import CompareRun
 from ssdd_cli.io import atomic_write_bytes
-from ssdd_cli.train.protocols import BACKBONE, get_protocol
 
 PERCENT = {"accuracy", "cka"}
 LOWER_IS_BETTER = {"mse"}
@@ -179,7 +178,7 @@ def results_markdown(run: CompareRun) -> str:
            "(every training image with its target), *random init* and *teacher* are reference lines; "
            "every backbone is probed with BatchNorm statistics recomputed on the target's training "
            "images." + (" Classify trains fresh DC ConvNets on a labelled artifact's images and labels."
-                        if any(get_protocol(p.name).input != BACKBONE for p in spec.protocols) else "")
+                        if not all(p.on_backbone for p in spec.protocols) else "")
            + " Accuracy and CKA in percent.", "",
            f"ssdd {__version__}, torch {torch.__version__}, device {run.device}; "
            f"{run.count('ran')} steps ran, {run.count('reused')} reused"
@@ -190,7 +189,7 @@ def results_markdown(run: CompareRun) -> str:
         for protocol in spec.protocols:
             group = [s for s in summaries if s.protocol == protocol.label and s.budget in (budget, None)]
             columns = archs
-            if get_protocol(protocol.name).input != BACKBONE:  # classify: one network, DC's ConvNet
+            if not protocol.on_backbone:  # classify: one network, DC's ConvNet
                 columns, group = [CLASSIFIER], [replace(s, arch=CLASSIFIER) for s in group]
             for metric in dict.fromkeys(s.metric for s in group):
                 cells = [s for s in group if s.metric == metric]

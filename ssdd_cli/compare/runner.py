@@ -47,7 +47,7 @@ from ssdd_cli.models import create_backbone
 from ssdd_cli.progress import Callback, ProgressEvent, silent
 from ssdd_cli.teacher import load_teacher
 from ssdd_cli.train.pretrain import PretrainConfig, build_backbone
-from ssdd_cli.train.protocols import BACKBONE, get_protocol
+from ssdd_cli.train.protocols import get_protocol
 
 STAGE = "compare"
 Material = Callable[[Step, Mapping[str, StepRecord], S.StepContext], dict[str, Any]]
@@ -193,7 +193,7 @@ def check(plan: Plan, ctx: S.StepContext) -> None:
                        image_size=data.resolution, device=torch.device("cpu"))
     for target in spec.targets:
         _check_target(ctx, target, data.channels)
-    on_sets = [p.name for p in spec.protocols if get_protocol(p.name).input != BACKBONE]
+    on_sets = [p.name for p in spec.protocols if not p.on_backbone]
     if on_sets and data.train_labels is None:
         raise DataError(f"{spec.source} has no labels, so its artifacts have none for the {on_sets[0]} "
                         "protocol to train on; drop it.")

@@ -57,7 +57,7 @@ from ssdd_cli.distill.methods import get_method
 from ssdd_cli.errors import UsageError
 from ssdd_cli.models import backbone_options
 from ssdd_cli.teacher.targets import DEFAULT_TARGETS, TARGET_SCALINGS
-from ssdd_cli.train.protocols import get_protocol
+from ssdd_cli.train.protocols import BACKBONE, get_protocol
 
 DEFAULT_METHODS = ("ssdd", "krr-st", "random", "kmeans")
 DEFAULT_ARCHS = ("convnet",)
@@ -122,6 +122,12 @@ class ProtocolSpec:
     @property
     def label(self) -> str:
         return self.name if self.shots is None else f"{self.name}@{self.shots}shot"
+
+    @property
+    def on_backbone(self) -> bool:
+        """Whether it probes a pretrained backbone (False: it trains its own networks on a
+        labelled set, as `classify`)."""
+        return get_protocol(self.name).input == BACKBONE
 
     @classmethod
     def parse(cls, text: str) -> ProtocolSpec:
