@@ -66,7 +66,7 @@ def test_pretrain_resume_refuses_changed_options(tmp_path: Path, monkeypatch: py
     assert runner.invoke(app, args).exit_code == 130
     monkeypatch.setattr(pretrain_cli, "progress_callback", original)  # not undo(): conftest's caches stay
     _refused(runner.invoke(app, [*args, "--resume", "--wd", "0.01"]),
-             "--wd: checkpoint", "weight_decay = 0.001, but this run has 0.01")
+             "--wd: checkpoint", "weight_decay = 0.003, but this run has 0.01")
     _refused(runner.invoke(app, [*args[:-4], "--epochs", "4", "--device", "cpu", "--resume"]),
              "--epochs: checkpoint", "epochs = 3, but this run has 4")
     result = runner.invoke(app, [*args, "--resume"])
