@@ -257,7 +257,7 @@ _DIGITS_DISTILL = DistillPreset(steps=300, real_batch=512, pool_size=4, pool_max
 # (B^y alone is 128·V); these fit, with m = 49, 50, 90 and 157. (At N = 100 the rule's U = V = 2N,
 # capped at the dimensions 64 and 128, would leave room for m = 8.) Pretraining's weight decay is
 # 3e-3, not Table 5's 1e-3: chosen on the validation split at N = 20 over 3 seeds (docs/results.md,
-# "Validation screens 3–7": 5-shot +2.1 and `align` +3.5 over the regression sets, k-NN even, the
+# "Validation screens": 5-shot +2.1 and `align` +3.5 over the regression sets, k-NN even, the
 # full linear probe −1.7); the other budgets take it untested, with the same 1,000 SGD steps.
 _DIGITS_WD = 3e-3
 _DIGITS_BUDGETS = BudgetRule(rows=(BudgetRow(10, 8, 8, _DIGITS_WD), BudgetRow(20, 16, 16, _DIGITS_WD),
