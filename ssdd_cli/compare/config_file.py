@@ -95,6 +95,8 @@ def merge(file: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]
     """The file's mapping overridden by the options given (None: not given).
 
     A `methods` list from the options picks the entries: one the file defines keeps its options.
+    An `archs` list narrows the file's `arch_options` to those archs (the file's options for an
+    arch left out are not an error).
     """
     out = dict(file)
     for key, value in options.items():
@@ -102,5 +104,7 @@ def merge(file: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]
             continue
         if key == "methods" and isinstance(value, list) and isinstance(file.get("methods"), dict):
             value = {name: file["methods"].get(name, {}) for name in value}
+        if key == "archs" and isinstance(file.get("arch_options"), dict):
+            out["arch_options"] = {a: o for a, o in file["arch_options"].items() if a in value}
         out[key] = value
     return out

@@ -114,6 +114,15 @@ def test_options_override_the_file_and_pick_its_entries(tmp_path: Path) -> None:
     assert spec.seeds == 3 and spec.pretrain == {"epochs": 7} and spec.archs == ("convnet", "resnet10")
 
 
+def test_archs_from_the_options_narrow_the_files_arch_options() -> None:
+    file = {"source": "digits", "archs": ["convnet", "resnet10"], "arch_options": {"resnet10": {"width": 16}}}
+    assert spec_from_mapping(merge(file, options_mapping(archs="convnet"))).archs == ("convnet",)
+    kept = spec_from_mapping(merge(file, options_mapping(archs="resnet10")))
+    assert kept.arch_options == {"resnet10": {"width": 16}}
+    with pytest.raises(UsageError, match="not among the comparison's archs"):  # a typo in a file still is
+        spec_from_mapping({**file, "archs": ["convnet"]})
+
+
 def test_defaults_are_the_issue_grid_on_the_preset_budget() -> None:
     spec = spec_from_mapping({"source": "digits"})
     assert [e.name for e in spec.methods] == ["ssdd", "krr-st", "random", "kmeans"]
