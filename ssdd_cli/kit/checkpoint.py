@@ -89,7 +89,7 @@ def flat_settings(config: Any, prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
-        if f.metadata.get("keyed") == "when-set" and value == f.default:
+        if KEYED_WHEN_SET.items() <= f.metadata.items() and value == f.default:
             continue
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             out.update(flat_settings(value, f"{prefix}{f.name}."))

@@ -12,7 +12,7 @@ a precision, their checkpoint's state, and their minibatches.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -48,13 +48,13 @@ def restore_state(checkpoint: Checkpointer, modules: Mapping[str, nn.Module],
     return state, info
 
 
-def decay_groups(modules: Mapping[str, nn.Module], weight_decay: float,
+def decay_groups(params: Iterable[nn.Parameter], weight_decay: float,
                  norm_bias: bool = True) -> list[dict[str, Any]]:
-    """The modules' parameters as optimiser groups. norm_bias=True: one group, every parameter
-    decayed (the papers' code: SGD's `weight_decay` over all of them). False: tensors of fewer
-    than two dimensions (normalisation weights and every bias) in a second group without decay,
-    the rule of timm's `param_groups_weight_decay` and nanoGPT."""
-    params = [p for module in modules.values() for p in module.parameters()]
+    """The parameters as optimiser groups. norm_bias=True: one group, every parameter decayed
+    (the papers' code: SGD's `weight_decay` over all of them). False: tensors of fewer than two
+    dimensions (normalisation weights and every bias) in a second group without decay, the rule
+    of timm's `param_groups_weight_decay` and nanoGPT (and of the teacher's optimisers)."""
+    params = list(params)
     if norm_bias:
         return [{"params": params, "weight_decay": weight_decay}]
     return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},

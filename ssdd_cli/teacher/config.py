@@ -28,6 +28,7 @@ from torch import nn
 
 from ssdd_cli.errors import UsageError
 from ssdd_cli.kit.lars import LARS
+from ssdd_cli.kit.training import decay_groups
 from ssdd_cli.presets import TeacherPreset
 from ssdd_cli.teacher.augment import AUGMENT_RECIPES, AugmentConfig
 
@@ -155,10 +156,7 @@ def make_optimizer(config: TeacherConfig, params: list[nn.Parameter]) -> torch.o
     if config.optimizer == "lars":
         return LARS(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
                     eta=config.lars_eta, clip_lr=config.lars_clip, exclude_bias_n_norm=True)
-    groups: list[dict[str, Any]] = [
-        {"params": [p for p in params if p.ndim > 1], "weight_decay": config.weight_decay},
-        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
-    ]
+    groups = decay_groups(params, config.weight_decay, norm_bias=False)
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
     return torch.optim.AdamW(groups, lr=config.lr)

@@ -257,7 +257,8 @@ def fit(
     modules: dict[str, nn.Module] = {"backbone": backbone, "head": head}
     model = parallel_model(Regressor(backbone, head), precision, device)
     k = distributed.world_size()
-    opt = torch.optim.SGD(decay_groups(modules, config.weight_decay, config.decay_norm_bias), lr=config.lr,
+    params = [p for mod in modules.values() for p in mod.parameters()]
+    opt = torch.optim.SGD(decay_groups(params, config.weight_decay, config.decay_norm_bias), lr=config.lr,
                           momentum=config.momentum)
     generator = cpu_generator(config.seed)
     checkpoint = None
