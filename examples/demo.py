@@ -37,7 +37,7 @@ from ssdd_cli.teacher import load_teacher
 from ssdd_cli.train.evaluate import evaluate, prepare
 from ssdd_cli.train.full import pretrain_full
 from ssdd_cli.train.linear import LinearProbeConfig
-from ssdd_cli.train.pretrain import PretrainConfig
+from ssdd_cli.train.recipe import PretrainConfig
 
 SOURCE = "digits-nuisance"
 METHODS = {"random": "random selection", "krr-st": "KRR-ST", "ssdd": "SSDD (ours)"}

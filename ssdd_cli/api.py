@@ -42,9 +42,9 @@ from ssdd_cli.train.batchnorm import DEFAULT_BATCHNORM
 from ssdd_cli.train.diagnostics import Drift
 from ssdd_cli.train.evaluate import EvalReport
 from ssdd_cli.train.evaluate import evaluate as evaluate_on
-from ssdd_cli.train.pretrain import PretrainConfig
 from ssdd_cli.train.pretrain import pretrain as pretrain_on
 from ssdd_cli.train.provenance import pretrain_drift, pretrain_metadata
+from ssdd_cli.train.recipe import PretrainConfig
 
 PathLike = str | os.PathLike[str]
 

@@ -33,7 +33,8 @@ from ssdd_cli.progress import Callback, ProgressEvent, silent
 from ssdd_cli.teacher import TeacherConfig, train_teacher
 from ssdd_cli.teacher.loss import barlow_twins_loss
 from ssdd_cli.teacher.trainer import TwinNetwork, build_teacher
-from ssdd_cli.train.pretrain import PretrainConfig, Regressor, build_backbone, fit
+from ssdd_cli.train.pretrain import Regressor, build_backbone, fit
+from ssdd_cli.train.recipe import PretrainConfig
 
 
 @dataclass(frozen=True)

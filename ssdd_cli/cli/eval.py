@@ -46,7 +46,7 @@ from ssdd_cli.train.batchnorm import BATCHNORM_RULES, DEFAULT_BATCHNORM
 from ssdd_cli.train.classify import classify
 from ssdd_cli.train.evaluate import EvalReport, evaluate, prepare
 from ssdd_cli.train.linear import LinearProbeConfig
-from ssdd_cli.train.pretrain import PretrainConfig, build_backbone
+from ssdd_cli.train.pretrain import build_backbone
 from ssdd_cli.train.protocols import (
     LABELLED_SET,
     ClassifyConfig,
@@ -54,6 +54,7 @@ from ssdd_cli.train.protocols import (
     get_protocol,
     list_protocols,
 )
+from ssdd_cli.train.recipe import PretrainConfig
 
 if TYPE_CHECKING:
     BatchNormRule = str

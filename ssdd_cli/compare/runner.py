@@ -46,8 +46,9 @@ from ssdd_cli.kit.memory import PeakMemory
 from ssdd_cli.models import create_backbone
 from ssdd_cli.progress import Callback, ProgressEvent, silent
 from ssdd_cli.teacher import load_teacher
-from ssdd_cli.train.pretrain import PretrainConfig, build_backbone
+from ssdd_cli.train.pretrain import build_backbone
 from ssdd_cli.train.protocols import get_protocol
+from ssdd_cli.train.recipe import PretrainConfig
 
 STAGE = "compare"
 Material = Callable[[Step, Mapping[str, StepRecord], S.StepContext], dict[str, Any]]

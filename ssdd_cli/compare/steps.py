@@ -40,9 +40,10 @@ from ssdd_cli.train.batchnorm import DEFAULT_BATCHNORM
 from ssdd_cli.train.classify import classify
 from ssdd_cli.train.evaluate import Probed, evaluate, prepare
 from ssdd_cli.train.full import pretrain_full
-from ssdd_cli.train.pretrain import PretrainConfig, build_backbone, pretrain
+from ssdd_cli.train.pretrain import build_backbone, pretrain
 from ssdd_cli.train.protocols import get_protocol
 from ssdd_cli.train.provenance import pretrain_drift, pretrain_metadata
+from ssdd_cli.train.recipe import PretrainConfig
 
 Outputs = dict[str, str]  # output name → file name in the step's folder
 

@@ -30,7 +30,8 @@ from ssdd_cli.models import extract_features
 from ssdd_cli.train.batchnorm import recompute_batchnorm
 from ssdd_cli.train.cka import linear_cka
 from ssdd_cli.train.knn import knn_predict
-from ssdd_cli.train.pretrain import PretrainConfig, pretrain
+from ssdd_cli.train.pretrain import pretrain
+from ssdd_cli.train.recipe import PretrainConfig
 
 PROBE_STEPS = 200  # SGD steps of the short pretraining (a fifth of the presets' 1,000)
 PROBE_BATCH = 256

@@ -14,7 +14,7 @@ from ssdd_cli.train.cka import linear_cka
 from ssdd_cli.train.evaluate import EvalReport, MetricSummary, check_input_shape, evaluate
 from ssdd_cli.train.knn import knn_predict
 from ssdd_cli.train.linear import LinearProbe, LinearProbeConfig, accuracy
-from ssdd_cli.train.pretrain import PretrainConfig, build_backbone, pretrain
+from ssdd_cli.train.pretrain import build_backbone, pretrain
 from ssdd_cli.train.protocols import (
     PROTOCOLS,
     AlignConfig,
@@ -29,6 +29,7 @@ from ssdd_cli.train.protocols import (
     register_protocol,
 )
 from ssdd_cli.train.provenance import pretrain_drift, pretrain_metadata
+from ssdd_cli.train.recipe import PretrainConfig
 from ssdd_cli.train.regression import LinearMap, mean_squared_error
 
 __all__ = [

@@ -20,8 +20,9 @@ from ssdd_cli.progress import Callback, silent
 from ssdd_cli.teacher import load_teacher
 from ssdd_cli.teacher.targets import DEFAULT_TARGETS
 from ssdd_cli.train.diagnostics import Drift
-from ssdd_cli.train.pretrain import PretrainConfig, pretrain
+from ssdd_cli.train.pretrain import pretrain
 from ssdd_cli.train.provenance import pretrain_drift, pretrain_metadata
+from ssdd_cli.train.recipe import PretrainConfig
 
 FULL = "full"
 

@@ -9,7 +9,8 @@ from dataclasses import asdict
 from ssdd_cli.kit import distributed
 from ssdd_cli.models import Backbone
 from ssdd_cli.train.diagnostics import Drift, decay_ratio, sgd_steps, weight_drift
-from ssdd_cli.train.pretrain import PretrainConfig, build_backbone
+from ssdd_cli.train.pretrain import build_backbone
+from ssdd_cli.train.recipe import PretrainConfig
 
 
 def pretrain_metadata(

@@ -34,7 +34,8 @@ from ssdd_cli.presets import get_preset
 from ssdd_cli.progress import silent
 from ssdd_cli.teacher.loss import barlow_twins_loss
 from ssdd_cli.teacher.trainer import TeacherConfig, train_teacher
-from ssdd_cli.train.pretrain import PretrainConfig, pretrain
+from ssdd_cli.train.pretrain import pretrain
+from ssdd_cli.train.recipe import PretrainConfig
 
 WORLD = 2
 

@@ -14,7 +14,8 @@ from ssdd_cli.kit import fastpath
 from ssdd_cli.kit import precision as prec
 from ssdd_cli.kit.fastpath import FastPath, decide
 from ssdd_cli.kit.precision import Precision, resolve_precision
-from ssdd_cli.train.pretrain import PretrainConfig, fit
+from ssdd_cli.train.pretrain import fit
+from ssdd_cli.train.recipe import PretrainConfig
 
 CPU = torch.device("cpu")
 

@@ -11,7 +11,8 @@ from ssdd_cli.errors import UsageError
 from ssdd_cli.models import create_backbone
 from ssdd_cli.train.batchnorm import recompute_batchnorm
 from ssdd_cli.train.evaluate import evaluate
-from ssdd_cli.train.pretrain import PretrainConfig, build_backbone, pretrain
+from ssdd_cli.train.pretrain import build_backbone, pretrain
+from ssdd_cli.train.recipe import PretrainConfig
 from tests.train.conftest import subset
 
 CPU = torch.device("cpu")

@@ -9,7 +9,8 @@ import torch
 from ssdd_cli.data import ImageSet
 from ssdd_cli.models import list_backbones
 from ssdd_cli.train.evaluate import evaluate
-from ssdd_cli.train.pretrain import PretrainConfig, pretrain
+from ssdd_cli.train.pretrain import pretrain
+from ssdd_cli.train.recipe import PretrainConfig
 
 CPU = torch.device("cpu")
 SIZE = 8  # the smallest side every shipped backbone takes

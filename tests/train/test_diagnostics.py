@@ -12,8 +12,9 @@ from torch import nn
 
 from ssdd_cli.teacher.targets import TargetScaling
 from ssdd_cli.train.diagnostics import decay_ratio, sgd_steps, weight_drift
-from ssdd_cli.train.pretrain import PretrainConfig, pretrain
+from ssdd_cli.train.pretrain import pretrain
 from ssdd_cli.train.provenance import pretrain_drift, pretrain_metadata
+from ssdd_cli.train.recipe import PretrainConfig
 
 CPU = torch.device("cpu")
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from ssdd_cli.errors import CheckpointError, UsageError
-from ssdd_cli.train.pretrain import PretrainConfig, pretrain
+from ssdd_cli.train.pretrain import pretrain
+from ssdd_cli.train.recipe import PretrainConfig
 
 CPU = torch.device("cpu")
 TINY = {"widths": [8, 16]}

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from ssdd_cli.errors import UsageError
 from ssdd_cli.models.convnet import NORMS, default_depth
-from ssdd_cli.train.pretrain import PretrainConfig
 from ssdd_cli.train.protocols.base import LABELLED_SET, EvalContext, ProtocolResult, register_protocol
+from ssdd_cli.train.recipe import PretrainConfig
 
 
 @dataclass(frozen=True)
