@@ -298,4 +298,4 @@ def test_a_classify_only_comparison_pretrains_nothing() -> None:
     assert (plan.count("distill"), plan.count("eval"), plan.count("pretrain"), plan.count("init"),
             plan.count("full")) == (27, 27, 0, 0, 0)
     fashion = build_plan(spec_from_mapping(load_config_file(example.with_name("compare-fashion.toml"))))
-    assert fashion.spec.source == "fashion-mnist" and fashion.count("distill") == 7
+    assert fashion.spec.source == "fashion-mnist" and fashion.count("distill") == 21
