@@ -11,6 +11,13 @@ then: the peak growth of the whole process's memory during the block. It counts 
 tracemalloc, sees memory that C++ allocates. Memory the C allocator kept from earlier work and
 reuses is not counted again, so a measurement is cleanest in a fresh process (`ssdd bench` runs
 each case in one). Elsewhere (no /proc) the CPU peak is unknown: None.
+
+The reset is the kernel's own high-water mark, which `getrusage` also reads: after a block, the
+process's maximum resident size as a parent sees it (`/usr/bin/time -v`, a scheduler's rusage
+accounting) covers only the time since the last reset (measured: a process that touched 1 GB,
+freed it and reset, reported 13.7 MB to `time -v` against 990 MB without the reset). So what
+`time -v` reports for an `ssdd compare` run is its last step's peak and the report's, not the
+run's; the steps' own peaks are in the log.
 """
 
 from __future__ import annotations
