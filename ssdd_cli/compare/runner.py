@@ -8,7 +8,8 @@
 Before any work, every name, setting, budget and shape of the plan is checked (`check`), so a
 mistake fails in one sentence rather than after an hour of training. Then each step is keyed by
 its material (`compare.steps`) and reused from the store when a finished step has that key, or
-run into its work folder and committed (`compare.store`).
+run into its work folder and committed (`compare.store`) with its wall time and peak memory
+(`kit.memory.PeakMemory`, evaluations included).
 
 Progress: a `ProgressEvent("compare", done, total, label=step)` before and after each step (the
 one after carries a one-line `message`: reused, ran, failed or skipped, and the step), with the
@@ -97,6 +98,14 @@ class CompareRun:
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
 
+    @property
+    def peak_memory(self) -> int | None:
+        """The largest peak memory of the steps this run ran (bytes; None if it ran none or none
+        was known): what the run needed, which `/usr/bin/time -v` cannot show (`kit.memory`)."""
+        peaks = [o.record.peak_memory for o in self.outcomes
+                 if o.status == "ran" and o.record is not None and o.record.peak_memory is not None]
+        return max(peaks, default=None)
+
 
 def run_compare(plan: Plan, output: Path, *, device: torch.device | str = "cpu",
                 data_root: Path | None = None, callback: Callback = silent,
@@ -121,7 +130,7 @@ def run_compare(plan: Plan, output: Path, *, device: torch.device | str = "cpu",
         outcomes[step.id] = outcome
         took = ""
         if outcome.status in ("ran", "failed"):
-            peak = outcome.record.metrics.get("peak_memory") if outcome.record is not None else None
+            peak = outcome.record.peak_memory if outcome.record is not None else None
             memory = f", peak {peak / 1e9:.2f} GB" if peak else ""
             took = f" ({time.perf_counter() - started:.1f} s{memory})"
         why = f": {outcome.error}" if outcome.error else ""
@@ -151,14 +160,12 @@ def _run_step(step: Step, done: Mapping[str, Outcome], store: StepStore, ctx: S.
     if step.kind != "eval":
         ctx.forget_probed()  # its features would count in this step's peak memory
     t0 = time.perf_counter()
-    try:
-        with PeakMemory(ctx.device) as memory:
+    with PeakMemory(ctx.device) as memory:
+        try:
             outputs, metrics = run(step, inputs, work, ctx)  # type: ignore[arg-type]
-        if step.kind != "eval":  # an eval's metrics are its protocol's numbers, nothing else
-            metrics = {**metrics, "peak_memory": memory.peak}
-    except DivergedError as e:
-        outputs, metrics = {}, {"error": str(e)}
-    record = store.commit(step.kind, key, material, outputs, metrics, time.perf_counter() - t0)
+        except DivergedError as e:
+            outputs, metrics = {}, {"error": str(e)}
+    record = store.commit(step.kind, key, material, outputs, metrics, time.perf_counter() - t0, memory.peak)
     return Outcome(step, "failed" if "error" in metrics else "ran", record)
 
 

@@ -47,7 +47,8 @@ def step_key(material: dict[str, Any]) -> str:
 @dataclass
 class StepRecord:
     """What a finished step left: its key and material, its output files (name → path relative to
-    the step folder, and their sha256), its numbers (`metrics`), and wall time."""
+    the step folder, and their sha256), its numbers (`metrics`), its wall time and its peak memory
+    (bytes, `PeakMemory.peak`; None where unknown)."""
 
     kind: str
     key: str
@@ -55,6 +56,7 @@ class StepRecord:
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    peak_memory: int | None = None
     folder: Path = Path()
 
     def output(self, name: str) -> Path:
@@ -66,7 +68,7 @@ class StepRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "key": self.key, "material": self.material, "outputs": self.outputs,
-                "metrics": self.metrics, "seconds": self.seconds}
+                "metrics": self.metrics, "seconds": self.seconds, "peak_memory": self.peak_memory}
 
 
 class StepStore:
@@ -102,8 +104,10 @@ class StepStore:
             return None
         if not isinstance(doc, dict) or doc.get("key") != key:
             return None
-        record = StepRecord(kind, key, doc["material"], doc["outputs"], doc["metrics"],
-                            float(doc["seconds"]), folder)
+        metrics = doc["metrics"]  # older records kept a training step's peak among its metrics
+        peak = doc.get("peak_memory", metrics.pop("peak_memory", None))
+        record = StepRecord(kind, key, doc["material"], doc["outputs"], metrics,
+                            float(doc["seconds"]), peak, folder)
         if not all(record.output(name).is_file() for name in record.outputs):
             return None
         return record
@@ -115,14 +119,14 @@ class StepStore:
         return work
 
     def commit(self, kind: str, key: str, material: dict[str, Any], outputs: dict[str, str],
-               metrics: dict[str, Any], seconds: float) -> StepRecord:
+               metrics: dict[str, Any], seconds: float, peak_memory: int | None = None) -> StepRecord:
         """Record the finished step in its work folder, then move the folder into place.
 
         outputs: name → file name inside the work folder; each is hashed here.
         """
         work, final = self.partial(kind, key), self.folder(kind, key)
         files = {name: {"file": rel, "sha256": sha256_file(work / rel)} for name, rel in outputs.items()}
-        record = StepRecord(kind, key, material, files, metrics, seconds, final)
+        record = StepRecord(kind, key, material, files, metrics, seconds, peak_memory, final)
         text = json.dumps(record.to_dict(), indent=2, default=str) + "\n"
         atomic_write_bytes(work / RECORD, text.encode())
         if final.exists():  # a stale, unreadable folder of the same key (lookup refused it)

@@ -17,7 +17,8 @@ process's maximum resident size as a parent sees it (`/usr/bin/time -v`, a sched
 accounting) covers only the time since the last reset (measured: a process that touched 1 GB,
 freed it and reset, reported 13.7 MB to `time -v` against 990 MB without the reset). So what
 `time -v` reports for an `ssdd compare` run is its last step's peak and the report's, not the
-run's; the log and the step records keep each step's own (an evaluation's is not kept).
+run's; the log and the step records keep each step's own, evaluations included, and the run's
+report its largest (`CompareRun.peak_memory`).
 """
 
 from __future__ import annotations

@@ -23,6 +23,6 @@ def fake_run(raw: dict[str, Any], value: Callable[[Cell], dict[str, float] | Non
             status = "ran" if got is not None else "failed"
         if step.kind == "distill" and held_out is not None:
             metrics["held_out"] = held_out(step.cell)
-        record = StepRecord(step.kind, step.id, {}, {}, metrics, 0.0, output / "steps" / step.id)
+        record = StepRecord(step.kind, step.id, {}, {}, metrics, 0.0, folder=output / "steps" / step.id)
         outcomes.append(Outcome(step, status, record))
     return CompareRun(plan, tuple(outcomes), output, "cpu", 0.0)

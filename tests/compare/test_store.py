@@ -26,10 +26,12 @@ def test_a_step_is_committed_whole_and_found_by_its_key(tmp_path: Path) -> None:
     (work / "backbone.safetensors.ckpt").write_bytes(b"checkpoint")
     assert store.lookup("pretrain", key) is None  # a partial step is not a result
     assert store.begin("pretrain", key) == work and (work / "backbone.safetensors.ckpt").exists()
-    record = store.commit("pretrain", key, {"x": 1}, {"backbone": "backbone.safetensors"}, {"loss": 0.5}, 1.5)
+    record = store.commit("pretrain", key, {"x": 1}, {"backbone": "backbone.safetensors"}, {"loss": 0.5}, 1.5,
+                          peak_memory=123_456_789)
     assert not work.exists() and record.output("backbone").read_bytes() == b"weights"
     found = store.lookup("pretrain", key)
     assert found is not None and found.metrics == {"loss": 0.5} and found.material == {"x": 1}
+    assert (found.seconds, found.peak_memory) == (1.5, 123_456_789)
     assert found.sha256("backbone") == record.sha256("backbone")
     assert json.loads((found.folder / "step.json").read_text())["key"] == key
 
@@ -45,3 +47,21 @@ def test_a_damaged_step_is_not_reused(tmp_path: Path) -> None:
     other = step_key({"kind": "eval", "other": True})
     (store.folder("eval", key) / "step.json").write_text(json.dumps({"key": other}))
     assert store.lookup("eval", key) is None
+
+
+def test_an_older_record_keeps_its_peak_memory(tmp_path: Path) -> None:
+    """Records written before the peak had a field of its own kept it among a step's metrics."""
+    store = StepStore(tmp_path)
+    key = step_key({"kind": "distill", "old": True})
+    store.begin("distill", key)
+    store.commit("distill", key, {}, {}, {"final_loss": 0.25}, 2.0)
+    path = store.folder("distill", key) / "step.json"
+    doc = json.loads(path.read_text())
+    del doc["peak_memory"]
+    doc["metrics"]["peak_memory"] = 987_654
+    path.write_text(json.dumps(doc))
+    found = store.lookup("distill", key)
+    assert found is not None and found.peak_memory == 987_654 and found.metrics == {"final_loss": 0.25}
+    fresh = step_key({"kind": "distill", "new": True})
+    store.begin("distill", fresh)
+    assert store.commit("distill", fresh, {}, {}, {}, 0.0).peak_memory is None
