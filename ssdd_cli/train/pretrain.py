@@ -15,6 +15,11 @@ minibatch (`kit.parallel`), and each rank's loss is its share of the minibatch's
 run in `precision` (`kit.precision`), the loss in float32; the epoch's loss is read to the host
 once per epoch. DSA's parameters are drawn for the whole minibatch on every rank (one
 generator stream) and each rank applies its own rows.
+
+Progress: an event after each epoch (with its loss) and, within an epoch longer than
+`EVERY_SECONDS` (a whole training split takes minutes an epoch on a CPU), one every
+`EVERY_SECONDS` with the epochs done so far as a fraction (metric "epoch"), so that a long epoch
+is seen to move. Each rank decides by its own clock; the events involve no collective.
 """
 
 from __future__ import annotations
@@ -50,6 +55,9 @@ from ssdd_cli.progress import Callback, ProgressEvent, silent
 from ssdd_cli.train.recipe import PretrainConfig
 
 STAGE = "pretrain"
+EVERY_SECONDS = 10.0  # within a long epoch, a progress event at most this often (module docstring)
+
+
 def build_backbone(
     config: PretrainConfig, *, in_channels: int, image_size: int, device: torch.device
 ) -> Backbone:
@@ -166,7 +174,7 @@ def fit(
         checkpoint = Checkpointer(checkpoint_path, STAGE, fingerprint)
     schedule = SCHEDULES.get(config.schedule)
     start, last_loss = 0, float("nan")
-    saved = time.monotonic()
+    saved = shown = time.monotonic()
 
     with seeded(config.seed + 2, device):  # BatchNorm/dropout draw from the global RNG
         if resume and checkpoint is not None and checkpoint.exists():
@@ -179,7 +187,8 @@ def fit(
             set_lr(opt, config.lr, schedule(epoch, config.epochs))
             model.train()
             total = torch.zeros((), device=device)  # this rank's share of the epoch's summed loss
-            for idx in minibatches(m, config.batch_size, generator, device, min_size=max(2, k)):
+            batches = minibatches(m, config.batch_size, generator, device, min_size=max(2, k))
+            for b, idx in enumerate(batches):
                 mine = distributed.shard(idx)
                 batch = x[mine]
                 if config.augment == "dsa":  # DC's DiffAugment without a seed: per-image parameters
@@ -195,16 +204,21 @@ def fit(
                 loss.backward()
                 opt.step()
                 total += part.detach()
+                if b + 1 < len(batches) and time.monotonic() - shown >= EVERY_SECONDS:
+                    shown = time.monotonic()
+                    done_so_far = epoch + (b + 1) / len(batches)
+                    callback(ProgressEvent(STAGE, epoch, config.epochs, {"epoch": done_so_far}))
             last_loss = float(distributed.all_reduce(total)) / (m * per_row)
             if not math.isfinite(last_loss):
                 raise DivergedError(f"pretraining diverged (loss {last_loss} at epoch {epoch + 1}); "
                                     "lower the learning rate or the weight decay.", option="lr")
             callback(ProgressEvent(STAGE, epoch + 1, config.epochs, {"loss": last_loss}))
+            shown = time.monotonic()
             done = epoch + 1
             due = done == start + 1 or done == config.epochs or \
                 time.monotonic() - saved >= checkpoint_seconds
             if checkpoint is not None and due:
-                saved = time.monotonic()
+                saved = shown = time.monotonic()
                 save_state(checkpoint, modules, opt, {"epoch": done, "loss": last_loss},
                            rng=rng_state(generator, device))
     network = Regressor(backbone, head).eval()

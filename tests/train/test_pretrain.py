@@ -55,6 +55,21 @@ def test_same_seed_same_network_and_events() -> None:
     assert [e.step for e in events] == [1, 2]  # type: ignore[attr-defined]
 
 
+def test_a_long_epoch_reports_its_progress_within(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within an epoch (here: every minibatch but the last), an event with the epochs done so far
+    as a fraction; after it, the epoch's event with its loss, as before."""
+    module = importlib.import_module("ssdd_cli.train.pretrain")
+    monkeypatch.setattr(module, "EVERY_SECONDS", 0.0)
+    x, y, _ = _artifact(m=36)  # three minibatches of 12 an epoch
+    events: list[object] = []
+    pretrain(x, y, None, _config(2), in_channels=1, image_size=8, device=CPU, callback=events.append)
+    seen = [(e.step, e.total, sorted(e.metrics)) for e in events]  # type: ignore[attr-defined]
+    assert seen == [(0, 2, ["epoch"]), (0, 2, ["epoch"]), (1, 2, ["loss"]),
+                    (1, 2, ["epoch"]), (1, 2, ["epoch"]), (2, 2, ["loss"])]
+    fractions = [e.metrics["epoch"] for e in events if "epoch" in e.metrics]  # type: ignore[attr-defined]
+    assert fractions == pytest.approx([1 / 3, 2 / 3, 4 / 3, 5 / 3])
+
+
 def test_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
     x, y, _ = _artifact()
     ckpt = tmp_path / "run.ckpt"
