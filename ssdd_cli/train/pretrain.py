@@ -218,7 +218,7 @@ def fit(
             due = done == start + 1 or done == config.epochs or \
                 time.monotonic() - saved >= checkpoint_seconds
             if checkpoint is not None and due:
-                saved = shown = time.monotonic()
+                saved = time.monotonic()
                 save_state(checkpoint, modules, opt, {"epoch": done, "loss": last_loss},
                            rng=rng_state(generator, device))
     network = Regressor(backbone, head).eval()
