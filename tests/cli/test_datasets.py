@@ -35,3 +35,13 @@ def test_datasets_empty_root_has_no_cifar(tmp_path: Path) -> None:
     result = runner.invoke(app, ["datasets", "--data-root", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "no" in _row(result.output, "cifar100") and "no" in _row(result.output, "cifar10")
+
+
+def test_datasets_reports_the_counts_the_idx_files_hold(tmp_path: Path) -> None:
+    from tests.data.test_mnist import make_idx
+
+    make_idx(tmp_path / "mnist", n_train=30, n_test=7)
+    result = runner.invoke(app, ["datasets", "--data-root", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    row = _row(result.output, "mnist")
+    assert "yes" in row and "27 / 3 / 7" in row and "54,000" not in row

@@ -146,3 +146,91 @@ def test_download_fetches_the_four_files_into_the_data_root(tmp_path: Path, monk
     with pytest.raises(DataError) as err:
         load_source("mnist", data_root=tmp_path / "root", download=True)
     assert "downloading mnist's" in str(err.value) and "network is unreachable" in str(err.value)
+
+
+@pytest.mark.parametrize("shape", [(N_TRAIN, 32, 32), (N_TRAIN, 28, 30)], ids=["32x32", "28x30"])
+def test_another_image_side_is_refused_naming_the_file_and_its_side(tmp_path: Path,
+                                                                      shape: tuple[int, int, int]) -> None:
+    folder = make_idx(tmp_path / "fashion-mnist")
+    victim = folder / "train-images-idx3-ubyte.gz"
+    write_idx(victim, np.zeros(shape, dtype=np.uint8))  # a valid IDX file of other images
+    with pytest.raises(DataError) as err:
+        load_source("fashion-mnist", data_root=tmp_path)
+    message = str(err.value)
+    assert str(victim) in message and f"{shape[1]}×{shape[2]}" in message and "28×28" in message
+    assert "\n" not in message
+
+
+def test_an_absurd_header_is_one_sentence_not_a_traceback(tmp_path: Path) -> None:
+    # 4 · 2^31 · 2^31 = 2^64 wraps to 0 in int64, which an empty body would have matched.
+    path = tmp_path / "absurd-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 0x08, 3]) + struct.pack(">3I", 4, 2**31, 2**31))
+    with pytest.raises(DataError) as err:
+        read_idx(path, 3)
+    message = str(err.value)
+    assert str(path) in message and "4×2147483648×2147483648" in message and "truncated" in message
+    assert "\n" not in message
+
+
+def fake_mirror(monkeypatch: pytest.MonkeyPatch, source: Path) -> list[str]:
+    """torchvision's downloader replaced by a copy from `source` (no network); returns the names fetched."""
+    import torchvision.datasets.utils as tv_utils
+
+    fetched: list[str] = []
+
+    def fake_download(url: str, root: str, filename: str, md5: str) -> None:
+        fetched.append(filename)
+        (Path(root) / filename).write_bytes((source / filename).read_bytes())
+
+    monkeypatch.setattr(tv_utils, "download_url", fake_download)
+    return fetched
+
+
+def test_download_replaces_a_damaged_file_when_all_four_exist(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    good = make_idx(tmp_path / "mirror")
+    folder = make_idx(tmp_path / "root" / "fashion-mnist")
+    victim = folder / "train-images-idx3-ubyte.gz"
+    victim.write_bytes(victim.read_bytes()[:40])
+    fetched = fake_mirror(monkeypatch, good)
+    with pytest.raises(DataError, match="damaged gzip"):
+        load_source("fashion-mnist", data_root=tmp_path / "root")
+    assert fetched == []  # without download, nothing is fetched
+    data = load_source("fashion-mnist", data_root=tmp_path / "root", download=True)
+    assert data.sizes == (45, 5, 20) and "train-images-idx3-ubyte.gz" in fetched
+    assert victim.read_bytes() == (good / "train-images-idx3-ubyte.gz").read_bytes()
+
+
+def test_download_of_damaged_files_elsewhere_fetches_into_the_data_root(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    good = make_idx(tmp_path / "mirror")
+    folder = make_idx(tmp_path / "root" / "MNIST" / "raw")
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8bnot gzip")
+    fake_mirror(monkeypatch, good)
+    data = load_source("mnist", data_root=tmp_path / "root", download=True)
+    assert data.sizes == (45, 5, 20) and (tmp_path / "root" / "mnist" / "t10k-labels-idx1-ubyte.gz").is_file()
+
+
+@pytest.mark.parametrize("damaged", [".gz", ""], ids=["gzip-damaged", "plain-damaged"])
+def test_a_file_that_reads_is_used_whichever_of_the_two_names_is_damaged(tmp_path: Path, damaged: str) -> None:
+    folder = make_idx(tmp_path / "fashion-mnist", gz=True)
+    make_idx(folder, gz=False)  # the same files, also unzipped
+    victim = folder / f"train-images-idx3-ubyte{damaged}"
+    victim.write_bytes(victim.read_bytes()[:100])
+    data = load_source("fashion-mnist", data_root=tmp_path)
+    assert data.sizes == (45, 5, 20)
+
+
+def test_status_reports_the_counts_the_files_hold(tmp_path: Path) -> None:
+    make_idx(tmp_path / "mnist", n_train=30, n_test=7)
+    status = source_status("mnist", tmp_path)
+    assert status.available and status.sizes == "27/3/7"  # val is 10% of the 30
+    make_idx(tmp_path / "fashion-mnist", gz=False, n_train=40, n_test=9)
+    assert source_status("fashion-mnist", tmp_path).sizes == "36/4/9"
+
+
+def test_status_says_when_a_header_cannot_be_read(tmp_path: Path) -> None:
+    folder = make_idx(tmp_path / "mnist")
+    (folder / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8bnot gzip")
+    status = source_status("mnist", tmp_path)
+    assert status.sizes == "unreadable" and "t10k-images-idx3-ubyte.gz" in status.where
