@@ -8,6 +8,11 @@ weights the statistics of 20 images lowered `align` by 2.7–4.1 points (docs/re
 by default, every backbone is probed with statistics recomputed on the target's training images
 ("target"), and so is the teacher `align` compares with: the weights are what is compared.
 "stored" probes the statistics a file carries.
+
+The minibatches are drawn from a fixed-seed permutation of the images (as fvcore's
+`update_bn_stats` draws from a shuffled loader): a set stored class by class (an `imagefolder`
+target) would otherwise give nearly single-class batches, and the running variance would be the
+within-class one. The fixed seed keeps a recalibration, and every probe after it, deterministic.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from ssdd_cli.models import Backbone
 
 BATCHNORM_RULES = ("target", "stored")
 DEFAULT_BATCHNORM = "target"
+RECALIBRATION_SEED = 0  # the permutation the minibatches are drawn from
 
 
 def batchnorm_layers(net: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -35,12 +41,13 @@ def has_batchnorm(net: nn.Module) -> bool:
 
 @torch.no_grad()
 def recompute_batchnorm(net: Backbone, images_normalised: Tensor, *, batch_size: int = 256,
-                        device: torch.device | str = "cpu") -> Backbone:
+                        device: torch.device | str = "cpu", seed: int = RECALIBRATION_SEED) -> Backbone:
     """A copy of `net` whose BatchNorm running statistics are the average, over minibatches of
-    `images_normalised` (n, c, r, r) in a fixed order, of each layer's batch statistics in train
-    mode ("precise BN": momentum None makes the buffers a cumulative average). The weights are
-    untouched, and so is `net`; a network without BatchNorm comes back as an unchanged copy.
-    A last minibatch of one image is left out (BatchNorm needs two)."""
+    `images_normalised` (n, c, r, r) taken in the order of a permutation drawn from `seed`
+    (module docstring), of each layer's batch statistics in train mode ("precise BN": momentum
+    None makes the buffers a cumulative average). The weights are untouched, and so is `net`; a
+    network without BatchNorm comes back as an unchanged copy. A last minibatch of one image is
+    left out (BatchNorm needs two)."""
     out = copy.deepcopy(net)
     layers = batchnorm_layers(out)
     if not layers or images_normalised.shape[0] < 2:
@@ -49,8 +56,10 @@ def recompute_batchnorm(net: Backbone, images_normalised: Tensor, *, batch_size:
         layer.reset_running_stats()
         layer.momentum = None
     out.train()
-    for i in range(0, images_normalised.shape[0], batch_size):
-        batch = images_normalised[i:i + batch_size]
+    n = images_normalised.shape[0]
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    for i in range(0, n, batch_size):
+        batch = images_normalised[order[i:i + batch_size].to(images_normalised.device)]
         if batch.shape[0] < 2:
             break
         out.features(batch.to(device, torch.float32))

@@ -65,3 +65,40 @@ def test_an_unknown_rule_is_refused(small: ImageSet) -> None:
     net = create_backbone("convnet", 1, 16, widths=(8, 16))
     with pytest.raises(UsageError, match="unknown BatchNorm rule 'mine'"):
         evaluate(net, small, "knn", device=CPU, batchnorm="mine")
+
+
+def _class_sorted(n_per_class: int = 256) -> torch.Tensor:
+    """Two classes stored one after the other, as an imagefolder target is: pixels around −2 for
+    the first, +2 for the second, so the within-class variance (≈ 1) is far below the whole
+    set's (≈ 5)."""
+    g = torch.Generator().manual_seed(0)
+    low = torch.randn(n_per_class, 1, 8, 8, generator=g) - 2.0
+    high = torch.randn(n_per_class, 1, 8, 8, generator=g) + 2.0
+    return torch.cat([low, high])
+
+
+def _first_bn(net: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """The running mean and variance of the first BatchNorm of `net`."""
+    bn = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert bn.running_mean is not None and bn.running_var is not None
+    return bn.running_mean, bn.running_var
+
+
+def test_a_class_sorted_set_gets_the_statistics_of_a_shuffled_pass() -> None:
+    torch.manual_seed(0)
+    net = create_backbone("convnet", 1, 8, widths=(4,)).eval()
+    stored = _class_sorted()
+    shuffled = stored[torch.randperm(len(stored), generator=torch.Generator().manual_seed(7))]
+    mean, var = _first_bn(recompute_batchnorm(net, stored, batch_size=64))
+    shuffled_mean, shuffled_var = _first_bn(recompute_batchnorm(net, shuffled, batch_size=64))
+    assert torch.allclose(mean, shuffled_mean, rtol=0.05, atol=0.05)
+    assert torch.allclose(var, shuffled_var, rtol=0.05)
+    # the whole set's variance, not the within-class one that batches in stored order gave
+    conv = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+    with torch.no_grad():
+        whole = conv(stored).var(dim=(0, 2, 3))
+        within = torch.stack([conv(stored[i:i + 64]).var(dim=(0, 2, 3)) for i in range(0, len(stored), 64)])
+    assert torch.allclose(var, whole, rtol=0.05)
+    assert not torch.allclose(var, within.mean(0), rtol=0.5)
+    # a fixed seed: the same statistics every time
+    assert torch.equal(_first_bn(recompute_batchnorm(net, stored, batch_size=64))[1], var)
