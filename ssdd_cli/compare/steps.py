@@ -123,8 +123,10 @@ def teacher_material(step: Step, inputs: Mapping[str, StepRecord], ctx: StepCont
     given = ctx.spec.teacher.get("file")
     if given is not None:
         return {"kind": "teacher", "file": sha256_file(given)}
+    # "images": the teacher trains on train + val (`ImageSet.source`), as `ssdd teacher` and
+    # distill's cached teacher do; records of the older train-only teacher lack it and rerun.
     return {"kind": "teacher", "source": ctx.spec.source, "data": ctx.data_sha256(ctx.spec.source),
-            "config": flat_settings(teacher_config(ctx)), "precision": ctx.precision.name}
+            "images": "source", "config": flat_settings(teacher_config(ctx)), "precision": ctx.precision.name}
 
 
 def run_teacher(step: Step, inputs: Mapping[str, StepRecord], work: Path,
@@ -137,7 +139,7 @@ def run_teacher(step: Step, inputs: Mapping[str, StepRecord], work: Path,
         return {"teacher": out.name}, {"given": str(given)}
     data, config = ctx.data(ctx.spec.source), teacher_config(ctx)
     ckpt = work / "teacher.safetensors.ckpt"
-    result = train_teacher(data.train, data.mean, data.std, config, device=ctx.device, callback=ctx.callback,
+    result = train_teacher(data.source, data.mean, data.std, config, device=ctx.device, callback=ctx.callback,
                            checkpoint_path=ckpt, resume=ckpt.exists(), precision=ctx.precision)
     save_teacher(out, result, source=ctx.spec.source, mean=data.mean, std=data.std)
     ckpt.unlink(missing_ok=True)
