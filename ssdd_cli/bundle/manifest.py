@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 from ssdd_cli import __version__
 
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 3
+FORMAT_MINOR = 4
 FORMAT_VERSION = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 MANIFEST_KEY = "ssdd.manifest"
 
@@ -156,6 +156,9 @@ class DistillConfig(_Strict):
     probe: list[tuple[int, dict[str, float]]] = Field(
         default_factory=list, description="(step, signals) of a network pretrained on the set at that "
         "step, measured on validation images (1.3)")
+    movement: list[tuple[int, dict[str, float]]] = Field(
+        default_factory=list, description="(step, ‖Δ‖/‖initial‖ per learnable tensor and of the images) "
+        "of the set against its state before the first outer step (1.4)")
     batch_size: PositiveInt | None = None
     real_aug: Literal["none", "flip", "crop-flip"] | None = None
     pool_size: PositiveInt | None = None

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ssdd_cli.distill.movement import IMAGES, movement, snapshot
 from ssdd_cli.distill.objectives.base import Objective
 from ssdd_cli.distill.param import DistilledModule
 from ssdd_cli.errors import DivergedError, UsageError
@@ -113,6 +114,10 @@ class OuterLoop:
         self.held_out: list[tuple[int, float]] = []  # (step, the objective's held-out loss)
         self.probe = probe if config.probe_every > 0 else None
         self.probes: list[tuple[int, dict[str, float]]] = []  # (step, the trained network's signals)
+        # The set as it started (`distill.movement`), and (step, ‖Δ‖/‖initial‖ per tensor) with
+        # every held-out evaluation.
+        self.start_state: dict[str, Tensor] | None = None
+        self.movement: list[tuple[int, dict[str, float]]] = []
         self._unread: list[Tensor] = []  # step losses still on the device (module docstring)
         # Steps between host reads of the losses: every step on the CPU, else with the held-out signal.
         device = next(iter(distilled.parameters()), torch.empty(0)).device
@@ -124,6 +129,12 @@ class OuterLoop:
         if value is not None:
             self.held_out = [*(p for p in self.held_out if p[0] != self.step), (self.step, value)]
         return value
+
+    def record_movement(self) -> None:
+        """Measure how far the set has moved from its start now (`distill.movement`)."""
+        if self.start_state is not None:
+            moved = movement(self.distilled, self.start_state)
+            self.movement = [*(p for p in self.movement if p[0] != self.step), (self.step, moved)]
 
     def record_probe(self) -> None:
         """Measure the trained-network signal now (`distill.probe`), if the run has one."""
@@ -168,7 +179,8 @@ class OuterLoop:
 
     def state(self) -> dict[str, Any]:
         return {"distilled": self.distilled.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "objective": self.objective.state(), "generator": self.generator.get_state()}
+                "objective": self.objective.state(), "generator": self.generator.get_state(),
+                "start": self.start_state}
 
     def load_state(self, state: dict[str, Any], progress: dict[str, Any]) -> None:
         self.distilled.load_state_dict(state["distilled"])
@@ -178,12 +190,14 @@ class OuterLoop:
         self.step = int(progress["step"])
         self.losses = [float(v) for v in progress["losses"]]
         self.held_out = [(int(s), float(v)) for s, v in progress["held_out"]]
-        self.probes = [(int(s), {k: float(v) for k, v in d.items()}) for s, d in progress.get("probes", [])]
+        self.probes = _step_signals(progress.get("probes", []))
+        self.start_state = state.get("start")  # None in a checkpoint written before movement was kept
+        self.movement = _step_signals(progress.get("movement", []))
 
     def save(self, checkpoint: Checkpointer) -> None:
         self.read_losses()
         checkpoint.save(self.state(), {"step": self.step, "losses": self.losses, "held_out": self.held_out,
-                                       "probes": self.probes})
+                                       "probes": self.probes, "movement": self.movement})
 
     def start(self, checkpoint: Checkpointer, resume: bool, callback: Callback = silent) -> None:
         """Resume from `checkpoint` when asked and possible; else prepare the objective (the
@@ -195,6 +209,7 @@ class OuterLoop:
         if resume:
             callback(ProgressEvent(STAGE, message=f"no checkpoint at {checkpoint.path}: starting afresh"))
         self.objective.prepare(self.distilled, callback)
+        self.start_state = snapshot(self.distilled)
         self.record_held_out()
         self.record_probe()
         self.save(checkpoint)
@@ -207,6 +222,8 @@ class OuterLoop:
         """
         start, t0 = self.step, time.perf_counter()
         total = self.config.steps
+        if self.start_state is None and self.step == 0:  # run without `start`
+            self.start_state = snapshot(self.distilled)
         while self.step < total:
             due = self.step + 1 == total or (self.step + 1) % self.config.checkpoint_every == 0
             try:
@@ -218,17 +235,24 @@ class OuterLoop:
                 raise DivergedError(f"{e}{where}; resume with a lower learning rate.", option="lr") from None
             if self.step % self.config.held_out_every == 0 or self.step == total:
                 self.record_held_out()
+                self.record_movement()
             if self.probe is not None and (self.step % self.config.probe_every == 0 or self.step == total):
                 self.record_probe()
             rate = (self.step - start) / max(1e-9, time.perf_counter() - t0)
             metrics = {**({"loss": self.losses[-1]} if self.losses else {}),
                        **({"held-out": self.held_out[-1][1]} if self.held_out else {}),
-                       **(self.probes[-1][1] if self.probes else {}), "steps/s": rate}
+                       **(self.probes[-1][1] if self.probes else {}),
+                       **({"moved": self.movement[-1][1][IMAGES]} if self.movement else {}), "steps/s": rate}
             callback(ProgressEvent(STAGE, self.step, total, metrics))
             if checkpoint is not None and due:
                 self.save(checkpoint)
         self.read_losses()
         return self.losses
+
+
+def _step_signals(pairs: Iterable[Any]) -> list[tuple[int, dict[str, float]]]:
+    """[(step, {name: value}), ...] as a checkpoint's JSON progress holds them."""
+    return [(int(s), {k: float(v) for k, v in d.items()}) for s, d in pairs]
 
 
 def _check_finite(value: float, step: int) -> None:

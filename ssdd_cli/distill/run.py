@@ -159,7 +159,8 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
                               seed=req.seed, final_loss=losses[-1] if losses else None,
                               settings={**flat_settings(config), "precision": precision.name},
                               held_out=run.loop.held_out if run.loop is not None else [],
-                              probe=run.probes),
+                              probe=run.probes,
+                              movement=run.loop.movement if run.loop is not None else []),
     )
     path = req.output
     if is_main():  # every rank holds the same artifact
