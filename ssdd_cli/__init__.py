@@ -12,6 +12,7 @@ command line's start) stays light:
     net = ssdd.pretrain(art, "convnet.safetensors")           # -> Backbone (nn.Module)
     report = ssdd.evaluate(net, "digits", protocol="knn")     # -> EvalReport
     weights = ssdd.export_state_dict(net)                     # plain {name: tensor}
+    ssdd.tune_allocator()         # opt in to the CLI's malloc tuning (a process-wide change)
 """
 
 from __future__ import annotations
@@ -32,14 +33,19 @@ if TYPE_CHECKING:
         pretrain,
         train_teacher,
     )
+    from ssdd_cli.kit.allocator import tune_allocator
 
 _API = ("Artifact", "ArtifactDataset", "backbone_spec", "distill", "evaluate", "export_state_dict",
         "load_artifact", "pretrain", "train_teacher")
 __all__ = ["Artifact", "ArtifactDataset", "__version__", "backbone_spec", "distill", "evaluate",
-           "export_state_dict", "load_artifact", "pretrain", "train_teacher"]
+           "export_state_dict", "load_artifact", "pretrain", "train_teacher", "tune_allocator"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "tune_allocator":  # torch-free: the command line applies it before loading torch
+        from ssdd_cli.kit.allocator import tune_allocator
+
+        return tune_allocator
     if name in _API:
         from ssdd_cli import api
 

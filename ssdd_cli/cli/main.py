@@ -17,6 +17,7 @@ from typer.core import TyperCommand
 
 from ssdd_cli import __version__
 from ssdd_cli.cli._common import UserErrorGroup, console
+from ssdd_cli.kit.allocator import tune_allocator
 
 # name -> (module under ssdd_cli.cli, the first line of its command's docstring), in help order.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -92,6 +93,9 @@ def _root(
     ] = False,
 ) -> None:
     """Self-supervised dataset distillation."""
+    # glibc's malloc keeps freed memory for reuse (kit.allocator: a process-wide setting the
+    # command line owns; the library leaves it to its caller). Torch-free, so before any import.
+    tune_allocator()
     # Under torchrun (`torchrun --nproc_per_node K -m ssdd_cli ...`) join the group; rank 0 alone
     # prints results (errors print on every rank, so a failure on any rank is seen).
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torch only then: `ssdd --help` stays fast

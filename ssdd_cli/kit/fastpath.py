@@ -12,30 +12,34 @@ by less than `MARGIN` (then that default: no layout copies, no surprise). It sto
 `BUDGET_SECONDS` (at least `MIN_ROUNDS` rounds), so the measurement takes seconds even where a
 precision is emulated.
 
-Thread counts on offer: torch's default and every CPU this process may run on, when they differ
-(e.g. physical cores against SMT threads); one candidate when they agree, as on 2-core VMs. A
-thread count set by the user (`OMP_NUM_THREADS`, or `SSDD_THREADS`) is kept and not measured.
+Thread counts on offer: the physical cores this process may run on (torch's default) and every
+CPU it may run on, when they differ (SMT threads); one candidate when they agree, as on 2-core
+VMs. They are read from the machine, never from the current setting, which the decision itself
+changes: a second decision in the process (compare resolves the precision for every step) finds
+the first under the same key. A thread count set by the user (`OMP_NUM_THREADS`, or
+`SSDD_THREADS`) is kept and not measured.
 
 The decision is cached in `$SSDD_CACHE/fastpath.json` (default `~/.cache/ssdd/`, beside the
 teachers' cache), one entry per key: the CPU's model name (or the GPU's), the kernels' ISA
 restriction (`ATEN_CPU_CAPABILITY`, `ONEDNN_MAX_CPU_ISA`), the torch version, the device type,
 the precision and the thread candidates; another torch, CPU or restriction measures again.
-`ssdd bench --probe` shows the decision and measures it again. Under torchrun, ranks without a
-cached decision each measure at once (interleaving keeps the comparison fair under their shared
-load) and the last to finish writes the cache.
+An entry is used only when it is what this module writes (`channels_last` a JSON boolean,
+`threads` a whole number among the key's candidates); anything else, like an unreadable or
+foreign file, counts as absent and is measured again. `ssdd bench --probe` shows the decision
+and measures it again.
+
+Under torchrun every rank must lay its networks out alike (DistributedDataParallel wraps them),
+so rank 0 alone decides (its cache, else its measurement, while the others wait) and broadcasts
+the decision; a rank takes rank 0's thread count when it is among its own candidates, else its
+first. The first decision per precision in a process is therefore collective: every rank makes
+it, as every command does at its start; later ones are this process's memo.
 
 Overrides, strongest first: a command's `--memory-format nchw|channels_last` (`auto`, the
 default, defers), then `SSDD_MEMORY_FORMAT`. Either skips the measurement and leaves the thread
 count as it is.
 
-The allocator: torch's CPU tensors come from glibc's malloc, which by default hands large freed
-blocks back to the kernel, so every training step faulted its activations' pages in again (the
-AVX2 demo: 30.8 M minor page faults, 90 s of system time in 693 s). `tune_allocator` (applied
-with the first CPU fast path of a process) keeps freed memory for reuse: glibc's `mallopt` with
-the mmap threshold at its 32 MB maximum, a 2 GB trim threshold and a 256 MB top pad, the
-settings of the `MALLOC_*_` environment variables PyTorch's CPU tuning guides give. Nothing is
-changed where the user set any `MALLOC_` variable, under another C library, or with
-`SSDD_MALLOC=default`. The process keeps up to 2 GB it freed (its peak is unchanged).
+The allocator's tuning, the other half of issue 22's CPU speed-up, is `kit.allocator`'s: a
+process-wide setting, so the command line applies it and the library never does by itself.
 
 `torch.compile` is not among the candidates: docs/performance.md has the measurement (compiling
 a step took longer than it saves over the demo's loops on 2 cores).
@@ -43,13 +47,11 @@ a step took longer than it saves over the demo's loops on 2 cores).
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
+import math
 import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -57,17 +59,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
 from ssdd_cli.errors import OutputError, UsageError
 from ssdd_cli.io import atomic_write_bytes
+from ssdd_cli.kit import cpu, distributed
 
 MEMORY_FORMATS = ("auto", "nchw", "channels_last")
 _DECIDED: dict[tuple[str, str], FastPath] = {}  # this process's decisions, by (cache file, key)
 FORMAT_ENV = "SSDD_MEMORY_FORMAT"
 THREADS_ENV = "SSDD_THREADS"
-CACHE_ENV = "SSDD_CACHE"  # the teachers' cache root (teacher.provide), restated to stay torch-light
+CACHE_ENV = "SSDD_CACHE"  # the cache root, the teachers' too (teacher.provide)
 FILE_NAME = "fastpath.json"
 MARGIN = 0.05  # a candidate must beat NCHW at the default threads by 5% to be chosen
 MIN_ROUNDS, MAX_ROUNDS, BUDGET_SECONDS = 3, 7, 8.0
@@ -78,7 +82,8 @@ ISA_ENVS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
 @dataclass(frozen=True)
 class FastPath:
     """What network passes use: channels_last or NCHW, and the intra-op thread count.
-    source: "measured" (this call), "cached", "option", "environment" or "default".
+    source: "measured" (this call), "cached", "option", "environment", "default" or "rank 0"
+        (under torchrun, rank 0's decision on another rank).
     timings: median milliseconds per measured step, by candidate ("nchw/2", ...)."""
 
     channels_last: bool
@@ -124,8 +129,8 @@ def thread_candidates() -> list[int]:
             name = THREADS_ENV if os.environ.get(THREADS_ENV) else "OMP_NUM_THREADS"
             raise UsageError(f"{name}={fixed!r} is not a whole number of threads; set a number such as 2.",
                              option="threads") from None
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return sorted({torch.get_num_threads(), usable})
+    usable = cpu.usable_cpus()
+    return sorted({cpu.physical_cores(usable), len(usable)})
 
 
 def machine_key(device: torch.device, precision: str, threads: list[int]) -> str:
@@ -133,18 +138,9 @@ def machine_key(device: torch.device, precision: str, threads: list[int]) -> str
     if device.type == "cuda":
         hardware = torch.cuda.get_device_name(device)
     else:
-        hardware = _cpu_model() or platform.processor() or platform.machine()
+        hardware = cpu.model_name() or platform.processor() or platform.machine()
     isa = ",".join(f"{name}={os.environ.get(name, '')}" for name in ISA_ENVS)
     return f"{hardware} | {isa} | torch {torch.__version__} | {device.type} | {precision} | threads {threads}"
-
-
-def _cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
-    line = next((ln for ln in text.splitlines() if ln.startswith("model name")), "")
-    return line.partition(":")[2].strip()
 
 
 def load_cache() -> dict[str, Any]:
@@ -155,6 +151,20 @@ def load_cache() -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def cached_entry(entry: object, threads: list[int]) -> FastPath | None:
+    """A cache entry as a decision, or None unless it is what `_store` writes for the candidates
+    `threads` (module docstring): JSON booleans and numbers are checked, never coerced."""
+    if not isinstance(entry, dict):
+        return None
+    channels_last, n = entry.get("channels_last"), entry.get("threads")
+    if not isinstance(channels_last, bool) or type(n) is not int or n not in threads:
+        return None
+    timings = entry.get("timings")
+    shown = isinstance(timings, dict) and all(
+        isinstance(k, str) and type(v) in (int, float) and math.isfinite(v) for k, v in timings.items())
+    return FastPath(channels_last, n, "cached", timings if shown else None)
 
 
 def _store(key: str, path: FastPath, say: Callable[[str], None]) -> None:
@@ -174,8 +184,6 @@ def decide(device: torch.device, precision: str, memory_format: str | None = Non
     `say`, the caller's channel: the CLI's notices, compare's progress; silent by default), then
     cached."""
     say = say or (lambda _: None)
-    if device.type == "cpu":
-        tune_allocator()
     fmt = check_memory_format(memory_format)
     if fmt != "auto":  # an override: nothing is measured, the thread count stays as it is
         source = "option" if memory_format is not None else "environment"
@@ -185,19 +193,39 @@ def decide(device: torch.device, precision: str, memory_format: str | None = Non
     known = (str(cache_file()), key)
     if not remeasure and known in _DECIDED:  # one read of the cache file per process and key
         return _DECIDED[known]
-    entry = None if remeasure else load_cache().get(key)
-    if isinstance(entry, dict) and {"channels_last", "threads"} <= entry.keys():
-        timings = entry.get("timings")
-        path = FastPath(bool(entry["channels_last"]), int(entry["threads"]), "cached",
-                        timings if isinstance(timings, dict) else None)
-    else:
+    path = _cached_or_measured(device, precision, threads, key, remeasure, say) if distributed.is_main() \
+        else None
+    path = _from_rank_0(path, threads)
+    _DECIDED[known] = replace(path, source="cached")
+    return path
+
+
+def _cached_or_measured(device: torch.device, precision: str, threads: list[int], key: str, remeasure: bool,
+                        say: Callable[[str], None]) -> FastPath:
+    path = None if remeasure else cached_entry(load_cache().get(key), threads)
+    if path is None:
         say(f"measuring this machine's fastest memory format for {precision} network passes "
             f"(once; cached in {cache_file()})…")
         path = measure(device, precision, threads)
         _store(key, path, say)
         say(f"fast path: {path.describe()}; {_timings(path)}")
-    _DECIDED[known] = replace(path, source="cached")
     return path
+
+
+def _from_rank_0(path: FastPath | None, threads: list[int]) -> FastPath:
+    """`path` on rank 0 (and in a single process); rank 0's decision on the other ranks, with
+    their own thread count where rank 0's is not among their candidates (module docstring)."""
+    if not distributed.is_distributed():
+        assert path is not None
+        return path
+    box: list[FastPath | None] = [path]
+    dist.broadcast_object_list(box, src=0)
+    chosen = box[0]
+    assert chosen is not None
+    if distributed.is_main():
+        return chosen
+    mine = chosen.threads if chosen.threads in threads else threads[0]
+    return replace(chosen, threads=mine, source="rank 0")
 
 
 def _timings(path: FastPath) -> str:
@@ -227,7 +255,7 @@ def measure(device: torch.device, precision: str, threads: list[int], *,
     finally:
         torch.set_num_threads(before)
     median = {c: statistics.median(t) for c, t in times.items()}
-    default = (False, before if before in threads else threads[0])
+    default = (False, threads[0])  # NCHW at the first candidate, the physical cores: torch's default
     best = min(median, key=median.__getitem__)
     if median[best] > (1 - MARGIN) * median[default]:
         best = default
@@ -264,28 +292,6 @@ def _training_step(device: torch.device, precision: str, *, channels_last: bool)
             torch.cuda.synchronize(device)
 
     return step
-
-
-_TUNED: list[bool] = []
-# mallopt's parameters (glibc's malloc.h): M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD.
-_MALLOPT = ((-1, 2**31 - 1), (-2, 256 << 20), (-3, 32 << 20))
-
-
-def tune_allocator() -> bool:
-    """Keep freed memory for reuse (module docstring), once per process; whether it applied."""
-    if _TUNED:
-        return _TUNED[0]
-    applied = False
-    if os.environ.get("SSDD_MALLOC", "").lower() != "default" and \
-            not any(k.startswith("MALLOC_") for k in os.environ) and sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            applied = all(libc.mallopt(ctypes.c_int(param), ctypes.c_int(value)) == 1
-                          for param, value in _MALLOPT)
-        except (OSError, AttributeError):  # not glibc: its own defaults stay
-            applied = False
-    _TUNED.append(applied)
-    return applied
 
 
 def as_dict(path: FastPath) -> dict[str, object]:

@@ -32,14 +32,13 @@ import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from ssdd_cli.errors import UsageError
-from ssdd_cli.kit import fastpath
+from ssdd_cli.kit import cpu, fastpath
 
 PRECISIONS = ("auto", "fp32", "bf16")
 # The CPU capabilities under which `auto` picks bf16 (the rule of the module docstring).
@@ -124,26 +123,18 @@ def hardware_capabilities() -> dict[str, bool]:
     """Whether this CPU has AMX tiles and AVX512-BF16, detected at run time.
 
     torch's own checks (`torch.cpu._is_amx_tile_supported`, `_is_avx512_bf16_supported`, which
-    ask oneDNN's CPU detection) where this torch has them, else the Linux kernel's CPU flags.
+    ask oneDNN's CPU detection) where this torch has them, else the Linux kernel's CPU flags
+    (`kit.cpu`).
     """
     found = {}
     for name, check in (("amx", "_is_amx_tile_supported"), ("avx512_bf16", "_is_avx512_bf16_supported")):
         fn = getattr(torch.cpu, check, None)
         found[name] = bool(fn()) if callable(fn) else None
     if None in found.values():
-        flags = _linux_cpu_flags()
+        flags = cpu.flags()
         found = {"amx": bool(found["amx"]) or "amx_tile" in flags,
                  "avx512_bf16": bool(found["avx512_bf16"]) or "avx512_bf16" in flags}
     return {k: bool(v) for k, v in found.items()}
-
-
-def _linux_cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    return set(line.partition(":")[2].split())
 
 
 def bf16_matrix_units(device: torch.device) -> bool:

@@ -4,6 +4,7 @@ of `auto`, and that channels_last trains the same network as NCHW."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -146,17 +147,6 @@ def test_the_cache_file_follows_ssdd_cache(tmp_path: Path, monkeypatch: pytest.M
     assert fastpath.cache_file() == tmp_path / "fastpath.json"
 
 
-def test_the_allocator_is_tuned_once_unless_the_user_set_malloc(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fastpath, "_TUNED", [])
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")  # the user's own malloc settings win
-    assert fastpath.tune_allocator() is False
-    assert fastpath.tune_allocator() is False  # decided once per process
-    monkeypatch.setattr(fastpath, "_TUNED", [])
-    monkeypatch.delenv("MALLOC_ARENA_MAX")
-    monkeypatch.setenv("SSDD_MALLOC", "default")
-    assert fastpath.tune_allocator() is False
-
-
 def test_instance_norm_networks_keep_nchw() -> None:
     from ssdd_cli.models import create_backbone
 
@@ -164,3 +154,79 @@ def test_instance_norm_networks_keep_nchw() -> None:
     assert cl.suited(create_backbone("convnet", 1, 28, widths=(8, 8, 8), norm="in")).channels_last is False
     assert cl.suited(create_backbone("convnet", 1, 28, widths=(8, 8, 8), norm="bn")) is cl
     assert Precision("fp32", "cpu").suited(create_backbone("convnet", 1, 28, norm="in")).channels_last is False
+
+
+@pytest.fixture
+def restored_threads() -> Iterator[None]:
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.usefixtures("restored_threads")
+def test_the_key_does_not_move_with_the_thread_count_it_sets(monkeypatch: pytest.MonkeyPatch,
+                                                             tmp_path: Path) -> None:
+    """The decision sets another thread count than the current one; resolving again (in this
+    process, and in a fresh one that reads the cache) finds it instead of measuring again."""
+    monkeypatch.setenv("SSDD_CACHE", str(tmp_path))
+    for name in ("SSDD_MEMORY_FORMAT", "SSDD_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(fastpath, "_DECIDED", {})
+    torch.set_num_threads(3)  # a count no 2-core candidate list holds: the decision changes it
+    calls: list[list[int]] = []
+
+    def fake(device: torch.device, precision: str, threads: list[int]) -> FastPath:
+        calls.append(threads)
+        return FastPath(True, next(n for n in threads if n != torch.get_num_threads()), "measured")
+
+    monkeypatch.setattr(fastpath, "measure", fake)
+    first = resolve_precision("fp32", CPU)
+    chosen = torch.get_num_threads()
+    assert chosen != 3 and first.channels_last
+    assert resolve_precision("fp32", CPU) == first and len(calls) == 1
+    monkeypatch.setattr(fastpath, "_DECIDED", {})  # another process: only the cache file
+    assert decide(CPU, "fp32").source == "cached" and len(calls) == 1
+    assert torch.get_num_threads() == chosen
+
+
+def _cache_with(entry: object, key: str | None = None) -> None:
+    key = key or fastpath.machine_key(CPU, "fp32", fastpath.thread_candidates())
+    fastpath.cache_file().parent.mkdir(parents=True, exist_ok=True)
+    fastpath.cache_file().write_text(json.dumps({key: entry}))
+
+
+BAD_ENTRIES = [
+    {"channels_last": True, "threads": "x"}, {"channels_last": True, "threads": None},
+    {"channels_last": "false", "threads": 1}, {"channels_last": 1, "threads": 1},
+    {"channels_last": None, "threads": 1}, {"channels_last": True, "threads": 0},
+    {"channels_last": True, "threads": -1}, {"channels_last": True, "threads": 10**30},
+    {"channels_last": True, "threads": 2.5}, {"channels_last": True, "threads": 1.0},
+    {"channels_last": True, "threads": True}, {"channels_last": True, "threads": 4097},
+    {"channels_last": True, "threads": [1]}, {"channels_last": True}, {"threads": 1}, {},
+    [True, 1], "channels_last", None, 1, {"channels_last": True, "threads": "1"},
+]
+
+
+@pytest.mark.parametrize("entry", BAD_ENTRIES, ids=[json.dumps(e)[:40] for e in BAD_ENTRIES])
+def test_an_invalid_cache_entry_counts_as_absent(measured: list[tuple[str, list[int]]], entry: object) -> None:
+    if isinstance(entry, dict) and type(entry.get("threads")) is int and entry["threads"] == 1:
+        entry = {**entry, "threads": fastpath.thread_candidates()[0]}  # valid threads, bad rest
+    _cache_with(entry)
+    path = decide(CPU, "fp32", say=lambda _: None)
+    assert path.source == "measured" and len(measured) == 1
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", "null", "3", '"x"', '{"a": ', "\x00\xff", ""])
+def test_a_damaged_cache_file_counts_as_empty(measured: list[tuple[str, list[int]]], text: str) -> None:
+    fastpath.cache_file().parent.mkdir(parents=True, exist_ok=True)
+    fastpath.cache_file().write_text(text)
+    assert decide(CPU, "fp32", say=lambda _: None).source == "measured"
+    assert json.loads(fastpath.cache_file().read_text())  # rewritten
+
+
+def test_a_valid_entry_is_read_with_its_timings_checked(measured: list[tuple[str, list[int]]]) -> None:
+    n = fastpath.thread_candidates()[-1]
+    _cache_with({"channels_last": True, "threads": n, "timings": {"nchw/1": "slow"}})
+    path = decide(CPU, "fp32")
+    assert (path.source, path.channels_last, path.threads, path.timings) == ("cached", True, n, None)
+    assert not measured
