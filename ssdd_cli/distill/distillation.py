@@ -20,7 +20,10 @@ from ssdd_cli.distill.methods.base import Export, Method
 from ssdd_cli.distill.param import DistilledModule
 from ssdd_cli.distill.probe import TrainedProbe
 from ssdd_cli.errors import UsageError
-from ssdd_cli.progress import Callback, silent
+from ssdd_cli.progress import Callback, ProgressEvent, silent
+
+# Fewer validation images give no meaningful CKA or split-half k-NN (`TrainedProbe` asserts it).
+MIN_PROBE_VAL = 4
 
 
 @dataclass
@@ -33,8 +36,10 @@ class Distillation:
     loop: OuterLoop | None  # None: the method only selects
 
     @classmethod
-    def create(cls, method: Method[Any], config: Any, inputs: DistillInputs) -> Distillation:
-        """Plan the budget, initialise the distilled set and build the method's outer loop."""
+    def create(cls, method: Method[Any], config: Any, inputs: DistillInputs,
+               callback: Callback = silent) -> Distillation:
+        """Plan the budget, initialise the distilled set and build the method's outer loop;
+        `callback` gets a notice when a probe was asked for but cannot run (`trained_probe`)."""
         plan = method.plan(config, inputs.shape, inputs.d_y)
         n = inputs.images.shape[0]
         if plan.m > n:
@@ -44,8 +49,9 @@ class Distillation:
         optimization = method.optimization(config, inputs)
         loop = None
         if optimization is not None:
-            loop = OuterLoop(distilled, optimization.objective, optimization.outer, inputs.generator,
-                             _probe(config, inputs))
+            probe = (trained_probe(method, config, inputs, callback)
+                     if optimization.outer.probe_every > 0 else None)
+            loop = OuterLoop(distilled, optimization.objective, optimization.outer, inputs.generator, probe)
         return cls(method, config, inputs, plan, distilled, loop)
 
     @property
@@ -61,11 +67,23 @@ class Distillation:
         return self.method.finalize(self.distilled, self.config, self.inputs.generator, callback)
 
 
-def _probe(config: Any, inputs: DistillInputs) -> TrainedProbe | None:
+def trained_probe(method: Method[Any], config: Any, inputs: DistillInputs,
+                  callback: Callback = silent) -> TrainedProbe | None:
     """The trained-network signal of a method whose outer loss trains a pool of networks (ssdd,
-    krr-st: `config.krr.pool` names the network and its recipe), when the source has
-    validation images and a teacher; None otherwise."""
+    krr-st: `config.krr.pool` names the network and its recipe), when the source has at least
+    4 validation images and the run a teacher; otherwise None, and a one-line notice saying why
+    through `callback` (the probe was asked for: dropping it silently would leave the user
+    waiting for numbers that never come).
+    """
     krr = getattr(config, "krr", None)
-    if krr is None or inputs.teacher is None or inputs.held_out is None or inputs.held_out.shape[0] < 4:
-        return None
-    return TrainedProbe(krr.pool, inputs)
+    n_val = 0 if inputs.held_out is None else int(inputs.held_out.shape[0])
+    if krr is None:
+        why = f"method {method.name} trains no pool of networks to probe with"
+    elif inputs.teacher is None:
+        why = "the run has no teacher to compare its features with"
+    elif n_val < MIN_PROBE_VAL:
+        why = f"the source has {n_val} validation images and the probe needs at least {MIN_PROBE_VAL}"
+    else:
+        return TrainedProbe(krr.pool, inputs)
+    callback(ProgressEvent("distill", message=f"note: the trained-network probe is off: {why}."))
+    return None

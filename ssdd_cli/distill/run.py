@@ -130,7 +130,7 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
                            held_out=device_tensor(data.val, data.mean, data.std, req.device),
                            held_out_labels=val_labels, mean=data.mean, std=data.std,
                            precision=precision)
-    run = Distillation.create(method, config, inputs)
+    run = Distillation.create(method, config, inputs, callback)
     if run.plan.shortfall:
         callback(ProgressEvent("distill", message=f"note: {run.plan.shortfall}"))
     checkpoint = Checkpointer(

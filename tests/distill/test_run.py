@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,12 @@ from typer.testing import CliRunner
 
 from ssdd_cli.bundle import load_bundle
 from ssdd_cli.cli.main import app
+from ssdd_cli.distill.distillation import Distillation, trained_probe
+from ssdd_cli.distill.inputs import DistillInputs, TeacherTargets
+from ssdd_cli.distill.methods import get_method
+from ssdd_cli.distill.methods.base import replace_path
 from ssdd_cli.distill.run import DistillRequest, checkpoint_path, run_distill
+from ssdd_cli.presets import get_preset
 from ssdd_cli.progress import ProgressEvent
 from tests.distill.helpers import write_tiny_teacher
 
@@ -201,3 +208,72 @@ def test_a_plan_with_fewer_images_than_n_is_noted(tmp_path: Path, teacher: Path)
     result = run_distill(_request(tmp_path / "d.ssdd", teacher, U=16, V=16, steps=1), collect)
     assert load_bundle(result.path).tensors["image.coeffs"].shape[0] == 8
     assert any(n.startswith("note: the bases leave room for only m = 8 images") for n in notes), notes
+
+
+def _notes() -> tuple[list[str], Callable[[ProgressEvent], None]]:
+    notes: list[str] = []
+
+    def collect(event: ProgressEvent) -> None:
+        if event.message:
+            notes.append(event.message)
+
+    return notes, collect
+
+
+def _linear_inputs(n_val: int, with_teacher: bool = True) -> DistillInputs:
+    """60 random 16-px images, a linear 12-d teacher and `n_val` validation images."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(60, 1, 16, 16, generator=g)
+    w = torch.randn(256, 12, generator=g) / 16
+    targets = TeacherTargets(lambda images: images.flatten(1) @ w, x, 12) if with_teacher else None
+    return DistillInputs(x, targets, g, held_out=torch.randn(n_val, 1, 16, 16, generator=g))
+
+
+def test_the_probe_off_for_want_of_validation_images_is_noted() -> None:
+    method = get_method("krr-st")
+    config = method.configure(get_preset("digits"), 10, 12, steps=2, pool_size=1, probe_every=1)
+    notes, collect = _notes()
+    run = Distillation.create(method, config, _linear_inputs(3), collect)
+    assert run.loop is not None and run.loop.probe is None
+    assert notes == ["note: the trained-network probe is off: the source has 3 validation images and the probe "
+                     "needs at least 4."]
+    notes.clear()
+    run = Distillation.create(method, config, _linear_inputs(4), collect)
+    assert run.loop is not None and run.loop.probe is not None and notes == []
+    quiet = method.configure(get_preset("digits"), 10, 12, steps=2, pool_size=1)  # probe_every 0: nothing to say
+    Distillation.create(method, quiet, _linear_inputs(3), collect)
+    assert notes == []
+
+
+def test_the_probe_off_for_want_of_a_teacher_or_a_pool_is_noted() -> None:
+    method = get_method("krr-st")
+    config = method.configure(get_preset("digits"), 10, 12, steps=2, pool_size=1, probe_every=1)
+    notes, collect = _notes()
+    assert trained_probe(method, config, _linear_inputs(8, with_teacher=False), collect) is None
+    assert notes == ["note: the trained-network probe is off: the run has no teacher to compare its "
+                     "features with."]
+    notes.clear()
+    dm = get_method("dm")
+    labelled = replace(_linear_inputs(8, with_teacher=False), labels=torch.arange(60) % 3)
+    dm_config = replace_path(dm.configure(replace(get_preset("digits"), classes=3), 9, 0, steps=2, width=8),
+                             "outer.probe_every", 1)  # only the Python API can ask dm for the probe
+    run = Distillation.create(dm, dm_config, labelled, collect)
+    assert run.loop is not None and run.loop.probe is None
+    assert notes == ["note: the trained-network probe is off: method dm trains no pool of networks to "
+                     "probe with."]
+
+
+def test_a_run_on_a_source_with_few_validation_images_notes_the_probe_is_off(tmp_path: Path,
+                                                                               teacher: Path) -> None:
+    import numpy as np
+
+    archive = tmp_path / "few.npz"
+    rng = np.random.default_rng(0)
+    np.savez(archive, x=rng.integers(0, 256, (20, 16, 16), dtype=np.uint8), y=np.arange(20) % 2)
+    notes, collect = _notes()
+    run_distill(DistillRequest(source=f"npz:{archive}", preset="digits", output=tmp_path / "f.ssdd",
+                               method="krr-st", budget=6, teacher=teacher,
+                               options={"steps": 1, "batch_size": 8, "pool_size": 1, "pool_steps": 1,
+                                        "probe_every": 1}), collect)
+    assert any(n.startswith("note: the trained-network probe is off: the source has 2 validation images")
+               for n in notes), notes
