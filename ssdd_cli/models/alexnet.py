@@ -17,7 +17,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ssdd_cli.errors import UsageError
-from ssdd_cli.models.base import Backbone
+from ssdd_cli.models.base import Backbone, last_conv
 from ssdd_cli.models.registry import register_backbone
 
 # (out channels, kernel, max-pool after) of the five convs.
@@ -45,6 +45,11 @@ class AlexNet(Backbone):
         self.body = nn.Sequential(*layers)
         self.pool = nn.Identity() if flatten else nn.AdaptiveAvgPool2d(1)
         self.feature_dim = channels * side * side if flatten else channels
+
+    @property
+    def feature_layer(self) -> nn.Module:
+        """The fifth convolution."""
+        return last_conv(self.body)
 
     def features(self, x: Tensor) -> Tensor:
         """x: (B, in_channels, S, S) -> (B, feature_dim). S >= 8 (three 2x2 max-pools)."""

@@ -21,6 +21,10 @@ class Backbone(nn.Module):
 
     `forward` is `features`: a backbone has no head. Heads (the linear map to d_y in pretraining,
     the classifier in evaluation) belong to the code that trains them.
+
+    `feature_layer` is the main path's last weighted layer before the features (its last
+    convolution; a ViT's last MLP projection), never a shortcut's projection that runs after it:
+    `train.diagnostics` judges whether pretraining moved the backbone by that layer's weight.
     """
 
     arch: str
@@ -41,6 +45,18 @@ class Backbone(nn.Module):
         """Map images x: (B, in_channels, image_size, image_size) to features (B, feature_dim)."""
         raise NotImplementedError
 
+    @property
+    def feature_layer(self) -> nn.Module:
+        """The last layer with weights on the main path before the features (class docstring)."""
+        raise NotImplementedError
+
+    @property
+    def feature_weight(self) -> str:
+        """The name of `feature_layer`'s weight among `named_parameters()`, e.g.
+        "stages.3.0.conv2.weight" for ResNet-10."""
+        layer = self.feature_layer
+        return next(name for name, module in self.named_modules() if module is layer) + ".weight"
+
     def forward(self, x: Tensor) -> Tensor:
         """Same as `features`: x (B, in_channels, image_size, image_size) -> (B, feature_dim)."""
         return self.features(x)
@@ -50,3 +66,8 @@ class Backbone(nn.Module):
             f"arch={self.arch!r}, in_channels={self.in_channels}, image_size={self.image_size}, "
             f"feature_dim={self.feature_dim}"
         )
+
+
+def last_conv(layers: nn.Sequential) -> nn.Conv2d:
+    """The last convolution among `layers`' direct children (a plain conv-norm-ReLU stack)."""
+    return [m for m in layers if isinstance(m, nn.Conv2d)][-1]

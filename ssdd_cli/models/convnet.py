@@ -23,7 +23,7 @@ from typing import NamedTuple
 from torch import Tensor, nn
 
 from ssdd_cli.errors import UsageError, check_whole
-from ssdd_cli.models.base import Backbone
+from ssdd_cli.models.base import Backbone, last_conv
 from ssdd_cli.models.registry import register_backbone
 
 NORMS = ("bn", "in", "none")
@@ -97,6 +97,11 @@ class ConvNet(Backbone):
         self.blocks = nn.Sequential(*layers)
         side = final_side(image_size, len(widths))
         self.feature_dim = widths[-1] * (side * side if pool == "flat" else 1)
+
+    @property
+    def feature_layer(self) -> nn.Module:
+        """The last block's convolution."""
+        return last_conv(self.blocks)
 
     def features(self, x: Tensor) -> Tensor:
         """x: (B, in_channels, S, S) -> (B, feature_dim), the last block's output flattened or

@@ -22,7 +22,7 @@ from torchvision.models.mobilenetv2 import InvertedResidual
 from torchvision.ops.misc import Conv2dNormActivation
 
 from ssdd_cli.errors import UsageError
-from ssdd_cli.models.base import Backbone
+from ssdd_cli.models.base import Backbone, last_conv
 from ssdd_cli.models.registry import register_backbone
 
 # (expansion t, channels c, repeats n, stride s) of the first block; torchvision's table with
@@ -95,6 +95,11 @@ class KRRSTMobileNetV2(Backbone):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.feature_dim = 1280
 
+    @property
+    def feature_layer(self) -> nn.Module:
+        """The 1x1 convolution to 1,280 channels after the last block."""
+        return last_conv(self.body)
+
     def features(self, x: Tensor) -> Tensor:
         """x: (B, in_channels, S, S) -> (B, 1280), pooled last 1x1 conv."""
         return self.pool(self.body(x)).flatten(1)
@@ -141,6 +146,13 @@ class MobileNetV2(Backbone):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+
+    @property
+    def feature_layer(self) -> nn.Module:
+        """The convolution of the last `Conv2dNormActivation` (1x1, to 1280·max(1, width_mult))."""
+        last = self.body[-1]
+        assert isinstance(last, Conv2dNormActivation)
+        return last_conv(last)
 
     def features(self, x: Tensor) -> Tensor:
         """x: (B, in_channels, S, S) -> (B, 1280 * max(1, width_mult)), pooled last 1x1 conv."""

@@ -102,6 +102,16 @@ class ResNet(Backbone):
         layers += [BasicBlock(out, out, norm_layer=norm) for _ in range(blocks - 1)]
         return nn.Sequential(*layers)
 
+    @property
+    def feature_layer(self) -> nn.Module:
+        """The last block's second 3x3 convolution: torchvision's `BasicBlock` runs (and
+        registers) its `downsample`, the 1x1 shortcut projection, after it."""
+        stage = self.stages[-1]
+        assert isinstance(stage, nn.Sequential)
+        block = stage[-1]
+        assert isinstance(block, BasicBlock)
+        return block.conv2
+
     def features(self, x: Tensor) -> Tensor:
         """x: (B, in_channels, S, S) -> (B, 8*width), globally average-pooled last stage."""
         return self.pool(self.stages(self.stem(x))).flatten(1)

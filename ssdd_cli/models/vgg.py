@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ssdd_cli.models.base import Backbone
+from ssdd_cli.models.base import Backbone, last_conv
 from ssdd_cli.models.registry import register_backbone
 
 # torchvision's cfg "A": conv widths, "M" = 2x2 max-pool.
@@ -52,6 +52,11 @@ class VGG(Backbone):
         self.feature_dim = channels * side * side if flatten else channels
         if not flatten:  # KRR-ST's keeps PyTorch's default initialisation
             _torchvision_init(self)
+
+    @property
+    def feature_layer(self) -> nn.Module:
+        """The last convolution of `cfg`."""
+        return last_conv(self.body)
 
     def features(self, x: Tensor) -> Tensor:
         """x: (B, in_channels, S, S) -> (B, feature_dim), the last conv map flattened or pooled."""

@@ -15,7 +15,7 @@ import math
 
 import torch
 from torch import Tensor, nn
-from torchvision.models.vision_transformer import Encoder
+from torchvision.models.vision_transformer import Encoder, EncoderBlock
 
 from ssdd_cli.errors import UsageError, check_whole
 from ssdd_cli.models.base import Backbone
@@ -75,6 +75,15 @@ class ViT(Backbone):
         nn.init.trunc_normal_(self.patch_embed.weight, std=math.sqrt(1 / fan_in))
         assert self.patch_embed.bias is not None
         nn.init.zeros_(self.patch_embed.bias)
+
+    @property
+    def feature_layer(self) -> nn.Module:
+        """The last block's MLP output projection (torchvision's `MLPBlock`: Linear, GELU,
+        Dropout, Linear, Dropout): the last weights before the residual sum and the final
+        LayerNorm; the patch embedding, the only convolution, is the first layer."""
+        block = self.encoder.layers[-1]
+        assert isinstance(block, EncoderBlock)
+        return block.mlp[3]
 
     def features(self, x: Tensor) -> Tensor:
         """x: (B, in_channels, S, S) -> (B, embed_dim): class-token output or mean patch token."""

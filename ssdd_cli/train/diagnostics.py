@@ -8,8 +8,10 @@ steps with learning rates η_t its norm is its initialisation's times
 (the steady state of the momentum buffer; 1,000 steps at η 0.1, λ 1e-3, μ 0.9 give e^(−1) =
 0.368) and its direction is unchanged. A backbone whose every convolution sits at cosine ≈ 1 to
 its initialisation with norm ratio ≈ r_decay learned nothing: the head fitted the targets alone
-(docs/results.md, "Pretraining trains the backbone"). `weight_drift` measures it; the last
-convolution is the verdict, since the features are read after it.
+(docs/results.md, "Pretraining trains the backbone"). `weight_drift` measures it; the verdict
+is the layer the features are read after, the backbone's `feature_layer`: the main path's last
+convolution (a ViT's last MLP projection), not a shortcut's 1x1 projection that a ResNet
+registers, and runs, after it.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import torch
 from torch import nn
 
 from ssdd_cli.kit.schedules import SCHEDULES
+from ssdd_cli.models import Backbone
 
-MOVED_COSINE = 0.99  # the last convolution moved when its cosine to its initialisation is below this
+MOVED_COSINE = 0.99  # the verdict layer moved when its cosine to its initialisation is below this
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class Drift:
 
     @property
     def moved(self) -> bool:
-        """Whether the last convolution turned away from its initialisation (cosine < 0.99)."""
+        """Whether the verdict layer turned away from its initialisation (cosine < 0.99)."""
         return self.verdict.cosine < MOVED_COSINE
 
     def summary(self) -> str:
@@ -89,8 +92,9 @@ def decay_ratio(*, lr: float, schedule: str, epochs: int, steps_per_epoch: int, 
 @torch.no_grad()
 def weight_drift(trained: nn.Module, initial: nn.Module, *, steps: int, decay: float) -> Drift:
     """Cosine and norm ratio of every `weight` parameter of `trained` against the same parameter
-    of `initial` (same architecture); the verdict is the last 4-d (convolution) weight, or the
-    last weight of two or more dimensions when there is no convolution."""
+    of `initial` (same architecture). The verdict is a backbone's `feature_weight` (module
+    docstring); for another module, its last 4-d (convolution) weight in registration order, or
+    its last weight of two or more dimensions when there is no convolution."""
     start = dict(initial.named_parameters())
     layers = []
     for name, w in trained.named_parameters():
@@ -101,6 +105,8 @@ def weight_drift(trained: nn.Module, initial: nn.Module, *, steps: int, decay: f
         n0, n1 = w0.norm().item(), w1.norm().item()
         cosine = float(w0 @ w1) / (n0 * n1) if n0 > 0 and n1 > 0 else 1.0
         layers.append(LayerDrift(name, cosine, n1 / n0 if n0 > 0 else 1.0))
+    if isinstance(trained, Backbone):
+        return Drift(steps, decay, tuple(layers), trained.feature_weight)
     dims = {name: p.ndim for name, p in trained.named_parameters()}
     convs = [layer.name for layer in layers if dims[layer.name] == 4]
     verdict = (convs or [layer.name for layer in layers if dims[layer.name] >= 2] or

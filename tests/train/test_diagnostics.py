@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from ssdd_cli.models import create_backbone, list_backbones
 from ssdd_cli.teacher.targets import TargetScaling
 from ssdd_cli.train.diagnostics import decay_ratio, sgd_steps, weight_drift
 from ssdd_cli.train.pretrain import pretrain
@@ -71,3 +72,15 @@ def test_standardised_targets_move_the_backbone_and_raw_ones_warn() -> None:
     recorded = json.loads(meta["ssdd.drift"])
     assert recorded["moved"] is False and recorded["verdict_layer"] == raw.verdict_layer
     assert len(recorded["layers"]) == len(raw.layers)
+
+
+@pytest.mark.parametrize("name", list_backbones())
+def test_the_verdict_is_the_layer_the_features_are_read_after(name: str) -> None:
+    torch.manual_seed(0)
+    initial = create_backbone(name, 1, 16)
+    torch.manual_seed(1)
+    trained = create_backbone(name, 1, 16)
+    drift = weight_drift(trained, initial, steps=1, decay=1.0)
+    assert drift.verdict_layer == trained.feature_weight
+    if name == "resnet10":  # registration order ends with the last stage's 1×1 shortcut
+        assert drift.verdict_layer == "stages.3.0.conv2.weight"
