@@ -102,13 +102,14 @@ def results_document(run: CompareRun) -> dict[str, Any]:
                               "status": o.status, **{k: m.get(k) for k in
                                                       ("m", "floats_used", "floats_allowed", "final_loss",
                                                        "held_out", "error")},
-                              "seconds": o.record.seconds, "peak_memory": o.record.peak_memory})
+                              "seconds": o.record.seconds, "peak_memory": o.record.peak_memory,
+                              "peak_memory_grown": o.record.peak_memory_grown})
     steps = [{"id": o.step.id, "kind": o.step.kind, "status": o.status,
               **({"folder": str(o.record.folder.relative_to(run.output)), **o.record.to_dict()}
                  if o.record is not None else {})} for o in run.outcomes]
     return {"format": RESULTS_FORMAT, "created": datetime.now(timezone.utc).isoformat(),
             "versions": versions(), "device": run.device, "seconds": run.seconds,
-            "peak_memory": run.peak_memory,
+            "peak_memory": run.peak_memory, "peak_memory_grown": run.peak_memory_grown,
             "spec": run.plan.spec.to_dict(),
             "counts": {s: run.count(s) for s in ("ran", "reused", "failed", "skipped")},
             "results": [s.to_dict() for s in summarize(run)], "artifacts": artifacts, "steps": steps}
@@ -186,6 +187,8 @@ def results_markdown(run: CompareRun) -> str:
            + (f", {run.count('failed')} failed, {run.count('skipped')} skipped"
               if run.count("failed") else "")
            + (f"; peak memory {run.peak_memory / 1e9:.2f} GB (its largest step's)" if run.peak_memory else "")
+           + (f", at most {run.peak_memory_grown / 1e9:.2f} GB added by one step"
+              if run.peak_memory and run.peak_memory_grown is not None else "")
            + ". Every number and setting: results.json.", ""]
     for budget in spec.budgets:
         for protocol in spec.protocols:

@@ -8,8 +8,9 @@
 Before any work, every name, setting, budget and shape of the plan is checked (`check`), so a
 mistake fails in one sentence rather than after an hour of training. Then each step is keyed by
 its material (`compare.steps`) and reused from the store when a finished step has that key, or
-run into its work folder and committed (`compare.store`) with its wall time and peak memory
-(`kit.memory.PeakMemory`, evaluations included).
+run into its work folder and committed (`compare.store`) with its wall time and memory
+(`kit.memory.PeakMemory`, evaluations included): the process's peak during the step, and what the
+step added above the level it started at (the first counts what earlier steps left resident).
 
 Progress: a `ProgressEvent("compare", done, total, label=step)` before and after each step (the
 one after carries a one-line `message`: reused, ran, failed or skipped, and the step), with the
@@ -106,6 +107,14 @@ class CompareRun:
                  if o.status == "ran" and o.record is not None and o.record.peak_memory is not None]
         return max(peaks, default=None)
 
+    @property
+    def peak_memory_grown(self) -> int | None:
+        """The most memory one step this run ran added above its starting level (bytes; None if
+        none was known): `peak_memory` without what earlier steps left resident."""
+        grown = [o.record.peak_memory_grown for o in self.outcomes
+                 if o.status == "ran" and o.record is not None and o.record.peak_memory_grown is not None]
+        return max(grown, default=None)
+
 
 def run_compare(plan: Plan, output: Path, *, device: torch.device | str = "cpu",
                 data_root: Path | None = None, callback: Callback = silent,
@@ -131,7 +140,9 @@ def run_compare(plan: Plan, output: Path, *, device: torch.device | str = "cpu",
         took = ""
         if outcome.status in ("ran", "failed"):
             peak = outcome.record.peak_memory if outcome.record is not None else None
+            grown = outcome.record.peak_memory_grown if outcome.record is not None else None
             memory = f", peak {peak / 1e9:.2f} GB" if peak else ""
+            memory += f" (+{grown / 1e9:.2f} GB by the step)" if peak and grown is not None else ""
             took = f" ({time.perf_counter() - started:.1f} s{memory})"
         why = f": {outcome.error}" if outcome.error else ""
         callback(ProgressEvent(STAGE, i + 1, len(plan), _counts(outcomes),
@@ -165,7 +176,8 @@ def _run_step(step: Step, done: Mapping[str, Outcome], store: StepStore, ctx: S.
             outputs, metrics = run(step, inputs, work, ctx)  # type: ignore[arg-type]
         except DivergedError as e:
             outputs, metrics = {}, {"error": str(e)}
-    record = store.commit(step.kind, key, material, outputs, metrics, time.perf_counter() - t0, memory.peak)
+    record = store.commit(step.kind, key, material, outputs, metrics, time.perf_counter() - t0, memory.peak,
+                          memory.grown)
     return Outcome(step, "failed" if "error" in metrics else "ran", record)
 
 

@@ -47,8 +47,12 @@ def step_key(material: dict[str, Any]) -> str:
 @dataclass
 class StepRecord:
     """What a finished step left: its key and material, its output files (name → path relative to
-    the step folder, and their sha256), its numbers (`metrics`), its wall time and its peak memory
-    (bytes, `PeakMemory.peak`; None where unknown)."""
+    the step folder, and their sha256), its numbers (`metrics`), its wall time and its memory
+    (bytes; None where unknown): `peak_memory`, the process's peak during the step
+    (`PeakMemory.peak`), which also counts what earlier steps left resident (memory they freed but
+    the allocator kept, caches), and `peak_memory_grown`, how far the step raised it above its
+    level at the start (`PeakMemory.grown`): what the step itself needed. Records written before
+    the second figure existed read it as None."""
 
     kind: str
     key: str
@@ -57,6 +61,7 @@ class StepRecord:
     metrics: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     peak_memory: int | None = None
+    peak_memory_grown: int | None = None
     folder: Path = Path()
 
     def output(self, name: str) -> Path:
@@ -68,7 +73,8 @@ class StepRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "key": self.key, "material": self.material, "outputs": self.outputs,
-                "metrics": self.metrics, "seconds": self.seconds, "peak_memory": self.peak_memory}
+                "metrics": self.metrics, "seconds": self.seconds, "peak_memory": self.peak_memory,
+                "peak_memory_grown": self.peak_memory_grown}
 
 
 class StepStore:
@@ -107,7 +113,7 @@ class StepStore:
         metrics = doc["metrics"]  # older records kept a training step's peak among its metrics
         peak = doc.get("peak_memory", metrics.pop("peak_memory", None))
         record = StepRecord(kind, key, doc["material"], doc["outputs"], metrics,
-                            float(doc["seconds"]), peak, folder)
+                            float(doc["seconds"]), peak, doc.get("peak_memory_grown"), folder)
         if not all(record.output(name).is_file() for name in record.outputs):
             return None
         return record
@@ -119,14 +125,16 @@ class StepStore:
         return work
 
     def commit(self, kind: str, key: str, material: dict[str, Any], outputs: dict[str, str],
-               metrics: dict[str, Any], seconds: float, peak_memory: int | None = None) -> StepRecord:
+               metrics: dict[str, Any], seconds: float, peak_memory: int | None = None,
+               peak_memory_grown: int | None = None) -> StepRecord:
         """Record the finished step in its work folder, then move the folder into place.
 
         outputs: name → file name inside the work folder; each is hashed here.
         """
         work, final = self.partial(kind, key), self.folder(kind, key)
         files = {name: {"file": rel, "sha256": sha256_file(work / rel)} for name, rel in outputs.items()}
-        record = StepRecord(kind, key, material, files, metrics, seconds, peak_memory, final)
+        record = StepRecord(kind, key, material, files, metrics, seconds, peak_memory, peak_memory_grown,
+                            final)
         text = json.dumps(record.to_dict(), indent=2, default=str) + "\n"
         atomic_write_bytes(work / RECORD, text.encode())
         if final.exists():  # a stale, unreadable folder of the same key (lookup refused it)

@@ -254,3 +254,53 @@ def test_every_step_records_its_peak_memory_and_the_run_reports_the_largest(
         assert all(a["peak_memory"] for a in doc["artifacts"] if a["status"] == "ran")
         assert all("peak_memory" in s for s in doc["steps"] if s["status"] in ("ran", "reused"))
         assert f"peak memory {run.peak_memory / 1e9:.2f} GB" in (out / "results.md").read_text()
+
+def test_a_step_records_the_memory_it_added_beside_the_process_peak(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    """A cheap step after an expensive one: its absolute peak counts what the expensive one left
+    resident (memory the allocator kept, a cache), what it added counts only its own."""
+    import json
+    import sys
+
+    import torch
+
+    from ssdd_cli.compare import runner
+    from ssdd_cli.compare.report import results_document
+    from ssdd_cli.compare.steps import StepContext
+    from ssdd_cli.compare.store import StepStore
+
+    if sys.platform != "linux":
+        pytest.skip("the CPU peak is read from /proc")
+    mb = 2**20
+    left: list[torch.Tensor] = []
+
+    def expensive(*args: Any) -> tuple[dict[str, str], dict[str, Any]]:
+        left.append(torch.ones(256 * mb // 4))  # 256 MB still resident after the step
+        return {}, {}
+
+    def cheap(*args: Any) -> tuple[dict[str, str], dict[str, Any]]:
+        block = torch.ones(64 * mb // 4)  # 64 MB, freed at the end of the step
+        return {}, {"sum": float(block[:1].sum())}
+
+    plan = build_plan(spec_from_mapping({"source": "digits", "budgets": [10], "seeds": 1,
+                                         "methods": ["random"], "full": False}))
+    first, second = plan.steps[0], next(s for s in plan if s.kind == "init")
+    kinds = {first.kind: (lambda *a: {"which": "expensive"}, expensive),
+             second.kind: (lambda *a: {"which": "cheap"}, cheap)}
+    monkeypatch.setattr(runner, "KIND", kinds)
+    store, ctx = StepStore(tmp_path), StepContext(plan.spec)
+    store.check_writable()
+    done = {first.id: runner._run_step(first, {}, store, ctx)}
+    done[second.id] = outcome = runner._run_step(second, done, store, ctx)
+    record = outcome.record
+    assert record is not None and record.peak_memory is not None and record.peak_memory_grown is not None
+    assert 60 * mb <= record.peak_memory_grown < 100 * mb  # its own 64 MB (and a little slack)
+    assert record.peak_memory > 256 * mb  # the process's peak: the earlier step's memory too
+    found = store.lookup(second.kind, record.key)
+    assert found is not None and found.peak_memory_grown == record.peak_memory_grown
+    run = runner.CompareRun(plan, tuple(done.values()), tmp_path, "cpu", 0.0)
+    doc = json.loads(json.dumps(results_document(run), default=str))
+    assert {s["id"]: s["peak_memory_grown"] for s in doc["steps"]}[second.id] == record.peak_memory_grown
+    assert doc["peak_memory_grown"] == max(o.record.peak_memory_grown for o in done.values()
+                                           if o.record is not None and o.record.peak_memory_grown)
+    left.clear()
