@@ -11,6 +11,10 @@ with the teacher's mean μ and std σ over the source's images,
 gives every dimension unit variance over the source; distillation's loss and pretraining then
 both work in that space, and the artifact's manifest keeps μ and σ so the raw features come back
 as y'·σ + μ. "raw" keeps g(x) as it is (the papers' code).
+
+A teacher whose features are the same for every source image (every variance 0: a collapsed
+Barlow Twins run) or not finite gives no standardised targets; `fit` refuses it in one sentence,
+before any distillation step, rather than store σ = 0 and infinite targets.
 """
 
 from __future__ import annotations
@@ -20,11 +24,19 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ssdd_cli.errors import SSDDError
+
 TARGET_SCALINGS = ("standardized", "raw")
 DEFAULT_TARGETS = "standardized"
 # σ = sqrt(var + EPS·mean(var)): a dimension that never varies (a dead ReLU of the teacher) maps
 # to 0 instead of dividing by zero, and the floor scales with the features (unlike a fixed eps).
 EPS = 1e-6
+# σ is stored in float32: a floor that underflowed to 0 there would still divide by zero.
+FLOAT32_TINY = torch.finfo(torch.float32).tiny
+
+
+class TeacherFeaturesError(SSDDError):
+    """A teacher whose features over the source cannot be standardised (collapsed or not finite)."""
 
 
 @dataclass(frozen=True)
@@ -36,10 +48,24 @@ class TargetScaling:
 
     @classmethod
     def fit(cls, features: Tensor) -> TargetScaling:
-        """μ and σ of features (n, d_y) over their rows (population variance, floored by EPS)."""
+        """μ and σ of features (n, d_y) over their rows (population variance, floored by EPS, and
+        by float32's smallest normal number so that σ > 0 once stored).
+
+        Raises TeacherFeaturesError when the features are not finite, or constant in every
+        dimension (nothing to standardise: the teacher has collapsed).
+        """
         f = features.double()
+        if not bool(torch.isfinite(f).all()):
+            raise TeacherFeaturesError(
+                "the teacher's features of the source images are not finite (NaN or infinite); retrain "
+                "the teacher.", option="teacher")
         var = f.var(dim=0, unbiased=False)
-        std = (var + EPS * var.mean().clamp_min(torch.finfo(torch.float64).tiny)).sqrt()
+        if not bool((var > 0).any()):
+            raise TeacherFeaturesError(
+                f"the teacher has collapsed (its {f.shape[1]} features are the same for every source "
+                "image, every variance 0), so they cannot be standardised and teach nothing; retrain the "
+                "teacher, or use raw target scaling.", option="target_scaling")
+        std = (var + EPS * var.mean()).sqrt().clamp_min(FLOAT32_TINY)
         return cls(f.mean(dim=0).float(), std.float())
 
     @classmethod

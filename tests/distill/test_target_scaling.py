@@ -7,13 +7,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from ssdd_cli.bundle import load_bundle
+from ssdd_cli.cli.main import app
 from ssdd_cli.data import device_tensor, load_source
-from ssdd_cli.distill.run import DistillRequest, run_distill
-from ssdd_cli.errors import UsageError
-from ssdd_cli.models import extract_features
+from ssdd_cli.distill.run import DistillRequest, checkpoint_path, run_distill
+from ssdd_cli.errors import SSDDError, UsageError
+from ssdd_cli.models import extract_features, save_backbone
+from ssdd_cli.progress import ProgressEvent
 from ssdd_cli.teacher import load_teacher
+from ssdd_cli.teacher.store import weights_sha256
 from ssdd_cli.teacher.targets import TargetScaling
 from tests.distill.helpers import write_tiny_teacher
 
@@ -69,3 +73,55 @@ def test_an_unknown_scaling_is_refused_before_any_work(tmp_path: Path, teacher: 
     with pytest.raises(UsageError, match="unknown target scaling 'whitened'"):
         _random(tmp_path, teacher, "whitened")
     assert not (tmp_path / "whitened.ssdd").exists()
+
+
+def _collapsed_teacher(path: Path) -> Path:
+    """A teacher whose every weight is 0: the same features (zeros) for every image."""
+    net, meta = load_teacher(write_tiny_teacher(path))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+    kept = {k: meta[k] for k in ("ssdd.kind", "ssdd.source", "ssdd.mean", "ssdd.std")}
+    save_backbone(path, net, {**kept, "ssdd.sha256": weights_sha256(net)})
+    return path
+
+
+def test_a_collapsed_teacher_is_refused_before_any_outer_step(tmp_path: Path) -> None:
+    collapsed = _collapsed_teacher(tmp_path / "collapsed.safetensors")
+    steps: list[int] = []
+
+    def watch(event: ProgressEvent) -> None:
+        if event.stage == "distill" and event.step > 0:
+            steps.append(event.step)
+
+    out = tmp_path / "c.ssdd"
+    request = DistillRequest(source="digits", output=out, method="krr-st", budget=10, teacher=collapsed,
+                             options={"steps": 2, "batch_size": 64, "pool_size": 1, "pool_steps": 1})
+    with pytest.raises(SSDDError) as err:
+        run_distill(request, watch)
+    message = str(err.value)
+    assert "collapsed" in message and "retrain the teacher" in message and "raw" in message
+    assert "\n" not in message and message.endswith(".")
+    assert steps == [] and not out.exists() and not checkpoint_path(out).exists()
+    result = CliRunner().invoke(app, ["distill", "--source", "digits", "--method", "random", "--budget", "10",
+                                      "--teacher", str(collapsed), "-o", str(out)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "--target-scaling: the teacher has collapsed" in result.output
+
+
+def test_the_scaling_of_a_collapsed_or_non_finite_teacher_is_refused() -> None:
+    with pytest.raises(SSDDError, match="collapsed"):
+        TargetScaling.fit(torch.full((50, 8), 0.27))
+    nan = torch.randn(50, 8)
+    nan[3, 2] = float("nan")
+    with pytest.raises(SSDDError, match="not finite"):
+        TargetScaling.fit(nan)
+
+
+def test_a_partly_constant_teacher_gets_a_positive_std_in_float32() -> None:
+    # One dimension varies by a subnormal float32 step, the other never: the floor
+    # sqrt(1e-6 · mean(var)) ≈ 3.5e-48 was 0 in float32, so the constant one's targets were NaN.
+    features = torch.zeros(40, 2)
+    features[::2, 0] = 1e-44
+    scaling = TargetScaling.fit(features)
+    assert bool((scaling.std > 0).all()) and bool(torch.isfinite(scaling.apply(features)).all())
