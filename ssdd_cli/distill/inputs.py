@@ -29,6 +29,8 @@ class TeacherTargets:
     precision: of g(x) on new images (the cached views are computed once, in float32).
     scaling: the targets' standardisation (`teacher.targets`), applied to every g(x) this object
         returns; None: the raw features (set it with `scaled`).
+    network: the teacher network behind `fn` (None when `fn` is another function), for the
+        trained-network probe, which compares with it under its own BatchNorm rule.
     """
 
     fn: Callable[[Tensor], Tensor]
@@ -38,6 +40,7 @@ class TeacherTargets:
     compute: Callable[[str], Tensor] | None = None
     precision: Precision = FP32
     scaling: TargetScaling | None = None
+    network: Backbone | None = field(default=None, repr=False)
     _views: dict[str, Tensor] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -48,7 +51,7 @@ class TeacherTargets:
         compute = partial(teacher_features, backbone, meta, images, device=device, teacher_file=file,
                           split="source")
         return cls(partial(extract_features, precision.module(backbone), device=device), images,
-                   backbone.feature_dim, meta.get("ssdd.sha256", ""), compute, precision)
+                   backbone.feature_dim, meta.get("ssdd.sha256", ""), compute, precision, network=backbone)
 
     def scaled(self, targets: str) -> TeacherTargets:
         """These targets "raw", or "standardized" with μ and σ of g(X_t) (`teacher.targets`)."""

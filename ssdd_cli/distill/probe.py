@@ -11,8 +11,11 @@ recipe, then measures it on the source's validation images only:
 - `val-knn`: k-NN accuracy (the `knn` protocol's k and temperature) of each half of the
   validation images against the other half as the labelled bank, averaged (labelled sources).
 
-Both read BatchNorm statistics recomputed on the validation images (`train.batchnorm`). The
-test split is never read.
+Both read BatchNorm statistics recomputed on the validation images (`train.batchnorm`), and so
+does the teacher `val-cka` compares with (once per distillation), as `align` compares with the
+teacher recalibrated on the target's images: the distillation targets come from the teacher's
+stored statistics, the two CKAs from the recalibrated teacher (docs/design-choices.md, "Which
+teacher each number compares with"). The test split is never read.
 """
 
 from __future__ import annotations
@@ -68,12 +71,18 @@ class TrainedProbe:
         return out
 
     def teacher_val(self) -> Tensor:
-        """The teacher's raw features of the validation images (computed once)."""
+        """The teacher's raw features of the validation images, its BatchNorm statistics
+        recomputed on them as the probed network's are (computed once). A teacher given only as
+        a function (`TeacherTargets.network` None) is read as it is."""
         if self._teacher_val is None:
             teacher, held_out = self.inputs.require_teacher(), self.inputs.held_out
             assert held_out is not None
-            with torch.no_grad():
-                self._teacher_val = teacher.fn(held_out)
+            if teacher.network is None:
+                with torch.no_grad():
+                    self._teacher_val = teacher.fn(held_out)
+            else:
+                net = recompute_batchnorm(teacher.network, held_out, device=held_out.device)
+                self._teacher_val = extract_features(net, held_out, device=held_out.device)
         return self._teacher_val
 
 

@@ -13,9 +13,14 @@ from ssdd_cli.data import device_tensor, load_source
 from ssdd_cli.distill.inputs import DistillInputs, TeacherTargets
 from ssdd_cli.distill.param import RawSet
 from ssdd_cli.distill.pool import PoolConfig
-from ssdd_cli.distill.probe import TrainedProbe, split_half_knn
+from ssdd_cli.distill.probe import PROBE_BATCH, PROBE_STEPS, TrainedProbe, split_half_knn
 from ssdd_cli.distill.run import DistillRequest, run_distill
+from ssdd_cli.models import extract_features
 from ssdd_cli.teacher import load_teacher
+from ssdd_cli.train.batchnorm import recompute_batchnorm
+from ssdd_cli.train.cka import linear_cka
+from ssdd_cli.train.pretrain import pretrain
+from ssdd_cli.train.recipe import PretrainConfig
 from tests.distill.helpers import write_tiny_teacher
 
 CPU = torch.device("cpu")
@@ -68,3 +73,29 @@ def test_the_run_records_the_signal_at_its_interval(tmp_path: Path, teacher: Pat
     assert after.manifest.distill is not None and after.manifest.distill.probe == []
     # the probe draws from its own generators: the distilled set is the same with or without it
     assert torch.equal(after.tensors["images"], load_bundle(out).tensors["images"])
+
+
+def test_val_cka_compares_with_the_teacher_recalibrated_on_the_validation_images(teacher: Path) -> None:
+    """The progress line's val-cka and the table's `align` compare with one function: the teacher
+    with BatchNorm statistics recomputed on the images the probed network is recalibrated on."""
+    data = load_source("digits")
+    net, meta = load_teacher(teacher)
+    val = device_tensor(data.val, data.mean, data.std, CPU)
+    source = device_tensor(data.source, data.mean, data.std, CPU)
+    inputs = DistillInputs(source, TeacherTargets.from_backbone(net, meta, source, CPU),
+                           torch.Generator().manual_seed(0), held_out=val)
+    g = torch.Generator().manual_seed(0)
+    distilled = RawSet(torch.randn(12, 1, 16, 16, generator=g), torch.randn(12, 64, generator=g))
+    pool = PoolConfig(arch="convnet", arch_kwargs={"widths": (8, 16)})
+    signals = TrainedProbe(pool, inputs)(distilled)
+    # by hand: the probe's network (its recipe, seed 0) and the recalibrated teacher
+    x, y = distilled.support()
+    config = PretrainConfig(arch="convnet", arch_kwargs={"widths": (8, 16)}, epochs=PROBE_STEPS,
+                            batch_size=PROBE_BATCH, lr=pool.lr, momentum=pool.momentum,
+                            weight_decay=pool.weight_decay, seed=0)  # 12 images: one step an epoch
+    student, _ = pretrain(x.detach(), y.detach(), None, config, in_channels=1, image_size=16, device=CPU)
+    student_features = extract_features(recompute_batchnorm(student, val), val).double()
+    recalibrated = extract_features(recompute_batchnorm(net, val), val).double()
+    assert signals["val-cka"] == pytest.approx(linear_cka(student_features, recalibrated), rel=1e-6)
+    stored = linear_cka(student_features, extract_features(net, val).double())
+    assert abs(signals["val-cka"] - stored) > 1e-3  # the stored statistics give another number
