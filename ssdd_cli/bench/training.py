@@ -93,8 +93,14 @@ def _counted_gflop(fn: Callable[[], Tensor]) -> float:
 
 
 def _stamper(stage: str, stamps: list[float]) -> Callback:
+    """A callback that stamps the time of every unit of `stage`'s progress: an event whose step
+    passed the last one stamped. The teacher reports each optimiser step, pretraining each
+    epoch's end; a long epoch's progress events within it repeat the epochs done and add none."""
+    last = [0]
+
     def callback(event: ProgressEvent) -> None:
-        if event.stage == stage and event.step:
+        if event.stage == stage and event.step > last[0]:
+            last[0] = event.step
             stamps.append(time.perf_counter())
     return callback
 

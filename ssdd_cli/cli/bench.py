@@ -16,6 +16,7 @@ from ssdd_cli.bench.training import TrainingBenchConfig, TrainingRow, run_traini
 from ssdd_cli.cli._common import console
 from ssdd_cli.cli._progress import progress_callback
 from ssdd_cli.device import resolve_device
+from ssdd_cli.errors import UsageError
 from ssdd_cli.io import atomic_write_bytes
 from ssdd_cli.kit.fastpath import cache_file, check_memory_format, decide
 from ssdd_cli.kit.precision import bf16_matrix_units, cpu_capabilities
@@ -34,15 +35,16 @@ def register(app: typer.Typer) -> None:
         precision: Annotated[list[str] | None, Opt(
             help="auto, fp32 or bf16, repeatable (default: auto).")] = None,
         device: Annotated[str, Opt(help="auto, cpu, cuda or mps.")] = "auto",
-        preset: Annotated[str, Opt(help="Shapes, networks and budget rows of this preset.")] = "cifar100",
+        preset: Annotated[str | None, Opt(help="Shapes, networks and budget rows of this preset (default: "
+                                          "cifar100; with --training, digits-nuisance).")] = None,
         source_size: Annotated[int, Opt(help="Random source images.")] = 50_000,
         batch_size: Annotated[int | None, Opt(help="Real images per step (default: the preset's).")] = None,
         chunk: Annotated[int | None, Opt(help="Support rows per network pass (default 512).")] = None,
         json_file: Annotated[Path | None, Opt("--json", help="Also write the results as JSON.")] = None,
         probe: Annotated[bool, Opt(help="Measure matmul/conv throughput per precision instead.")] = False,
         training: Annotated[bool, Opt(help="Time the teacher's and pretraining's steps instead (on the "
-                                      "--preset given, default digits-nuisance): s/step, GFLOP/s, "
-                                      "fraction of the probe's rate.")] = False,
+                                      "--preset given, default digits-nuisance; one --precision): s/step, "
+                                      "GFLOP/s, fraction of the probe's rate.")] = False,
         memory_format: Annotated[list[str] | None, Opt(
             help="--training: auto (this machine's measured choice), nchw or channels_last, repeatable "
                  "to time layouts side by side (default: auto).")] = None,
@@ -50,11 +52,13 @@ def register(app: typer.Typer) -> None:
         """Time the outer step at CIFAR-100 shape on random tensors: s/step, GFLOP/s, peak memory."""
         dev = resolve_device(device)
         if training:
-            options = {"preset": preset} if preset != "cifar100" else {}
+            precisions = precision or ["auto"]
+            if len(precisions) > 1:  # the training cases run once, in one precision
+                raise UsageError(f"ssdd bench --training times one precision a run, not {len(precisions)} "
+                                 f"({', '.join(precisions)}); run it once for each.", option="precision")
             formats = tuple(check_memory_format(f) for f in memory_format or ["auto"])
-            bench = TrainingBenchConfig(precision=(precision or ["auto"])[0], device=str(dev),
-                                        steps=max(steps, 5), memory_formats=formats,
-                                        **options)  # type: ignore[arg-type]
+            bench = TrainingBenchConfig(preset=preset or "digits-nuisance", precision=precisions[0],
+                                        device=str(dev), steps=max(steps, 5), memory_formats=formats)
             with progress_callback() as callback:
                 timed = run_training_bench(bench, callback)
             console.print(_training_table(timed, f"training steps · {bench.preset} · {dev}"))
@@ -76,6 +80,7 @@ def register(app: typer.Typer) -> None:
                               + ", ".join(f"{k} {v:.1f} ms" for k, v in (path.timings or {}).items())
                               + f"; cached in {cache_file()}")
             return
+        preset = preset or "cifar100"
         config = BenchConfig(budgets=tuple(budget or (100, 1000, 5000)), steps=steps, method=method,
                              real_augs=tuple(real_aug or ("none", "crop-flip")),
                              precisions=tuple(precision or ("auto",)), device=str(dev), preset=preset,

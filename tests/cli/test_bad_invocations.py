@@ -67,6 +67,8 @@ CASES: list[tuple[str, list[str], int, str]] = [
      "'nope' is not one of"),
     ("eval --protocol svm", [*EVAL, "--protocol", "svm"], 2, "'svm' is not one of"),
     ("eval --protocol twice", [*EVAL, "--protocol", "knn,knn"], 2, "named twice"),
+    ("bench --training, two precisions", ["bench", "--training", "--precision", "fp32", "--precision", "bf16",
+                                          "--device", "cpu"], 2, "--precision: ssdd bench --training times one"),
     ("distill --source nope", [*DISTILL[:2], "nope", *DISTILL[3:]], 2, "unknown source"),
     ("distill --device cuda:7", [*DISTILL, "--device", "cuda:7"], 2, "--device: "),
     ("an unknown command", ["distil"], 2, "No such command"),
