@@ -29,6 +29,7 @@ from ssdd_cli.kit.schedules import SCHEDULES
 from ssdd_cli.models import Backbone
 
 MOVED_COSINE = 0.99  # the verdict layer moved when its cosine to its initialisation is below this
+REGRESSED = ("labels", "raw", "standardized")  # what a pretraining fits (`Drift.targets`)
 
 
 @dataclass(frozen=True)
@@ -42,12 +43,22 @@ class LayerDrift:
 
 @dataclass(frozen=True)
 class Drift:
-    """Every weight's drift, the SGD steps taken and the norm ratio decay alone would give."""
+    """Every weight's drift, the SGD steps taken and the norm ratio decay alone would give.
+
+    targets: what the pretraining fitted, "labels" (a labelled artifact, the DM family), "raw" or
+    "standardized" teacher targets; None where the caller did not say. It decides the advice of
+    `warning`: standardised targets help only where the targets are raw.
+    """
 
     steps: int
     decay_ratio: float
     layers: tuple[LayerDrift, ...]
     verdict_layer: str
+    targets: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.targets is not None and self.targets not in REGRESSED:
+            raise ValueError(f"unknown pretraining targets {self.targets!r}; choose one of {REGRESSED}")
 
     @property
     def verdict(self) -> LayerDrift:
@@ -64,12 +75,20 @@ class Drift:
                 f"(weight decay alone: ×{self.decay_ratio:.3f} over {self.steps} steps)")
 
     def warning(self) -> str | None:
-        """One sentence when the backbone did not move beyond weight decay, else None."""
+        """One sentence when the backbone did not move beyond weight decay, else None. It advises
+        standardised targets only where they apply: raw targets (or, conditionally, unknown ones);
+        not labels, nor targets already standardised."""
         if self.moved:
             return None
+        if self.targets == "raw":
+            advice = "distill with standardized targets (--target-scaling standardized) or pretrain longer"
+        elif self.targets is None:
+            advice = ("pretrain longer, or, if the artifact's targets are raw, distill with standardized "
+                      "targets (--target-scaling standardized)")
+        else:
+            advice = "pretrain longer"
         return (f"warning: pretraining left the backbone where weight decay alone would ({self.summary()}), "
-                "so its features are its initialisation's; distill with standardized targets "
-                "(--target-scaling standardized) or pretrain longer.")
+                f"so its features are its initialisation's; {advice}.")
 
     def to_dict(self) -> dict[str, object]:
         return {**asdict(self), "layers": [asdict(layer) for layer in self.layers], "moved": self.moved}
@@ -120,11 +139,13 @@ def _matrix_power(m: Matrix2, k: int) -> Matrix2:
 
 
 @torch.no_grad()
-def weight_drift(trained: nn.Module, initial: nn.Module, *, steps: int, decay: float) -> Drift:
+def weight_drift(trained: nn.Module, initial: nn.Module, *, steps: int, decay: float,
+                 targets: str | None = None) -> Drift:
     """Cosine and norm ratio of every `weight` parameter of `trained` against the same parameter
-    of `initial` (same architecture). The verdict is a backbone's `feature_weight` (module
-    docstring); for another module, its last 4-d (convolution) weight in registration order, or
-    its last weight of two or more dimensions when there is no convolution."""
+    of `initial` (same architecture); `targets` what it was trained on (`Drift`). The verdict is
+    a backbone's `feature_weight` (module docstring); for another module, its last 4-d
+    (convolution) weight in registration order, or its last weight of two or more dimensions
+    when there is no convolution."""
     start = dict(initial.named_parameters())
     layers = []
     for name, w in trained.named_parameters():
@@ -136,9 +157,9 @@ def weight_drift(trained: nn.Module, initial: nn.Module, *, steps: int, decay: f
         cosine = float(w0 @ w1) / (n0 * n1) if n0 > 0 and n1 > 0 else 1.0
         layers.append(LayerDrift(name, cosine, n1 / n0 if n0 > 0 else 1.0))
     if isinstance(trained, Backbone):
-        return Drift(steps, decay, tuple(layers), trained.feature_weight)
+        return Drift(steps, decay, tuple(layers), trained.feature_weight, targets)
     dims = {name: p.ndim for name, p in trained.named_parameters()}
     convs = [layer.name for layer in layers if dims[layer.name] == 4]
     verdict = (convs or [layer.name for layer in layers if dims[layer.name] >= 2] or
                [layers[-1].name])[-1]
-    return Drift(steps, decay, tuple(layers), verdict)
+    return Drift(steps, decay, tuple(layers), verdict, targets)

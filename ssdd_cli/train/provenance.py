@@ -51,13 +51,17 @@ def pretrain_metadata(
 
 
 
-def pretrain_drift(backbone: Backbone, config: PretrainConfig, *, images: int) -> Drift:
+def pretrain_drift(backbone: Backbone, config: PretrainConfig, *, images: int,
+                   targets: str | None = None) -> Drift:
     """How far pretraining moved `backbone` from its initialisation (rebuilt from `config.seed`
     for the backbone's own input shape) against what weight decay alone does in its steps
-    (`train.diagnostics`). images: M, the number of training images (every view)."""
+    (`train.diagnostics`). images: M, the number of training images (every view). targets: what
+    it fitted, "labels" (a labelled artifact), "raw" or "standardized" (the artifact manifest's
+    `teacher.targets`, absent: raw; the full row's target scaling); None: not said. Only raw
+    targets get the advice to standardise them (`Drift.warning`)."""
     initial = build_backbone(config, in_channels=backbone.in_channels, image_size=backbone.image_size,
                              device=next(backbone.parameters()).device)
     per_epoch = sgd_steps(images, config.batch_size, 1, min_size=max(2, distributed.world_size()))
     decay = decay_ratio(lr=config.lr, schedule=config.schedule, epochs=config.epochs,
                         steps_per_epoch=per_epoch, weight_decay=config.weight_decay, momentum=config.momentum)
-    return weight_drift(backbone, initial, steps=per_epoch * config.epochs, decay=decay)
+    return weight_drift(backbone, initial, steps=per_epoch * config.epochs, decay=decay, targets=targets)

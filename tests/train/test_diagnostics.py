@@ -13,8 +13,8 @@ from torch import nn
 from ssdd_cli.kit.schedules import SCHEDULES, set_lr
 from ssdd_cli.models import create_backbone, list_backbones
 from ssdd_cli.teacher.targets import TargetScaling
-from ssdd_cli.train.diagnostics import decay_ratio, sgd_steps, weight_drift
-from ssdd_cli.train.pretrain import pretrain
+from ssdd_cli.train.diagnostics import Drift, decay_ratio, sgd_steps, weight_drift
+from ssdd_cli.train.pretrain import build_backbone, pretrain
 from ssdd_cli.train.provenance import pretrain_drift, pretrain_metadata
 from ssdd_cli.train.recipe import PretrainConfig
 
@@ -119,3 +119,30 @@ def test_the_verdict_is_the_layer_the_features_are_read_after(name: str) -> None
     assert drift.verdict_layer == trained.feature_weight
     if name == "resnet10":  # registration order ends with the last stage's 1×1 shortcut
         assert drift.verdict_layer == "stages.3.0.conv2.weight"
+
+
+def _unmoved(targets: str | None) -> Drift:
+    start = nn.Sequential(nn.Conv2d(1, 4, 3))
+    trained = nn.Sequential(nn.Conv2d(1, 4, 3))
+    trained.load_state_dict({k: v * 0.5 for k, v in start.state_dict().items()})
+    return weight_drift(trained, start, steps=100, decay=0.5, targets=targets)
+
+
+def test_the_warning_advises_standardised_targets_only_for_raw_ones() -> None:
+    raw = _unmoved("raw").warning()
+    assert raw is not None and "--target-scaling standardized" in raw
+    for targets in ("labels", "standardized"):  # a DM artifact's labels, or targets already standardised
+        warning = _unmoved(targets).warning()
+        assert warning is not None and "weight decay alone" in warning
+        assert "--target-scaling" not in warning and "pretrain longer" in warning
+    unknown = _unmoved(None).warning()  # a caller that does not say: the advice, conditionally
+    assert unknown is not None and "if the artifact's targets are raw" in unknown
+
+
+def test_pretrain_drift_carries_what_the_backbone_regressed() -> None:
+    config = PretrainConfig(arch="convnet", epochs=1, batch_size=16, seed=0, arch_kwargs={"widths": [4]})
+    net = build_backbone(config, in_channels=1, image_size=8, device=CPU)
+    drift = pretrain_drift(net, config, images=16, targets="labels")
+    assert drift.targets == "labels" and not drift.moved
+    assert "--target-scaling" not in (drift.warning() or "")
+    assert json.loads(json.dumps(drift.to_dict()))["targets"] == "labels"
