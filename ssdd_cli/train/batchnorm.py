@@ -27,6 +27,9 @@ from ssdd_cli.models import Backbone
 BATCHNORM_RULES = ("target", "stored")
 DEFAULT_BATCHNORM = "target"
 RECALIBRATION_SEED = 0  # the permutation the minibatches are drawn from
+# The version of the statistics the "target" rule gives, for a cached evaluation's key: 1 took
+# the minibatches in stored order, 2 from the permutation. Bump it when they change.
+RECALIBRATION_VERSION = 2
 
 
 def batchnorm_layers(net: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
