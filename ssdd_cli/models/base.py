@@ -47,8 +47,15 @@ class Backbone(nn.Module):
 
     @property
     def feature_layer(self) -> nn.Module:
-        """The last layer with weights on the main path before the features (class docstring)."""
-        raise NotImplementedError
+        """The last layer with weights on the main path before the features (class docstring).
+        By default the last convolution registered, or the last module with a weight of two or
+        more dimensions; an architecture that registers a branch (a shortcut) after its main path
+        overrides it, as every registered one does."""
+        convs: list[nn.Module] = [m for m in self.modules() if isinstance(m, nn.Conv2d)]
+        weighted = convs or [m for m in self.modules() if _weight_ndim(m) >= 2]
+        if not weighted:
+            raise TypeError(f"backbone {self.arch!r} has no layer with a weight of two or more dimensions")
+        return weighted[-1]
 
     @property
     def feature_weight(self) -> str:
@@ -66,6 +73,12 @@ class Backbone(nn.Module):
             f"arch={self.arch!r}, in_channels={self.in_channels}, image_size={self.image_size}, "
             f"feature_dim={self.feature_dim}"
         )
+
+
+def _weight_ndim(module: nn.Module) -> int:
+    """The dimensions of the module's own `weight` (0 without one)."""
+    weight = module._parameters.get("weight")
+    return weight.ndim if weight is not None else 0
 
 
 def last_conv(layers: nn.Sequential) -> nn.Conv2d:

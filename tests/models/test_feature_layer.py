@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from ssdd_cli.models import create_backbone, list_backbones
+from ssdd_cli.models import Backbone, create_backbone, list_backbones
 
 SHORTCUTS = ("downsample", "shortcut")
 
@@ -43,3 +43,22 @@ def test_resnet10s_feature_layer_is_the_last_blocks_second_conv_not_its_shortcut
     assert net.feature_weight == "stages.3.0.conv2.weight"
     convs = [n for n, p in net.named_parameters() if p.ndim == 4]
     assert convs[-1] == "stages.3.0.downsample.0.weight"  # what registration order would pick
+
+
+class _Custom(Backbone):
+    """An architecture registered by a user, which does not name its feature layer."""
+
+    def __init__(self, conv: bool) -> None:
+        super().__init__("custom", 1, 8, {})
+        self.body = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Conv2d(4, 4, 3)) if conv else nn.Flatten()
+        self.proj = nn.Linear(4 * 4 * 4 if conv else 64, 5)
+        self.norm = nn.LayerNorm(5)
+        self.feature_dim = 5
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.proj(self.body(x).flatten(1)))
+
+
+def test_an_architecture_that_names_none_gets_its_last_convolution_or_weight_matrix() -> None:
+    assert _Custom(conv=True).feature_weight == "body.1.weight"
+    assert _Custom(conv=False).feature_weight == "proj.weight"  # the LayerNorm's weight is 1-d
