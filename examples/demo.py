@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -35,9 +36,8 @@ from ssdd_cli.kit.precision import resolve_precision
 from ssdd_cli.models import create_backbone, load_backbone, save_backbone
 from ssdd_cli.teacher import load_teacher
 from ssdd_cli.train.evaluate import evaluate, prepare
-from ssdd_cli.train.full import pretrain_full
+from ssdd_cli.train.full import full_config, pretrain_full
 from ssdd_cli.train.linear import LinearProbeConfig
-from ssdd_cli.train.recipe import PretrainConfig
 
 SOURCE = "digits-nuisance"
 METHODS = {"random": "random selection", "krr-st": "KRR-ST", "ssdd": "SSDD (ours)"}
@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--teacher-epochs", help="default: the preset's")
     parser.add_argument("--steps", help="outer steps (default: the preset's)")
     parser.add_argument("--pretrain-epochs", help="default: the preset's")
-    parser.add_argument("--full-epochs", help="epochs of the full row (default: the preset's)")
+    parser.add_argument("--full-epochs", help="epochs of the full row (default: the preset's full_steps "
+                        "SGD steps in whole epochs)")
     parser.add_argument("--probe-epochs", type=int, default=100, help="epochs of the linear probes")
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the few-shot probes")
     args = parser.parse_args(argv)
@@ -109,11 +110,13 @@ def main(argv: list[str] | None = None) -> None:
              *given("--epochs", args.pretrain_epochs), *run)
     ssdd("reconstruct", str(out / "ssdd.ssdd"), "--out", str(out / "images"))
     preset = source_preset(SOURCE)
-    full_epochs = int(args.full_epochs or preset.pretrain.full_epochs)
-    console.print(f"[bold cyan]full row: a ConvNet on every training image, {full_epochs} epochs[/]")
+    source = load_source(SOURCE)
+    full_recipe = full_config(preset, len(source.source), arch="convnet")  # the preset's full_steps
+    if args.full_epochs:
+        full_recipe = replace(full_recipe, epochs=int(args.full_epochs))
+    console.print(f"[bold cyan]full row: a ConvNet on every training image, {full_recipe.epochs} epochs[/]")
     with progress_callback() as callback:
-        full = pretrain_full(load_source(SOURCE), teacher,
-                             PretrainConfig.from_preset(preset, arch="convnet", epochs=full_epochs),
+        full = pretrain_full(source, teacher, full_recipe,
                              device=torch.device(args.device), callback=callback,
                              precision=resolve_precision(args.precision, torch.device(args.device)))
     save_backbone(out / "full-convnet.safetensors", full.backbone, full.metadata)

@@ -108,15 +108,17 @@ class MatchingPreset:
 class PretrainPreset:
     """Pretraining a fresh backbone on an artifact (SSDD A.1: SGD lr 0.1, 1,000 epochs).
 
-    full_epochs: the epochs of the "full" reference row of `ssdd compare` and the demo (every
-    training image with its teacher target, the same recipe otherwise). Our choice: 50, about as
-    many SGD steps as a distilled set takes in its 1,000 epochs once the source holds some 5,000
-    images (the digits benchmark's 5,752: 23 minibatches an epoch, 1,150 steps), so the row
-    differs from the distilled sets in its data, not its training length.
+    full_steps: the SGD steps of the "full" reference row of `ssdd compare` and the demo (every
+    training image with its teacher target, the same recipe otherwise): as many as an artifact's
+    pretraining takes, `epochs` epochs of one minibatch (a distilled set of at most 256 images),
+    so the row differs from the distilled sets in its data, not its training length. The row runs
+    the fewest whole epochs over the source that reach them (`train.full.full_config`): on
+    CIFAR's 50,000 images 6 epochs of 196 minibatches (1,176 steps), on Fashion-MNIST's 60,000
+    5 of 235 (1,175), on digits' 1,438 167 of 6 (1,002).
     """
 
     epochs: int = 1000
-    full_epochs: int = 50
+    full_steps: int = 1000
 
 
 @dataclass(frozen=True)
@@ -294,7 +296,7 @@ PRESETS.add("shapes", Preset(
     replace(_SMALL_TEACHER, epochs=10, batch_size=256),
     DistillPreset(steps=500, real_batch=512, pool_size=4, pool_max_steps=200,
                   inner_kwargs={"widths": (64, 128, 256)}, scale=2, hidden=4, real_aug="none"),
-    PretrainPreset(epochs=100),
+    PretrainPreset(epochs=100, full_steps=100),
     BudgetRule(rows=(BudgetRow(50, 100, 100, 1e-3), BudgetRow(100, 200, 200, 1e-3)), default=50),
     matching=_SHAPES_MATCHING,
     classes=10,
@@ -306,13 +308,14 @@ PRESETS.add("shapes", Preset(
 # cores within about 20 minutes under --precision auto. Distillation: image bases at 14 px, a pool
 # of ConvNets 64-128-256 (KRR-ST's doubling at a quarter of its width, so an outer step stays
 # under a second on 2 cores), KRR-ST's crop-flip real side. Budgets: the paper's rule, U = V = 2N
-# capped at the bases' 196 and the teacher's 128 dimensions (m = 34, 72 and 1,040 at N = 10, 100
-# and 500), weight decay 1e-3 (Table 5's value up to N = 100; it uses 1e-4 from N = 1,000).
+# capped at the bases' 196 and the teacher's 128 dimensions (m = 20, 62 and 1,030 at N = 10, 100
+# and 500, Q_a's floats included), weight decay 1e-3 (Table 5's value up to N = 100; it uses 1e-4
+# from N = 1,000).
 # The DM family keeps the papers' networks, losses and real batch of 256 per class, with a few
 # dozen iterations (a DM step over 10 classes took 3.4 s on 2 cores in float32; the papers run
 # 20,000), so on this preset its sets stay close to their real initialisation.
-# The "full" row runs 5 epochs: 5 × 211 minibatches of the 54,000 images, about the distilled
-# sets' 1,000 steps (see PretrainPreset).
+# The "full" row runs 5 epochs: 5 × 235 minibatches of the 60,000 images of the source side
+# (train and val), about the distilled sets' 1,000 steps (see PretrainPreset).
 _MNIST_TEACHER = replace(_SMALL_TEACHER, arch="convnet", arch_kwargs={"widths": (32, 64, 128), "pool": "avg"},
                          epochs=25, batch_size=256, augment="barlow-twins-crop30")
 for _name in ("fashion-mnist", "mnist"):
@@ -320,7 +323,7 @@ for _name in ("fashion-mnist", "mnist"):
         _name, 28, 1, _MNIST_TEACHER,
         DistillPreset(steps=500, real_batch=512, pool_size=4, pool_max_steps=100,
                       inner_kwargs={"widths": (64, 128, 256)}, scale=2, hidden=4),
-        PretrainPreset(epochs=1000, full_epochs=5),
+        PretrainPreset(epochs=1000),
         BudgetRule(rows=tuple(BudgetRow(n, 2 * n, 2 * n, 1e-3) for n in (10, 100, 500)), default=100),
         matching=MatchingPreset(steps={"dm": 100, "datadam": 60, "iid": 60, "dsdm": 40, "idm": 40},
                                 pool_size=4, pool_epochs={"dsdm": 1, "iid": 1}, aux_kwargs={"width": 16},

@@ -108,3 +108,30 @@ def test_declared_teacher_feature_dim_is_the_built_backbones(name: str) -> None:
     net = create_backbone(preset.teacher.arch, preset.channels, min(preset.resolution, 64),
                           **preset.teacher.arch_kwargs)
     assert net.feature_dim == preset.teacher.feature_dim
+
+
+@pytest.mark.parametrize("name", sorted(n for n in ("digits", "digits-nuisance", "shapes", "cifar10", "cifar100",
+                                                     "tinyimagenet", "imagenette", "fashion-mnist", "mnist")))
+def test_the_full_row_costs_about_an_artifacts_pretraining(name: str) -> None:
+    """An artifact of at most 256 images pretrains for `epochs` SGD steps (one minibatch an
+    epoch); the full row takes that many steps over the whole source, rounded up to an epoch."""
+    from ssdd_cli.train.diagnostics import sgd_steps
+    from ssdd_cli.train.full import full_config
+
+    preset = get_preset(name)
+    artifact_steps = preset.pretrain.epochs
+    assert preset.pretrain.full_steps == artifact_steps
+    for images in (1_438, 5_752, 50_000, 60_000, 100_000):
+        config = full_config(preset, images, arch="convnet")
+        per_epoch = sgd_steps(images, config.batch_size, 1)
+        assert artifact_steps <= per_epoch * config.epochs < artifact_steps + per_epoch
+
+
+def test_the_full_row_epochs_on_the_official_sets() -> None:
+    from ssdd_cli.train.full import full_config
+
+    # Fashion-MNIST's 60,000 images: 235 minibatches an epoch, 5 epochs (1,175 steps);
+    # CIFAR's 50,000: 196, 6 epochs (1,176), where 50 epochs were 9,800 steps.
+    assert full_config(get_preset("fashion-mnist"), 60_000, arch="convnet").epochs == 5
+    assert full_config(get_preset("cifar100"), 50_000, arch="convnet").epochs == 6
+    assert full_config(get_preset("cifar100"), 50_000, arch="convnet", steps=2_000).epochs == 11

@@ -25,8 +25,10 @@ from ssdd_cli.compare import (
     write_results,
 )
 from ssdd_cli.compare.plan import KINDS
+from ssdd_cli.compare.steps import StepContext, full_length
+from ssdd_cli.data import source_preset
 from ssdd_cli.device import resolve_device
-from ssdd_cli.errors import UsageError
+from ssdd_cli.errors import SSDDError, UsageError
 
 Opt = typer.Option
 
@@ -89,7 +91,7 @@ def register(app: typer.Typer) -> None:
                              option="source")
         plan = build_plan(spec_from_mapping(raw))
         if dry_run:
-            console.print(_plan_table(plan))
+            console.print(_plan_table(plan, data_root))
             return
         dev = resolve_device(device)
         try:
@@ -108,7 +110,7 @@ def register(app: typer.Typer) -> None:
                       f"{md_path} and {len(plots)} plots in {output / 'plots'}", highlight=False)
 
 
-def _plan_table(plan: Plan) -> Table:
+def _plan_table(plan: Plan, data_root: Path | None) -> Table:
     spec = plan.spec
     table = Table(title=f"comparison on {spec.source}: {len(plan)} steps")
     table.add_column("setting")
@@ -123,7 +125,22 @@ def _plan_table(plan: Plan) -> Table:
                         ("teacher", str(dict(spec.teacher))), ("pretrain", str(dict(spec.pretrain))),
                         ("eval", str({k: dict(v) for k, v in spec.eval.items()}))):
         table.add_row(name, value)
+    if plan.count("full"):
+        table.add_row("full row", _full_row(plan, data_root))
     table.add_section()
     for kind in KINDS:
         table.add_row(f"{kind} steps", str(plan.count(kind)))
     return table
+
+
+def _full_row(plan: Plan, data_root: Path | None) -> str:
+    """The full row's length: its SGD steps and epochs, or the steps asked for when the source
+    cannot be read (the plan itself needs no data)."""
+    spec = plan.spec
+    asked = spec.full_steps or source_preset(spec.source).pretrain.full_steps
+    try:
+        length = full_length(StepContext(spec, data_root=data_root))
+    except SSDDError:
+        return f"about {asked:,} SGD steps (in whole epochs over the source, once it is read)"
+    return (f"{length.steps:,} SGD steps: {length.epochs:,} epochs of the {length.images:,} training "
+            f"images in minibatches of {length.batch_size} (full_steps {asked:,})")

@@ -12,6 +12,8 @@ the command line's options (which build the mapping the file would hold):
     targets = ["digits"]                # default: the source itself
     references = true                   # the random-init and teacher lines
     full = true                         # the "full" row: pretraining on every training image
+    full_steps = 1000                   # its SGD steps (default: the preset's, about an artifact's
+                                        # pretraining; `[pretrain] epochs` does not change it)
     split = "test"                      # the split probes score: "val" to choose settings
     precision = "fp32"                  # of the training passes: fp32, bf16 or auto
     [arch_options.resnet10]             # an architecture's options (`ssdd models`), e.g. its width
@@ -104,6 +106,7 @@ class CompareFile(_Strict):
     targets: list[str] | None = None
     references: bool = True
     full: bool = True
+    full_steps: int | None = Field(None, ge=1)
     split: Literal["test", "val"] = "test"
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
     arch_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -159,7 +162,8 @@ class MethodEntry:
 class CompareSpec:
     """A validated comparison: every name checked against its registry, defaults filled in.
 
-    full: whether to plan the "full" reference row (`compare.plan`). split: the split every
+    full: whether to plan the "full" reference row (`compare.plan`); full_steps: its SGD steps
+    (None: the preset's `full_steps`; `train.full.full_config`). split: the split every
     probe scores, "test", or "val" to choose settings (`ImageSet.validation`). precision: of the
     teacher's, distillation's and pretraining's network passes (`kit.precision`; "fp32" by
     default, so the numbers do not depend on the hardware's bf16 units). arch_options: an
@@ -179,6 +183,7 @@ class CompareSpec:
     targets: tuple[str, ...]
     references: bool = True
     full: bool = True
+    full_steps: int | None = None
     split: str = "test"
     precision: str = "fp32"
     arch_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -226,7 +231,8 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> CompareSpec:
     return CompareSpec(
         source=doc.source, budgets=tuple(budgets), methods=_method_entries(doc.methods), archs=archs,
         seeds=doc.seeds, protocols=protocols, targets=targets, references=doc.references, full=doc.full,
-        split=doc.split, precision=doc.precision, arch_options=_arch_options(doc.arch_options, archs),
+        full_steps=doc.full_steps, split=doc.split, precision=doc.precision,
+        arch_options=_arch_options(doc.arch_options, archs),
         teacher=doc.teacher.model_dump(exclude_none=True),
         pretrain=doc.pretrain.model_dump(exclude_none=True), eval=eval_options)
 

@@ -38,8 +38,9 @@ from ssdd_cli.teacher import TeacherConfig, load_teacher, save_teacher, train_te
 from ssdd_cli.teacher.targets import DEFAULT_TARGETS
 from ssdd_cli.train.batchnorm import DEFAULT_BATCHNORM
 from ssdd_cli.train.classify import classify
+from ssdd_cli.train.diagnostics import sgd_steps
 from ssdd_cli.train.evaluate import Probed, evaluate, prepare
-from ssdd_cli.train.full import pretrain_full
+from ssdd_cli.train.full import full_config, pretrain_full
 from ssdd_cli.train.pretrain import build_backbone, pretrain
 from ssdd_cli.train.protocols import get_protocol
 from ssdd_cli.train.provenance import pretrain_drift, pretrain_metadata
@@ -231,13 +232,39 @@ def _pretrain_config(ctx: StepContext, step: Step) -> PretrainConfig:
     preset = source_preset(ctx.spec.source)
     if step.kind == "init":  # the lower reference: what `ssdd eval random` builds
         return PretrainConfig.from_preset(preset, arch=cell.arch, seed=cell.seed)
-    if step.kind == "full":  # every training image: the preset's full-set epochs unless given
-        options = {"epochs": preset.pretrain.full_epochs, **ctx.spec.pretrain}
-        return PretrainConfig.from_preset(preset, arch=cell.arch, seed=cell.seed, **options)
+    if step.kind == "full":
+        return _full_config(ctx, cell.arch, cell.seed)
     # Labelled artifacts (the DM family) train under their own protocol, as `ssdd pretrain` does.
     labelled = cell.method is not None and get_method(cell.method).needs_labels
     return PretrainConfig.from_preset(preset, budget=cell.budget, arch=cell.arch, seed=cell.seed,
                                       labelled=labelled, **ctx.spec.pretrain)
+
+
+def _full_config(ctx: StepContext, arch: str, seed: int) -> PretrainConfig:
+    """Every training image, for the full row's own SGD steps (`spec.full_steps`, else the
+    preset's): `[pretrain] epochs` is the artifacts' length, the rest of `[pretrain]` applies."""
+    options = {k: v for k, v in ctx.spec.pretrain.items() if k != "epochs"}
+    return full_config(source_preset(ctx.spec.source), len(ctx.data(ctx.spec.source).source), arch=arch,
+                       seed=seed, steps=ctx.spec.full_steps, **options)
+
+
+@dataclass(frozen=True)
+class FullLength:
+    """How long the full row trains: `steps` SGD steps, `epochs` over the source's `images`
+    images in minibatches of `batch_size` (the same for every architecture and seed)."""
+
+    steps: int
+    epochs: int
+    images: int
+    batch_size: int
+
+
+def full_length(ctx: StepContext) -> FullLength:
+    """The full row's length on the comparison's source (reads the source)."""
+    config = _full_config(ctx, ctx.spec.archs[0], 0)
+    images = len(ctx.data(ctx.spec.source).source)
+    steps = sgd_steps(images, config.batch_size, config.epochs)
+    return FullLength(steps, config.epochs, images, config.batch_size)
 
 
 def init_material(step: Step, inputs: Mapping[str, StepRecord], ctx: StepContext) -> dict[str, Any]:
@@ -271,7 +298,7 @@ def run_full(step: Step, inputs: Mapping[str, StepRecord], work: Path,
     save_backbone(out, full.backbone, full.metadata)
     ckpt.unlink(missing_ok=True)
     return {"backbone": out.name}, {"final_loss": full.final_loss, "images": full.images,
-                                    "drift": full.drift.to_dict()}
+                                    "steps": full.drift.steps, "drift": full.drift.to_dict()}
 
 
 def pretrain_material(step: Step, inputs: Mapping[str, StepRecord], ctx: StepContext) -> dict[str, Any]:

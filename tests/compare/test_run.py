@@ -31,6 +31,7 @@ RAW: dict[str, Any] = {
     "protocols": ["knn@1shot", "linear"],
     "methods": {"ssdd": FAST, "ssdd@init": {"method": "ssdd", **FAST, "steps": 0}, "random": {}},
     "teacher": {"epochs": 1}, "pretrain": {"epochs": 3}, "eval": {"linear": {"epochs": 2}},
+    "full_steps": 12,  # 2 epochs of digits' 1,438 images (6 minibatches each)
 }
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -99,6 +100,7 @@ def test_the_full_row_is_planned_run_on_every_training_image_and_reused(
     assert all(o.step.inputs == (("teacher", "teacher/digits"),) for o in full)
     record = full[0].record
     assert record is not None and record.metrics["images"] == 1438  # digits: its whole official train split
+    assert record.metrics["steps"] == 12 and record.material["config"]["epochs"] == 2
     assert "moved" in record.metrics["drift"]
     assert record.material["precision"] == "fp32"  # the default; part of every training step's key
     evals = [o for o in first.outcomes if o.step.kind == "eval" and o.step.cell.row == "full"]
@@ -133,9 +135,11 @@ def test_an_interrupted_comparison_resumes_reusing_finished_steps(tmp_path: Path
 
 def test_a_changed_pretrain_setting_reruns_only_pretraining_and_its_evals(
         finished: tuple[Path, CompareRun], tmp_path: Path) -> None:
+    """`[pretrain] epochs` is the artifacts' length: the full row, whose length is its own
+    (`full_steps`), is reused."""
     run = compare(apply_setting(RAW, "pretrain.epochs=4"), copy(finished, tmp_path))
-    assert ran(run) == {s.id for s in run.plan if s.kind in ("pretrain", "full") or
-                        (s.kind == "eval" and s.id.startswith(("eval/pretrain/", "eval/full/")))}
+    assert ran(run) == {s.id for s in run.plan if s.kind == "pretrain" or
+                        (s.kind == "eval" and s.id.startswith("eval/pretrain/"))}
 
 
 @pytest.mark.slow  # the pretraining case above covers reuse in the default suite
@@ -173,7 +177,7 @@ def test_cli_compare_reuses_and_writes_the_table(finished: tuple[Path, CompareRu
     out = copy(finished, tmp_path)
     config = tmp_path / "c.toml"
     config.write_text('source = "digits"\nbudgets = [10]\nseeds = 2\nprotocols = ["knn@1shot", "linear"]\n'
-                      'methods = ["random"]\n[teacher]\nepochs = 1\n[pretrain]\nepochs = 3\n'
+                      'methods = ["random"]\nfull_steps = 12\n[teacher]\nepochs = 1\n[pretrain]\nepochs = 3\n'
                       '[eval.linear]\nepochs = 2\n')
     result = CliRunner().invoke(app, ["compare", "-c", str(config), "-o", str(out), "--device", "cpu"])
     assert result.exit_code == 0, result.output
@@ -255,14 +259,14 @@ def test_every_step_records_its_peak_memory_and_the_run_reports_the_largest(
         assert all("peak_memory" in s for s in doc["steps"] if s["status"] in ("ran", "reused"))
         assert f"peak memory {run.peak_memory / 1e9:.2f} GB" in (out / "results.md").read_text()
 
+
 def test_a_step_records_the_memory_it_added_beside_the_process_peak(monkeypatch: pytest.MonkeyPatch,
                                                                    tmp_path: Path) -> None:
     """A cheap step after an expensive one: its absolute peak counts what the expensive one left
     resident (memory the allocator kept, a cache), what it added counts only its own."""
     import json
+    import mmap
     import sys
-
-    import torch
 
     from ssdd_cli.compare import runner
     from ssdd_cli.compare.report import results_document
@@ -272,15 +276,23 @@ def test_a_step_records_the_memory_it_added_beside_the_process_peak(monkeypatch:
     if sys.platform != "linux":
         pytest.skip("the CPU peak is read from /proc")
     mb = 2**20
-    left: list[torch.Tensor] = []
+    left: list[mmap.mmap] = []
+
+    def resident(size: int) -> mmap.mmap:
+        """`size` bytes of fresh anonymous memory, every page touched (the allocator's cache,
+        which earlier tests fill, cannot serve it)."""
+        block = mmap.mmap(-1, size)
+        for i in range(0, size, mmap.PAGESIZE):
+            block[i] = 1
+        return block
 
     def expensive(*args: Any) -> tuple[dict[str, str], dict[str, Any]]:
-        left.append(torch.ones(256 * mb // 4))  # 256 MB still resident after the step
+        left.append(resident(256 * mb))  # still resident after the step, as the allocator keeps memory
         return {}, {}
 
     def cheap(*args: Any) -> tuple[dict[str, str], dict[str, Any]]:
-        block = torch.ones(64 * mb // 4)  # 64 MB, freed at the end of the step
-        return {}, {"sum": float(block[:1].sum())}
+        resident(64 * mb).close()  # 64 MB, given back at the end of the step
+        return {}, {}
 
     plan = build_plan(spec_from_mapping({"source": "digits", "budgets": [10], "seeds": 1,
                                          "methods": ["random"], "full": False}))
@@ -303,4 +315,4 @@ def test_a_step_records_the_memory_it_added_beside_the_process_peak(monkeypatch:
     assert {s["id"]: s["peak_memory_grown"] for s in doc["steps"]}[second.id] == record.peak_memory_grown
     assert doc["peak_memory_grown"] == max(o.record.peak_memory_grown for o in done.values()
                                            if o.record is not None and o.record.peak_memory_grown)
-    left.clear()
+    left.pop().close()

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -299,3 +300,26 @@ def test_a_classify_only_comparison_pretrains_nothing() -> None:
             plan.count("full")) == (27, 27, 0, 0, 0)
     fashion = build_plan(spec_from_mapping(load_config_file(example.with_name("compare-fashion.toml"))))
     assert fashion.spec.source == "fashion-mnist" and fashion.count("distill") == 21
+
+
+def test_pretrain_epochs_do_not_change_the_full_row_but_full_steps_do() -> None:
+    from ssdd_cli.compare.steps import StepContext, pretrain_config
+
+    def full(raw: dict[str, Any]) -> Any:
+        spec = spec_from_mapping({"source": "digits", "methods": ["random"], "seeds": 1, **raw})
+        step = next(s for s in build_plan(spec) if s.kind == "full")
+        return pretrain_config(StepContext(spec), step)
+
+    default = full({})
+    assert full({"pretrain": {"epochs": 7}}) == default  # the artifacts' epochs only
+    assert default.epochs == 167  # digits' 1,438 images: 6 minibatches an epoch, 1,002 steps
+    assert full({"full_steps": 12}).epochs == 2
+    assert full({"pretrain": {"lr": 0.05}}).lr == 0.05  # the rest of the recipe is the artifacts'
+
+
+def test_cli_dry_run_names_the_full_rows_steps(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["compare", "--dry-run", "--source", "digits", "-o", str(tmp_path / "r"),
+                                 "--set", "full_steps=100"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "102 SGD steps" in text and "17 epochs" in text
