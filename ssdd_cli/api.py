@@ -42,9 +42,8 @@ from ssdd_cli.train.batchnorm import DEFAULT_BATCHNORM
 from ssdd_cli.train.diagnostics import Drift
 from ssdd_cli.train.evaluate import EvalReport
 from ssdd_cli.train.evaluate import evaluate as evaluate_on
-from ssdd_cli.train.pretrain import pretrain as pretrain_on
-from ssdd_cli.train.provenance import pretrain_drift, pretrain_metadata
 from ssdd_cli.train.recipe import PretrainConfig
+from ssdd_cli.train.recorded import pretrain_bundle
 
 PathLike = str | os.PathLike[str]
 
@@ -184,19 +183,13 @@ def pretrain_artifact(artifact: Artifact, *, arch: str = "convnet", epochs: int 
                                         batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed,
                                         decay_norm_bias=decay_norm_bias, labelled=labelled)
     dev = torch.device(device)
-    data = materialize(artifact.bundle, dev)
-    backbone, loss = pretrain_on(data.images, data.targets, data.labels, config, in_channels=src.channels,
-                                 image_size=src.height, device=dev, callback=callback,
-                                 checkpoint_path=Path(checkpoint_path) if checkpoint_path else None,
-                                 resume=resume, num_classes=src.classes,
-                                 precision=precision if isinstance(precision, Precision)
-                                 else resolve_precision(precision, dev))
-    sha = sha256_file(artifact.path) if artifact.path is not None else ""
-    drift = pretrain_drift(backbone, config, images=len(data.images))
-    meta = pretrain_metadata(config, final_loss=loss, source=src.name, mean=src.mean, std=src.std,
-                             artifact_sha256=sha, method=man.method, images=len(data.images),
-                             teacher_sha256=man.teacher.sha256 if man.teacher else None, drift=drift)
-    return PretrainResult(backbone, loss, config, chosen.name, meta, drift)
+    done = pretrain_bundle(artifact.bundle, config,
+                           artifact_sha256=sha256_file(artifact.path) if artifact.path is not None else "",
+                           device=dev, callback=callback,
+                           checkpoint_path=Path(checkpoint_path) if checkpoint_path else None, resume=resume,
+                           precision=precision if isinstance(precision, Precision)
+                           else resolve_precision(precision, dev))
+    return PretrainResult(done.backbone, done.final_loss, config, chosen.name, done.metadata, done.drift)
 
 
 def pretrain(artifact: Artifact | PathLike, output: PathLike | None = None, *, arch: str = "convnet",

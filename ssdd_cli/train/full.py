@@ -29,9 +29,8 @@ from ssdd_cli.progress import Callback, silent
 from ssdd_cli.teacher import load_teacher
 from ssdd_cli.teacher.targets import DEFAULT_TARGETS
 from ssdd_cli.train.diagnostics import Drift, sgd_steps
-from ssdd_cli.train.pretrain import pretrain
-from ssdd_cli.train.provenance import pretrain_drift, pretrain_metadata
 from ssdd_cli.train.recipe import PretrainConfig
+from ssdd_cli.train.recorded import Origin, pretrain_recorded
 
 FULL = "full"
 
@@ -69,18 +68,16 @@ class FullResult:
 def pretrain_full(data: ImageSet, teacher_file: Path, config: PretrainConfig, *,
                   device: torch.device, callback: Callback = silent, checkpoint_path: Path | None = None,
                   resume: bool = False, precision: Precision = FP32,
-                  target_scaling: str = DEFAULT_TARGETS) -> FullResult:
+                  target_scaling: str = DEFAULT_TARGETS, output: Path | None = None) -> FullResult:
     """Pretrain `config.arch` on `data.source` (n, c, r, r) regressing the teacher's features of
     each image, scaled by `target_scaling`, for `config.epochs` (`full_config` sets them from the
-    preset's SGD steps); the backbone file's metadata comes with it."""
+    preset's SGD steps); the backbone file's metadata comes with it, and the file is written to
+    `output` when given (`train.recorded`)."""
     teacher, meta = load_teacher(teacher_file, map_location=device)
     images = device_tensor(data.source, data.mean, data.std, device)
     targets = TeacherTargets.from_backbone(teacher, meta, images, device, teacher_file).scaled(target_scaling)
-    net, loss = pretrain(images, targets.features(), None, config, in_channels=data.channels,
-                         image_size=data.resolution, device=device, callback=callback,
-                         checkpoint_path=checkpoint_path, resume=resume, precision=precision)
-    drift = pretrain_drift(net, config, images=len(images))
-    metadata = pretrain_metadata(config, final_loss=loss, source=data.name, mean=data.mean, std=data.std,
-                                 artifact_sha256="", method=FULL, images=len(images),
-                                 teacher_sha256=meta.get("ssdd.sha256"), drift=drift)
-    return FullResult(net, loss, len(images), drift, metadata)
+    origin = Origin(data.name, data.mean, data.std, "", FULL, meta.get("ssdd.sha256"))
+    done = pretrain_recorded(images, targets.features(), None, config, origin, device=device,
+                             callback=callback, checkpoint_path=checkpoint_path, resume=resume,
+                             precision=precision, output=output)
+    return FullResult(done.backbone, done.final_loss, len(images), done.drift, done.metadata)

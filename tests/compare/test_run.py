@@ -316,3 +316,20 @@ def test_a_step_records_the_memory_it_added_beside_the_process_peak(monkeypatch:
     assert doc["peak_memory_grown"] == max(o.record.peak_memory_grown for o in done.values()
                                            if o.record is not None and o.record.peak_memory_grown)
     left.pop().close()
+
+
+def test_a_pretrained_backbone_names_the_teacher_of_its_artifact(finished: tuple[Path, CompareRun]) -> None:
+    """As `ssdd pretrain` does (`train.recorded`), so `align` can find that teacher by provenance."""
+    from safetensors import safe_open
+
+    def meta(path: Path) -> dict[str, str]:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+
+    _, run = finished
+    teacher = run.outcome("teacher/digits").record
+    assert teacher is not None
+    sha = meta(teacher.output("teacher"))["ssdd.sha256"]
+    for step_id in ("pretrain/ssdd/N10/convnet/seed0", "full/convnet/seed0"):
+        record = run.outcome(step_id).record
+        assert record is not None and meta(record.output("backbone"))["ssdd.teacher_sha256"] == sha
