@@ -76,7 +76,7 @@ def pretrain_full(data: ImageSet, teacher_file: Path, config: PretrainConfig, *,
     teacher, meta = load_teacher(teacher_file, map_location=device)
     images = device_tensor(data.source, data.mean, data.std, device)
     targets = TeacherTargets.from_backbone(teacher, meta, images, device, teacher_file).scaled(target_scaling)
-    origin = Origin(data.name, data.mean, data.std, "", FULL, meta.get("ssdd.sha256"))
+    origin = Origin(data.name, data.mean, data.std, "", FULL, meta.get("ssdd.sha256"), target_scaling)
     done = pretrain_recorded(images, targets.features(), None, config, origin, device=device,
                              callback=callback, checkpoint_path=checkpoint_path, resume=resume,
                              precision=precision, output=output)

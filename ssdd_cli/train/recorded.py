@@ -39,8 +39,9 @@ class Pretrained:
 @dataclass(frozen=True)
 class Origin:
     """Where the training images came from, as the backbone file records it: the source's name
-    and normalisation, the artifact's sha256 ("" for none) and method, and the teacher the
-    targets came from (None: no teacher, e.g. an artifact of labels)."""
+    and normalisation, the artifact's sha256 ("" for none) and method, the teacher the targets
+    came from (None: no teacher, e.g. an artifact of labels), and what the backbone fitted
+    ("labels", "raw" or "standardized" targets; None: unknown), which the drift's advice needs."""
 
     source: str
     mean: tuple[float, ...] | list[float]
@@ -48,6 +49,7 @@ class Origin:
     artifact_sha256: str
     method: str
     teacher_sha256: str | None = None
+    targets: str | None = None
 
 
 def pretrain_recorded(images: Tensor, targets: Tensor | None, labels: Tensor | None, config: PretrainConfig,
@@ -62,7 +64,7 @@ def pretrain_recorded(images: Tensor, targets: Tensor | None, labels: Tensor | N
                          image_size=images.shape[-1], device=device, callback=callback,
                          checkpoint_path=checkpoint_path, resume=resume, num_classes=num_classes,
                          precision=precision)
-    drift = pretrain_drift(net, config, images=len(images))
+    drift = pretrain_drift(net, config, images=len(images), targets=origin.targets)
     meta = pretrain_metadata(config, final_loss=loss, source=origin.source, mean=origin.mean, std=origin.std,
                              artifact_sha256=origin.artifact_sha256, method=origin.method,
                              images=len(images), teacher_sha256=origin.teacher_sha256, drift=drift)
@@ -80,8 +82,9 @@ def pretrain_bundle(bundle: Bundle, config: PretrainConfig, *, artifact_sha256: 
     man = bundle.manifest
     src = man.source
     data = materialize(bundle, device)
+    fitted = "labels" if data.targets is None else (man.teacher.targets if man.teacher else None) or "raw"
     origin = Origin(src.name, src.mean, src.std, artifact_sha256, man.method,
-                    man.teacher.sha256 if man.teacher else None)
+                    man.teacher.sha256 if man.teacher else None, fitted)
     return pretrain_recorded(data.images, data.targets, data.labels, config, origin, device=device,
                              callback=callback, checkpoint_path=checkpoint_path, resume=resume,
                              num_classes=src.classes, precision=precision, output=output)

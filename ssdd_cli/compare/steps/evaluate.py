@@ -19,7 +19,7 @@ from ssdd_cli.io import atomic_write_bytes
 from ssdd_cli.kit.checkpoint import flat_settings
 from ssdd_cli.models import Backbone, load_backbone
 from ssdd_cli.teacher import load_teacher
-from ssdd_cli.train.batchnorm import DEFAULT_BATCHNORM
+from ssdd_cli.train.batchnorm import DEFAULT_BATCHNORM, RECALIBRATION_VERSION
 from ssdd_cli.train.classify import classify
 from ssdd_cli.train.evaluate import Probed, evaluate, prepare
 from ssdd_cli.train.protocols import get_protocol
@@ -42,7 +42,8 @@ def eval_material(step: Step, inputs: Mapping[str, StepRecord], ctx: StepContext
                 "target": cell.target, "data": ctx.data_sha256(cell.target, ctx.resolution),
                 "protocol": cell.protocol.name, "shots": cell.protocol.shots, "seed": cell.seed,
                 "config": flat_settings(protocol_config(ctx, cell.protocol.name)),
-                "batchnorm": DEFAULT_BATCHNORM, "split": ctx.spec.split}
+                "batchnorm": DEFAULT_BATCHNORM, "recalibration": RECALIBRATION_VERSION,
+                "split": ctx.spec.split}
     if "teacher" in inputs:
         material["teacher"] = inputs["teacher"].sha256("teacher")
     return material
