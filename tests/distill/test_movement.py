@@ -12,6 +12,7 @@ from torch import Tensor
 from ssdd_cli.distill.movement import IMAGES, movement, relative_movement, snapshot
 from ssdd_cli.distill.param import RawSet
 from ssdd_cli.kit.checkpoint import Checkpointer
+from ssdd_cli.progress import ProgressEvent
 from tests.distill.conftest import make_loop
 
 
@@ -44,7 +45,7 @@ def test_a_snapshot_does_not_follow_the_set() -> None:
 def test_the_loop_records_movement_with_the_held_out_signal_and_shows_it(  # type: ignore[no-untyped-def]
         source: Tensor, teacher, tmp_path) -> None:
     loop = make_loop(source, teacher, steps=4)
-    events = []
+    events: list[ProgressEvent] = []
     loop.start(Checkpointer(tmp_path / "c.ckpt", "distill", {"test": 1}), resume=False)
     loop.run(callback=events.append)
     steps = [s for s, _ in loop.movement]
