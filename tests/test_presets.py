@@ -130,8 +130,8 @@ def test_the_full_row_costs_about_an_artifacts_pretraining(name: str) -> None:
 def test_the_full_row_epochs_on_the_official_sets() -> None:
     from ssdd_cli.train.full import full_config
 
-    # Fashion-MNIST's 60,000 images: 235 minibatches an epoch, 5 epochs (1,175 steps);
-    # CIFAR's 50,000: 196, 6 epochs (1,176), where 50 epochs were 9,800 steps.
-    assert full_config(get_preset("fashion-mnist"), 60_000, arch="convnet").epochs == 5
-    assert full_config(get_preset("cifar100"), 50_000, arch="convnet").epochs == 6
+    # Fashion-MNIST's 54,000 training images: 211 minibatches an epoch, 5 epochs (1,055 steps);
+    # CIFAR's 45,000: 176, 6 epochs (1,056), where 50 epochs were 8,800 steps.
+    assert full_config(get_preset("fashion-mnist"), 54_000, arch="convnet").epochs == 5
+    assert full_config(get_preset("cifar100"), 45_000, arch="convnet").epochs == 6
     assert full_config(get_preset("cifar100"), 50_000, arch="convnet", steps=2_000).epochs == 11

@@ -2,7 +2,7 @@
 
     from ssdd_cli.data import load_source
     data = load_source("digits")          # ImageSet: train/val/test (n, 1, 16, 16) in [0, 1]
-    real = device_tensor(data.source, data.mean, data.std, device)  # the source side: train + val
+    real = device_tensor(data.source, data.mean, data.std, device)  # the source side: train (val held out)
 
 Sources: `digits`, `digits-nuisance` (the benchmark) and `shapes` (embedded), `cifar10` and
 `cifar100` (official pickles under the data root), `fashion-mnist` and `mnist` (official IDX

@@ -23,13 +23,15 @@ class ImageSet:
     Attributes:
         name: the source spec that produced it (`"digits"`, `"imagefolder:/data/cub"`, ...).
         train, val, test: images (n, c, r, r), float32 in [0, 1]; val is carved from the
-            official train split with a fixed seed, so the three never overlap. train and val
-            serve evaluation (a probe trains on train and makes its choices on val); the source
-            side (teacher, PCA, distillation, selection) uses `source`, the whole official
-            train split.
+            official train split with a fixed seed, so the three never overlap. The source side
+            (teacher, normalisation and target statistics, PCA, distillation, selection, the
+            full row) uses `source`, the train split alone: val is held out of every step that
+            makes an artifact, so a diagnostic or a screen scored on it is scored on images no
+            step of distillation read (issue 33). Evaluation trains its probes on train and
+            makes its choices on val.
         train_labels, val_labels, test_labels: class indices (n,) int64, or None for an
             unlabelled source.
-        mean, std: per-channel statistics (c,) of `source` in [0, 1] space; distillation and
+        mean, std: per-channel statistics (c,) of `source` (train) in [0, 1] space; distillation and
             training work on `(x - mean) / std` (see `ssdd_cli.data.normalize`).
         classes: number of classes, or None for an unlabelled source.
 
@@ -82,21 +84,16 @@ class ImageSet:
 
     @property
     def source(self) -> Tensor:
-        """The source side: the whole official train split, train then val (n_train + n_val, c,
-        r, r). The papers' teacher, PCA and distillation see all of it; val is carved out only
-        for the probes' choices. A new tensor on each call: keep it rather than calling again."""
-        import torch
-
-        return torch.cat([self.train, self.val]) if len(self.val) else self.train
+        """The source side (n_train, c, r, r): the train split, without val. The papers' teacher,
+        PCA and distillation see the whole official train split; here its validation tenth is
+        held out of them (docs/reproducing.md), so that a screen on val is a screen on unseen
+        images, as the test split is."""
+        return self.train
 
     @property
     def source_labels(self) -> Tensor | None:
-        """Labels (n_train + n_val,) of `source`, or None for an unlabelled source."""
-        import torch
-
-        if self.train_labels is None or self.val_labels is None:
-            return self.train_labels if not len(self.val) else None
-        return torch.cat([self.train_labels, self.val_labels])
+        """Labels (n_train,) of `source`, or None for an unlabelled source."""
+        return self.train_labels
 
     @property
     def sizes(self) -> tuple[int, int, int]:

@@ -108,7 +108,7 @@ def assemble(
     Without `val`, `n_val` images (default `val_count(len(train))`) are carved from `train`
     (stratified when labelled). `limit` then keeps a fixed random subset of that many training
     images (for quick runs); val and test are untouched. Mean and std come from the source side,
-    train and val together (the whole official train split, or what `limit` kept of it).
+    the train split alone (or what `limit` kept of it): val is held out of it (`ImageSet.source`).
     """
     import torch
 
@@ -128,7 +128,7 @@ def assemble(
     if classes is None and train_labels is not None:
         present = [y for y in (train_labels, val_labels, test_labels) if y is not None and len(y)]
         classes = max(int(np.max(y)) for y in present) + 1 if present else 0
-    mean, std = channel_stats(train, val)
+    mean, std = channel_stats(train)
     return ImageSet(
         name=name,
         train=train.contiguous(),

@@ -88,7 +88,7 @@ class DistillInputs:
     precision: of the network passes (`kit.precision`; the teacher's is `teacher.precision`).
     """
 
-    images: Tensor  # (n, c, h, w) the normalised source side (the whole official train split)
+    images: Tensor  # (n, c, h, w) the normalised source side (train; val held out)
     teacher: TeacherTargets | None
     generator: torch.Generator
     labels: Tensor | None = None  # (n,) int64, or None for an unlabelled source

@@ -108,8 +108,8 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
         check_plan(0)
     elif req.teacher is None:
         check_plan(preset.teacher.feature_dim)
-    # The source side is the whole official train split (val included): the papers distill all
-    # of it; val serves only the evaluation's choices.
+    # The source side is the train split: val is held out of every step that makes the artifact
+    # (`ImageSet.source`), so the held-out signal and the probe score images distillation never read.
     images = device_tensor(data.source, data.mean, data.std, req.device)
     precision = req.precision if method.uses_precision else FP32
     teacher: TeacherTargets | None = None

@@ -27,8 +27,8 @@ from ssdd_cli.presets.records import (
 # The DM family keeps the papers' networks, losses and real batch of 256 per class, with a few
 # dozen iterations (a DM step over 10 classes took 3.4 s on 2 cores in float32; the papers run
 # 20,000), so on this preset its sets stay close to their real initialisation.
-# The "full" row runs 5 epochs: 5 × 235 minibatches of the 60,000 images of the source side
-# (train and val), about the distilled sets' 1,000 steps (see PretrainPreset).
+# The "full" row runs 5 epochs: 5 × 211 minibatches of the 54,000 images of the source side
+# (train; val held out), about the distilled sets' 1,000 steps (see PretrainPreset).
 _MNIST_TEACHER = replace(SMALL_TEACHER, arch="convnet", arch_kwargs={"widths": (32, 64, 128), "pool": "avg"},
                          epochs=25, batch_size=256, augment="barlow-twins-crop30")
 for _name in ("fashion-mnist", "mnist"):

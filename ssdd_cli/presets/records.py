@@ -101,8 +101,8 @@ class PretrainPreset:
     pretraining takes, `epochs` epochs of one minibatch (a distilled set of at most 256 images),
     so the row differs from the distilled sets in its data, not its training length. The row runs
     the fewest whole epochs over the source that reach them (`train.full.full_config`): on
-    CIFAR's 50,000 images 6 epochs of 196 minibatches (1,176 steps), on Fashion-MNIST's 60,000
-    5 of 235 (1,175), on digits' 1,438 167 of 6 (1,002).
+    CIFAR's 45,000 training images 6 epochs of 176 minibatches (1,056 steps), on Fashion-MNIST's
+    54,000 5 of 211 (1,055), on digits' 1,294 167 of 6 (1,002).
     """
 
     epochs: int = 1000

@@ -26,7 +26,7 @@ from ssdd_cli.kit.distributed import barrier, is_main
 from ssdd_cli.models import Backbone, BackboneFileError
 from ssdd_cli.progress import Callback, ProgressEvent, silent
 from ssdd_cli.teacher.cache import slug
-from ssdd_cli.teacher.store import load_teacher, save_teacher
+from ssdd_cli.teacher.store import TRAINED_ON, load_teacher, save_teacher
 from ssdd_cli.teacher.trainer import TeacherConfig, train_teacher
 
 CACHE_ENV = "SSDD_CACHE"
@@ -71,6 +71,14 @@ def get_or_train_teacher(
     if config is None:
         config = TeacherConfig.from_preset(chosen.teacher, arch=arch, seed=seed)
     path = teacher_path(source_spec, config.arch, cache_root, chosen.name)
+    header = _metadata(path) if path.exists() else {}  # {}: absent, or unreadable (the load says why)
+    if header and header.get("ssdd.trained_on") != TRAINED_ON:
+        callback(ProgressEvent("teacher", message=(
+            f"the cached teacher {path} was trained on the validation images too (before they were "
+            "held out of the source side): training a new one in its place")))
+        if is_main():
+            path.unlink(missing_ok=True)
+        barrier()
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         callback(ProgressEvent("teacher", message=(
@@ -103,16 +111,21 @@ def find_cached_teacher(sha256: str, cache_root: Path | None = None) -> Path | N
     """
     root = Path(cache_root) if cache_root is not None else default_cache_root()
     for path in sorted(root.glob("*.safetensors")) if root.is_dir() else []:
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-        except BaseException as error:  # an unreadable file is not the teacher sought
-            if not is_library_failure(error):
-                raise
-            continue
+        meta = _metadata(path)  # an unreadable file ({}) is not the teacher sought
         if meta.get("ssdd.kind") == "teacher" and meta.get("ssdd.sha256") == sha256:
             return path
     return None
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    """The string metadata of a safetensors file's header ({} when it does not read)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except BaseException as error:
+        if not is_library_failure(error):
+            raise
+        return {}
 
 
 def resolve_teacher(path: Path | None, source: str, data: ImageSet, *, data_root: Path | None = None,
@@ -126,6 +139,12 @@ def resolve_teacher(path: Path | None, source: str, data: ImageSet, *, data_root
     else:
         backbone, meta, path = get_or_train_teacher(source, data_root=data_root, device=device,
                                                     callback=callback, preset=preset, download=download)
+    if meta.get("ssdd.trained_on") != TRAINED_ON:
+        callback(ProgressEvent("teacher", message=(
+            f"note: the teacher {path} records no training on the train split alone (an imported "
+            "teacher or one from before validation was held out), so it may have seen the validation "
+            "images the held-out signal and validation screens score; `ssdd teacher` trains one that "
+            "has not")))
     if (backbone.in_channels, backbone.image_size) != (data.channels, data.resolution):
         raise UsageError(
             f"the teacher {path} takes {backbone.in_channels}×{backbone.image_size}² images but "

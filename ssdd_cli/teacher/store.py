@@ -11,6 +11,8 @@ Metadata a teacher adds to `save_backbone`'s structural keys (all strings):
     ssdd.loss        the mean Barlow Twins loss of the last epoch
     ssdd.teacher_config  JSON of the `TeacherConfig`
     ssdd.sha256      `weights_sha256` of the backbone (see there for exactly what is hashed)
+    ssdd.trained_on  which images of the source it trained on: `TRAINED_ON`, the train split
+                     with val held out (absent: a teacher from before issue 33, which saw val)
 
 A teacher imported from elsewhere (`teacher.imports`) has no epochs, loss or config; it carries
 `ssdd.origin` instead: JSON of the checkpoint's file name and sha256, its layout, the heads
@@ -33,6 +35,9 @@ from ssdd_cli.teacher.trainer import TeacherResult
 
 TEACHER_KIND = "teacher"
 SSL_METHOD = "barlow_twins"
+# The images a teacher trained by this ssdd sees: the source side, the train split without val
+# (`ImageSet.source`). A teacher without this record saw val too.
+TRAINED_ON = "train, val held out"
 
 
 def weights_sha256(model: nn.Module) -> str:
@@ -67,6 +72,7 @@ def teacher_metadata(
         "ssdd.loss": repr(result.final_loss),
         "ssdd.teacher_config": result.config.to_json(),
         "ssdd.sha256": weights_sha256(result.backbone),
+        "ssdd.trained_on": TRAINED_ON,
     }
 
 

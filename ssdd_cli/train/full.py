@@ -1,5 +1,5 @@
 """The "full" reference row: a fresh backbone pretrained on every image distillation sees (the
-source's whole official train split) with its teacher target, scaled as artifacts scale theirs
+source side: the train split, val held out) with its teacher target, scaled as artifacts scale theirs
 (`teacher.targets`), by the same recipe as an artifact's pretraining (`train.pretrain`).
 
 It is the ceiling a distilled set of N images aims at: the same regression, on all the data.

@@ -31,7 +31,7 @@ RAW: dict[str, Any] = {
     "protocols": ["knn@1shot", "linear"],
     "methods": {"ssdd": FAST, "ssdd@init": {"method": "ssdd", **FAST, "steps": 0}, "random": {}},
     "teacher": {"epochs": 1}, "pretrain": {"epochs": 3}, "eval": {"linear": {"epochs": 2}},
-    "full_steps": 12,  # 2 epochs of digits' 1,438 images (6 minibatches each)
+    "full_steps": 12,  # 2 epochs of digits' 1,294 training images (6 minibatches each)
 }
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -99,7 +99,7 @@ def test_the_full_row_is_planned_run_on_every_training_image_and_reused(
     assert [o.step.id for o in full] == ["full/convnet/seed0", "full/convnet/seed1"]
     assert all(o.step.inputs == (("teacher", "teacher/digits"),) for o in full)
     record = full[0].record
-    assert record is not None and record.metrics["images"] == 1438  # digits: its whole official train split
+    assert record is not None and record.metrics["images"] == 1294  # digits: its train split, val held out
     assert record.metrics["steps"] == 12 and record.material["config"]["epochs"] == 2
     assert "moved" in record.metrics["drift"]
     assert record.material["precision"] == "fp32"  # the default; part of every training step's key

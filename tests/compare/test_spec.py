@@ -312,7 +312,7 @@ def test_pretrain_epochs_do_not_change_the_full_row_but_full_steps_do() -> None:
 
     default = full({})
     assert full({"pretrain": {"epochs": 7}}) == default  # the artifacts' epochs only
-    assert default.epochs == 167  # digits' 1,438 images: 6 minibatches an epoch, 1,002 steps
+    assert default.epochs == 167  # digits' 1,294 training images: 6 minibatches an epoch, 1,002 steps
     assert full({"full_steps": 12}).epochs == 2
     assert full({"pretrain": {"lr": 0.05}}).lr == 0.05  # the rest of the recipe is the artifacts'
 

@@ -1,5 +1,5 @@
-"""The comparison's teacher step trains the teacher every other path trains: on the source's
-train + val images (`ImageSet.source`), as `ssdd teacher` and distill's cached teacher do."""
+"""The comparison's teacher step trains the teacher every other path trains: on the source side
+(`ImageSet.source`: the train split, val held out), as `ssdd teacher` and distill's cached teacher do."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 from ssdd_cli.compare import build_plan, spec_from_mapping
 from ssdd_cli.compare.steps import StepContext, run_teacher, teacher_config, teacher_material
 from ssdd_cli.teacher.provide import get_or_train_teacher
+from ssdd_cli.teacher.store import TRAINED_ON
 
 
 def test_the_compare_teacher_is_the_one_ssdd_teacher_and_distill_train(tmp_path: Path) -> None:
@@ -21,7 +22,7 @@ def test_the_compare_teacher_is_the_one_ssdd_teacher_and_distill_train(tmp_path:
                                   "teacher": {"epochs": 1, "batch_size": 512}})
         step = next(s for s in build_plan(spec) if s.kind == "teacher")
         ctx = StepContext(spec)
-        assert teacher_material(step, {}, ctx)["images"] == "source"  # older train-only records rerun
+        assert teacher_material(step, {}, ctx)["images"] == TRAINED_ON  # teachers of other images rerun
         work = tmp_path / "step"
         work.mkdir()
         outputs, _ = run_teacher(step, {}, work, ctx)

@@ -163,13 +163,14 @@ def test_distill_cifar100_official_tree_and_missing_data(tmp_path: Path) -> None
     assert missing.exit_code == 1 and "cifar100 not found" in missing.output and "Traceback" not in missing.output
 
 
-def test_the_source_side_is_the_whole_official_train_split(tmp_path: Path, teacher: Path) -> None:
-    # The papers distill all of the train split; validation images are not held back from it.
+def test_the_source_side_is_the_train_split_with_val_held_out(tmp_path: Path, teacher: Path) -> None:
+    # Validation images are held out of the source side (issue 33): the most a selection can take
+    # is the train split.
     from ssdd_cli.data import load_source
 
     data = load_source("digits")
     n = len(data.source)
-    assert n == len(data.train) + len(data.val)
+    assert n == len(data.train) and len(data.val) > 0
     out = tmp_path / "all.ssdd"
     result = runner.invoke(app, ["distill", "--source", "digits", "--method", "random", "--teacher", str(teacher),
                                  "--budget", str(n), "-o", str(out)])

@@ -91,3 +91,22 @@ def test_features_are_cached_keyed_and_invalidated(tmp_path: Path, tiny_config: 
 
     with pytest.raises(UsageError, match="unknown teacher view"):
         teacher_features(model, meta, x, "rotate", teacher_file=teacher_file)
+
+
+def test_a_cached_teacher_that_saw_the_validation_images_is_trained_again(
+        tmp_path: Path, tiny_config: TeacherConfig) -> None:
+    """A teacher from before validation was held out of the source side (no `ssdd.trained_on`)
+    is not reused: it has seen the images the held-out signals score."""
+    from ssdd_cli.models import load_backbone, save_backbone
+    from ssdd_cli.models.store import STRUCTURAL_KEYS as STRUCTURAL
+    from ssdd_cli.teacher.store import TRAINED_ON
+
+    config = dataclasses.replace(tiny_config, epochs=1, batch_size=256)
+    _, meta, path = get_or_train_teacher("digits", cache_root=tmp_path, config=config)
+    assert meta["ssdd.trained_on"] == TRAINED_ON
+    net, old = load_backbone(path)
+    save_backbone(path, net, {k: v for k, v in old.items() if k not in STRUCTURAL and k != "ssdd.trained_on"})
+    events: list[ProgressEvent] = []
+    _, again, _ = get_or_train_teacher("digits", cache_root=tmp_path, config=config, callback=events.append)
+    assert again["ssdd.trained_on"] == TRAINED_ON
+    assert any("trained on the validation images too" in (e.message or "") for e in events)

@@ -1,5 +1,6 @@
-"""The teacher step: the source's Barlow Twins teacher, trained on train + val (`ImageSet.source`)
-as `ssdd teacher` and distill's cached teacher train it, or a given teacher file."""
+"""The teacher step: the source's Barlow Twins teacher, trained on the source side
+(`ImageSet.source`: the train split, val held out) as `ssdd teacher` and distill's cached teacher
+train it, or a given teacher file."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ssdd_cli.data import source_preset
 from ssdd_cli.io import sha256_file
 from ssdd_cli.kit.checkpoint import flat_settings
 from ssdd_cli.teacher import TeacherConfig, load_teacher, save_teacher, train_teacher
+from ssdd_cli.teacher.store import TRAINED_ON
 
 
 def teacher_config(ctx: StepContext) -> TeacherConfig:
@@ -27,10 +29,11 @@ def teacher_material(step: Step, inputs: Mapping[str, StepRecord], ctx: StepCont
     given = ctx.spec.teacher.get("file")
     if given is not None:
         return {"kind": "teacher", "file": sha256_file(given)}
-    # "images": the teacher trains on train + val (`ImageSet.source`), as `ssdd teacher` and
-    # distill's cached teacher do; records of the older train-only teacher lack it and rerun.
+    # "images": the images the teacher trains on (`ImageSet.source`), as `ssdd teacher` and
+    # distill's cached teacher do; records of teachers trained on other images rerun.
     return {"kind": "teacher", "source": ctx.spec.source, "data": ctx.data_sha256(ctx.spec.source),
-            "images": "source", "config": flat_settings(teacher_config(ctx)), "precision": ctx.precision.name}
+            "images": TRAINED_ON, "config": flat_settings(teacher_config(ctx)),
+            "precision": ctx.precision.name}
 
 
 def run_teacher(step: Step, inputs: Mapping[str, StepRecord], work: Path,
