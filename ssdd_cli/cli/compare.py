@@ -25,8 +25,8 @@ from ssdd_cli.compare import (
     write_results,
 )
 from ssdd_cli.compare.plan import KINDS
-from ssdd_cli.compare.steps import StepContext, full_length
-from ssdd_cli.data import source_preset
+from ssdd_cli.compare.steps import full_length
+from ssdd_cli.data import source_preset, source_status
 from ssdd_cli.device import resolve_device
 from ssdd_cli.errors import SSDDError, UsageError
 
@@ -134,13 +134,16 @@ def _plan_table(plan: Plan, data_root: Path | None) -> Table:
 
 
 def _full_row(plan: Plan, data_root: Path | None) -> str:
-    """The full row's length: its SGD steps and epochs, or the steps asked for when the source
-    cannot be read (the plan itself needs no data)."""
+    """The full row's length: its SGD steps and epochs over the source's training images as
+    `ssdd datasets` counts them (no image is read), or the steps asked for when it cannot."""
     spec = plan.spec
     asked = spec.full_steps or source_preset(spec.source).pretrain.full_steps
     try:
-        length = full_length(StepContext(spec, data_root=data_root))
-    except SSDDError:
+        images = int(source_status(spec.source, data_root).sizes.split("/")[0].replace(",", ""))
+    except (SSDDError, ValueError):
+        images = 0
+    if images < 1:
         return f"about {asked:,} SGD steps (in whole epochs over the source, once it is read)"
+    length = full_length(spec, images)
     return (f"{length.steps:,} SGD steps: {length.epochs:,} epochs of the {length.images:,} training "
             f"images in minibatches of {length.batch_size} (full_steps {asked:,})")

@@ -40,8 +40,13 @@ def full_epochs(steps: int, images: int, batch_size: int) -> int:
     SGD steps (an epoch's minibatches counted as `train.pretrain` draws them)."""
     if steps < 1:
         raise UsageError(f"the full row needs at least one SGD step, got {steps}.", option="full_steps")
-    per_epoch = sgd_steps(images, batch_size, 1, min_size=max(2, distributed.world_size()))
-    return max(1, math.ceil(steps / per_epoch))
+    return max(1, math.ceil(steps / epoch_steps(images, batch_size)))
+
+
+def epoch_steps(images: int, batch_size: int) -> int:
+    """SGD steps an epoch over `images` takes (`train.pretrain`'s minibatches; under torchrun a
+    last batch smaller than the ranks joins the one before)."""
+    return sgd_steps(images, batch_size, 1, min_size=max(2, distributed.world_size()))
 
 
 def full_config(preset: Preset, images: int, *, arch: str, seed: int = 0, steps: int | None = None,

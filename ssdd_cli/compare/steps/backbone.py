@@ -10,6 +10,7 @@ from typing import Any
 
 from ssdd_cli.bundle import load_bundle
 from ssdd_cli.compare.plan import Step
+from ssdd_cli.compare.spec import CompareSpec
 from ssdd_cli.compare.steps.context import Outputs, StepContext
 from ssdd_cli.compare.store import StepRecord
 from ssdd_cli.data import source_preset
@@ -18,8 +19,7 @@ from ssdd_cli.kit.checkpoint import flat_settings
 from ssdd_cli.models import save_backbone
 from ssdd_cli.progress import ProgressEvent
 from ssdd_cli.teacher.targets import DEFAULT_TARGETS
-from ssdd_cli.train.diagnostics import sgd_steps
-from ssdd_cli.train.full import full_config, pretrain_full
+from ssdd_cli.train.full import epoch_steps, full_config, pretrain_full
 from ssdd_cli.train.pretrain import build_backbone
 from ssdd_cli.train.recipe import PretrainConfig
 from ssdd_cli.train.recorded import pretrain_bundle
@@ -39,19 +39,20 @@ def _pretrain_config(ctx: StepContext, step: Step) -> PretrainConfig:
     if step.kind == "init":  # the lower reference: what `ssdd eval random` builds
         return PretrainConfig.from_preset(preset, arch=cell.arch, seed=cell.seed)
     if step.kind == "full":
-        return _full_config(ctx, cell.arch, cell.seed)
+        return _full_config(ctx.spec, len(ctx.data(ctx.spec.source).source), cell.arch, cell.seed)
     # Labelled artifacts (the DM family) train under their own protocol, as `ssdd pretrain` does.
     labelled = cell.method is not None and get_method(cell.method).needs_labels
     return PretrainConfig.from_preset(preset, budget=cell.budget, arch=cell.arch, seed=cell.seed,
                                       labelled=labelled, **ctx.spec.pretrain)
 
 
-def _full_config(ctx: StepContext, arch: str, seed: int) -> PretrainConfig:
-    """Every training image, for the full row's own SGD steps (`spec.full_steps`, else the
-    preset's): `[pretrain] epochs` is the artifacts' length, the rest of `[pretrain]` applies."""
-    options = {k: v for k, v in ctx.spec.pretrain.items() if k != "epochs"}
-    return full_config(source_preset(ctx.spec.source), len(ctx.data(ctx.spec.source).source), arch=arch,
-                       seed=seed, steps=ctx.spec.full_steps, **options)
+def _full_config(spec: CompareSpec, images: int, arch: str, seed: int) -> PretrainConfig:
+    """Every one of the source side's `images`, for the full row's own SGD steps
+    (`spec.full_steps`, else the preset's): `[pretrain] epochs` is the artifacts' length, the rest
+    of `[pretrain]` applies."""
+    options = {k: v for k, v in spec.pretrain.items() if k != "epochs"}
+    return full_config(source_preset(spec.source), images, arch=arch, seed=seed, steps=spec.full_steps,
+                       **options)
 
 
 @dataclass(frozen=True)
@@ -65,11 +66,10 @@ class FullLength:
     batch_size: int
 
 
-def full_length(ctx: StepContext) -> FullLength:
-    """The full row's length on the comparison's source (reads the source)."""
-    config = _full_config(ctx, ctx.spec.archs[0], 0)
-    images = len(ctx.data(ctx.spec.source).source)
-    steps = sgd_steps(images, config.batch_size, config.epochs)
+def full_length(spec: CompareSpec, images: int) -> FullLength:
+    """The full row's length on a source side of `images` images (no data is read)."""
+    config = _full_config(spec, images, spec.archs[0], 0)
+    steps = epoch_steps(images, config.batch_size) * config.epochs
     return FullLength(steps, config.epochs, images, config.batch_size)
 
 
