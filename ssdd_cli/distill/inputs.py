@@ -15,7 +15,7 @@ from ssdd_cli.budget import ImageShape
 from ssdd_cli.kit.precision import FP32, Precision
 from ssdd_cli.models import Backbone, extract_features
 from ssdd_cli.teacher.cache import VIEWS, teacher_features
-from ssdd_cli.teacher.targets import TARGET_SCALINGS, TargetScaling
+from ssdd_cli.teacher.targets import TARGET_SCALINGS, TargetScaling, check_features
 
 
 @dataclass
@@ -57,9 +57,10 @@ class TeacherTargets:
         """These targets "raw", or "standardized" with μ and σ of g(X_t) (`teacher.targets`)."""
         if targets not in TARGET_SCALINGS:
             raise ValueError(f"unknown target scaling {targets!r}; choose one of {TARGET_SCALINGS}")
-        if targets == "raw":
-            return replace(self, scaling=None, _views={})
         raw = replace(self, scaling=None, _views={}).features()
+        if targets == "raw":
+            check_features(raw)  # a collapsed teacher is refused whatever the scaling
+            return replace(self, scaling=None, _views={"identity": raw})
         scaling = TargetScaling.fit(raw)  # the identity view, already computed, is kept scaled
         return replace(self, scaling=scaling, _views={"identity": scaling.apply(raw)})
 

@@ -39,6 +39,23 @@ class TeacherFeaturesError(SSDDError):
     """A teacher whose features over the source cannot be standardised (collapsed or not finite)."""
 
 
+def check_features(features: Tensor) -> Tensor:
+    """The per-dimension population variance (d_y,) of a teacher's features (n, d_y) over the
+    source, after refusing (TeacherFeaturesError) features that are not finite or constant in
+    every dimension: such a teacher has collapsed and teaches nothing, whatever the scaling."""
+    f = features.double()
+    if not bool(torch.isfinite(f).all()):
+        raise TeacherFeaturesError(
+            "the teacher's features of the source images are not finite (NaN or infinite); retrain "
+            "the teacher.", option="teacher")
+    var = f.var(dim=0, unbiased=False)
+    if not bool((var > 0).any()):
+        raise TeacherFeaturesError(
+            f"the teacher has collapsed (its {f.shape[1]} features are the same for every source "
+            "image, every variance 0), so its targets teach nothing; retrain the teacher.", option="teacher")
+    return var
+
+
 @dataclass(frozen=True)
 class TargetScaling:
     """Per-dimension standardisation y' = (y − mean) / std. mean, std: (d_y,) float32."""
@@ -51,20 +68,10 @@ class TargetScaling:
         """μ and σ of features (n, d_y) over their rows (population variance, floored by EPS, and
         by float32's smallest normal number so that σ > 0 once stored).
 
-        Raises TeacherFeaturesError when the features are not finite, or constant in every
-        dimension (nothing to standardise: the teacher has collapsed).
+        Raises TeacherFeaturesError as `check_features` does.
         """
         f = features.double()
-        if not bool(torch.isfinite(f).all()):
-            raise TeacherFeaturesError(
-                "the teacher's features of the source images are not finite (NaN or infinite); retrain "
-                "the teacher.", option="teacher")
-        var = f.var(dim=0, unbiased=False)
-        if not bool((var > 0).any()):
-            raise TeacherFeaturesError(
-                f"the teacher has collapsed (its {f.shape[1]} features are the same for every source "
-                "image, every variance 0), so they cannot be standardised and teach nothing; retrain the "
-                "teacher, or use raw target scaling.", option="target_scaling")
+        var = check_features(f)
         std = (var + EPS * var.mean()).sqrt().clamp_min(FLOAT32_TINY)
         return cls(f.mean(dim=0).float(), std.float())
 
