@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import shlex
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -85,8 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--teacher-epochs", help="default: the preset's")
     parser.add_argument("--steps", help="outer steps (default: the preset's)")
     parser.add_argument("--pretrain-epochs", help="default: the preset's")
-    parser.add_argument("--full-epochs", help="epochs of the full row (default: the preset's full_steps "
-                        "SGD steps in whole epochs)")
+    parser.add_argument("--full-steps", type=int, help="SGD steps of the full row, run in whole epochs "
+                        "(default: the preset's full_steps)")
     parser.add_argument("--probe-epochs", type=int, default=100, help="epochs of the linear probes")
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the few-shot probes")
     args = parser.parse_args(argv)
@@ -111,9 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     ssdd("reconstruct", str(out / "ssdd.ssdd"), "--out", str(out / "images"))
     preset = source_preset(SOURCE)
     source = load_source(SOURCE)
-    full_recipe = full_config(preset, len(source.source), arch="convnet")  # the preset's full_steps
-    if args.full_epochs:
-        full_recipe = replace(full_recipe, epochs=int(args.full_epochs))
+    full_recipe = full_config(preset, len(source.source), arch="convnet", steps=args.full_steps)
     console.print(f"[bold cyan]full row: a ConvNet on every training image, {full_recipe.epochs} epochs[/]")
     with progress_callback() as callback:
         full = pretrain_full(source, teacher, full_recipe,

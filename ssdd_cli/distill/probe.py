@@ -38,6 +38,9 @@ from ssdd_cli.train.recipe import PretrainConfig
 
 PROBE_STEPS = 200  # SGD steps of the short pretraining (a fifth of the presets' 1,000)
 PROBE_BATCH = 256
+# What the signal measures, for stores that key runs by it: 2 since issue 32 (val-cka against the
+# teacher recalibrated on the validation images, BatchNorm passes over shuffled minibatches).
+PROBE_VERSION = 2
 
 
 @dataclass

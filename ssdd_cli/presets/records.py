@@ -99,7 +99,9 @@ class PretrainPreset:
     full_steps: the SGD steps of the "full" reference row of `ssdd compare` and the demo (every
     training image with its teacher target, the same recipe otherwise): as many as an artifact's
     pretraining takes, `epochs` epochs of one minibatch (a distilled set of at most 256 images),
-    so the row differs from the distilled sets in its data, not its training length. The row runs
+    so the row differs from the distilled sets in its data, not its training length (a larger
+    set, e.g. Fashion-MNIST's m = 1,030 × 4 views at N = 500, takes several minibatches an epoch,
+    so its pretraining is longer than the row: set `full_steps` in a comparison to match). The row runs
     the fewest whole epochs over the source that reach them (`train.full.full_config`): on
     CIFAR's 45,000 training images 6 epochs of 176 minibatches (1,056 steps), on Fashion-MNIST's
     54,000 5 of 211 (1,055), on digits' 1,294 167 of 6 (1,002).

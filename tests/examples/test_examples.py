@@ -25,7 +25,7 @@ def script(name: str) -> ModuleType:
 def test_demo_pipeline_at_toy_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
     script("demo").main(["--out", str(out), "--teacher-epochs", "1", "--steps", "2", "--pretrain-epochs", "1",
-                         "--full-epochs", "1", "--probe-epochs", "2", "--seeds", "1"])
+                         "--full-steps", "1", "--probe-epochs", "2", "--seeds", "1"])
     printed = capsys.readouterr().out
     assert "$ ssdd distill --source digits-nuisance --method ssdd" in printed and "demo finished" in printed
     for row in ("random init (lower line)", "random selection", "KRR-ST", "SSDD (ours)", "full (every training",

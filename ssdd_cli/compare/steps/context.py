@@ -37,6 +37,7 @@ class StepContext:
     # features. One at a time: a flat ConvNet's features of 70,000 images take 650 MB.
     _probed: tuple[tuple[str, str], Probed] | None = field(default=None, repr=False)
     _hashes: dict[tuple[str, int], str] = field(default_factory=dict, repr=False)
+    _precision: Precision | None = field(default=None, repr=False)
 
     def forget_probed(self) -> None:
         """Let the last prepared backbone and its features go (before a step of another kind)."""
@@ -51,12 +52,14 @@ class StepContext:
         return self._data[key]
 
     def data_sha256(self, spec: str, resolution: int | None = None) -> str:
-        """A hash of every split and label of a loaded source (its content, not its name)."""
+        """A hash of every split and label of a loaded source (its content, not its name) and of
+        its normalisation statistics (which images the source side takes shows there)."""
         key = (spec, resolution or source_preset(spec).resolution)
         if key not in self._hashes:
             d = self.data(*key)
             labels = [t for t in (d.train_labels, d.val_labels, d.test_labels) if t is not None]
-            self._hashes[key] = tensor_sha256(d.train, d.val, d.test, *labels)
+            stats = torch.tensor([*d.mean, *d.std], dtype=torch.float64)
+            self._hashes[key] = tensor_sha256(d.train, d.val, d.test, *labels, stats)
         return self._hashes[key]
 
     def target(self, name: str) -> ImageSet:
@@ -66,9 +69,11 @@ class StepContext:
 
     @property
     def precision(self) -> Precision:
-        """The training passes' precision, resolved on this device (spec.precision)."""
-        return resolve_precision(self.spec.precision, self.device,
-                                 say=lambda m: self.callback(ProgressEvent("fastpath", message=m)))
+        """The training passes' precision, resolved on this device (spec.precision) once a run."""
+        if self._precision is None:
+            say = lambda m: self.callback(ProgressEvent("fastpath", message=m))  # noqa: E731
+            self._precision = resolve_precision(self.spec.precision, self.device, say=say)
+        return self._precision
 
     @property
     def resolution(self) -> int:

@@ -15,6 +15,7 @@ from ssdd_cli.compare.store import StepRecord
 from ssdd_cli.compare.typed import method_options
 from ssdd_cli.data import source_preset
 from ssdd_cli.distill.methods import get_method
+from ssdd_cli.distill.probe import PROBE_VERSION
 from ssdd_cli.distill.run import DistillRequest, checkpoint_path, run_distill
 from ssdd_cli.kit.checkpoint import flat_settings
 
@@ -38,9 +39,11 @@ def distill_material(step: Step, inputs: Mapping[str, StepRecord], ctx: StepCont
     assert step.cell.budget is not None
     entry = entry_of(ctx, step)
     config = distill_config(ctx, entry, step.cell.budget, d_y)
-    return {"kind": "distill", "source": ctx.spec.source, "data": ctx.data_sha256(ctx.spec.source),
+    settings = flat_settings(config)
+    probe = {"probe": PROBE_VERSION} if settings.get("outer.probe_every", 0) else {}
+    return {**probe, "kind": "distill", "source": ctx.spec.source, "data": ctx.data_sha256(ctx.spec.source),
             "teacher": teacher.sha256("teacher"), "method": step.cell.method, "budget": step.cell.budget,
-            "seed": step.cell.seed, "config": flat_settings(config),
+            "seed": step.cell.seed, "config": settings,
             "target_scaling": entry.target_scaling if get_method(entry.method).needs_teacher else None,
             "precision": ctx.precision.name if get_method(entry.method).uses_precision else "fp32"}
 
