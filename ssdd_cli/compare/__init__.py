@@ -8,17 +8,19 @@
 Modules: `config_file` (a TOML/YAML file and the command line's overrides), `spec` (what is
 asked, validated), `typed` (file values typed by the field they set), `plan` (the DAG of steps),
 `store` (content-addressed step folders), `steps` (what each kind of step is keyed by and how it
-runs), `runner` (checks, then runs or reuses), `report` (JSON and the Markdown table), `plots`
+runs), `runner` (checks, then runs or reuses), `summary` (the cells, mean ± std over seeds),
+`differences` (paired by seed, with 95% intervals), `report` (JSON and the Markdown), `plots`
 (PNG, matplotlib).
 """
 
 from ssdd_cli.compare.config_file import apply_setting, load_config_file, merge
 from ssdd_cli.compare.plan import Cell, Plan, Step, build_plan
 from ssdd_cli.compare.plots import write_plots
-from ssdd_cli.compare.report import Summary, results_markdown, summarize, write_results
+from ssdd_cli.compare.report import results_markdown, write_results
 from ssdd_cli.compare.runner import CompareRun, Outcome, check, run_compare
 from ssdd_cli.compare.spec import CompareSpec, MethodEntry, ProtocolSpec, spec_from_mapping
 from ssdd_cli.compare.store import StepRecord, StepStore, step_key
+from ssdd_cli.compare.summary import Summary, summarize
 
 __all__ = [
     "Cell",

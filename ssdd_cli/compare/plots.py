@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ssdd_cli.compare.plan import FULL, RANDOM_INIT, REFERENCES, TEACHER
-from ssdd_cli.compare.report import LOWER_IS_BETTER, PERCENT, Summary, summarize
 from ssdd_cli.compare.runner import CompareRun
+from ssdd_cli.compare.summary import LOWER_IS_BETTER, PERCENT, Summary, summarize
 from ssdd_cli.io import atomic_write
 from ssdd_cli.teacher.cache import slug as _slug
 

@@ -1,4 +1,5 @@
-"""A comparison's numbers: `summarize` (mean ± std over seeds), `results.json` and `results.md`.
+"""A comparison's numbers written out: `results.json` and `results.md` (the cells come from
+`compare.summary`, the paired differences from `compare.differences`).
 
 The Markdown follows the SSDD paper's Table 1: one table per budget, protocol and metric, the
 target then the method as rows, the pretrained architectures as columns, mean ± std over the
@@ -6,20 +7,19 @@ seeds, the best method of each column in bold, and two reference lines below the
 randomly initialised network of each architecture, and the teacher itself (one network, so the
 same number in every column). References are never bolded: they are not candidates.
 
-Choices: std is the population std (ddof = 0), as `evaluate` reports and the papers' "mean ±
-std over three runs"; accuracy and CKA print in percent, other metrics as they are; `mse` is
-the one metric where lower is better. Means equal at the printed precision are bolded alike. A
-cell with fewer values than seeds (a step failed or was skipped) is marked †.
+results.json lists every paired difference (`compare.differences`); results.md puts a table of
+them below each metric's table when there is more than one seed.
+
+Means equal at the printed precision are bolded alike. A cell with fewer values than seeds (a
+step failed or was skipped) is marked †.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import platform
-import statistics
 import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -28,62 +28,14 @@ import numpy
 import torch
 
 from ssdd_cli import __version__
-from ssdd_cli.compare.plan import REFERENCES, TEACHER
+from ssdd_cli.compare.differences import difference_table, differences
+from ssdd_cli.compare.plan import REFERENCES
 from ssdd_cli.compare.runner import CompareRun
+from ssdd_cli.compare.summary import LOWER_IS_BETTER, PERCENT, Summary, decimals, fmt, summarize
 from ssdd_cli.io import atomic_write_bytes
 
-PERCENT = {"accuracy", "cka"}
-LOWER_IS_BETTER = {"mse"}
 RESULTS_FORMAT = "ssdd-compare/1"
 CLASSIFIER = "DC ConvNet"  # the column of the protocols that train their own network (classify)
-
-
-@dataclass(frozen=True)
-class Summary:
-    """One cell: a row (method entry or reference) on one arch (None: the teacher, any column),
-    budget (None: a reference line), target, protocol label and metric, over its seeds."""
-
-    row: str
-    budget: int | None
-    arch: str | None
-    target: str
-    protocol: str
-    metric: str
-    seeds: tuple[int, ...]
-    values: tuple[float, ...]
-    planned: int
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.values) if self.values else float("nan")
-
-    @property
-    def std(self) -> float:
-        return statistics.pstdev(self.values) if self.values else float("nan")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "mean": self.mean, "std": self.std}
-
-
-def summarize(run: CompareRun) -> list[Summary]:
-    """Every eval's values grouped by cell: methods first (plan order), then the references."""
-    cells: dict[tuple[Any, ...], dict[str, dict[int, float]]] = {}
-    names: dict[str, list[str]] = {}  # protocol label → its metrics, in the order reported
-    for outcome in run.outcomes:
-        c = outcome.step.cell
-        if outcome.step.kind != "eval" or c.protocol is None or c.target is None or c.seed is None:
-            continue
-        cell = cells.setdefault((c.row, c.budget, c.arch, c.target, c.protocol.label), {})
-        if outcome.usable and outcome.record is not None:
-            for name, value in outcome.record.metrics.items():
-                known = names.setdefault(c.protocol.label, [])
-                known.extend([name] if name not in known else [])
-                cell.setdefault(name, {})[c.seed] = float(value)
-    out = [Summary(row, budget, arch, target, label, name, tuple(sorted(seeds)),
-                   tuple(seeds[s] for s in sorted(seeds)), run.plan.spec.seeds)
-           for (row, budget, arch, target, label), cell in cells.items()
-           for name in names.get(label, []) for seeds in [cell.get(name, {})]]
-    return sorted(out, key=lambda s: (s.row in REFERENCES, s.row == TEACHER))
 
 
 def versions() -> dict[str, str]:
@@ -112,24 +64,9 @@ def results_document(run: CompareRun) -> dict[str, Any]:
             "peak_memory": run.peak_memory, "peak_memory_grown": run.peak_memory_grown,
             "spec": run.plan.spec.to_dict(),
             "counts": {s: run.count(s) for s in ("ran", "reused", "failed", "skipped")},
-            "results": [s.to_dict() for s in summarize(run)], "artifacts": artifacts, "steps": steps}
-
-
-def decimals(value: float, metric: str) -> int:
-    """Decimals to print a metric's values with: 2 for percentages, else 3 significant digits of
-    the mean (at most 6), so a mean and its std share one precision."""
-    if metric in PERCENT:
-        return 2
-    if not math.isfinite(value) or value == 0:
-        return 4
-    return min(6, max(0, 2 - math.floor(math.log10(abs(value)))))
-
-
-def fmt(value: float, metric: str, places: int | None = None) -> str:
-    if value != value:  # NaN
-        return "—"
-    places = decimals(value, metric) if places is None else places
-    return f"{(100 if metric in PERCENT else 1) * value:.{places}f}"
+            "results": [s.to_dict() for s in summarize(run)],
+            "differences": [d.to_dict() for d in differences(summarize(run))],
+            "artifacts": artifacts, "steps": steps}
 
 
 def cell_text(s: Summary | None) -> str:
@@ -173,6 +110,7 @@ def markdown_table(summaries: list[Summary], archs: list[str], metric: str) -> s
 def results_markdown(run: CompareRun) -> str:
     spec = run.plan.spec
     summaries = summarize(run)
+    diffs = differences(summaries)
     archs = list(spec.archs)
     out = [f"# ssdd compare: {spec.source}", "",
            f"Methods pretrained on each artifact, evaluated on the {spec.split} split of each target; mean "
@@ -202,6 +140,11 @@ def results_markdown(run: CompareRun) -> str:
                 unit = " (%)" if metric in PERCENT else ""
                 out += [f"## N = {budget}: {protocol.label}, {metric}{unit}{direction}", "",
                         markdown_table(cells, columns, metric), ""]
+                column = [d for d in diffs if d.budget == budget and d.protocol == protocol.label
+                          and d.metric == metric]
+                if column and protocol.on_backbone and spec.seeds > 1:
+                    out += [f"Paired over seeds, mean and 95% interval{' (points)' if unit else ''}; "
+                            "* where the interval excludes 0:", "", difference_table(column, columns), ""]
     if any(len(s.values) < s.planned for s in summaries):
         out += ["† fewer values than seeds: a step failed or was skipped (see results.json).", ""]
     failed = [f"- failed: {o.step.description}: {o.error}" for o in run.outcomes if o.status == "failed"]

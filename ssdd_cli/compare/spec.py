@@ -14,6 +14,7 @@ the command line's options (which build the mapping the file would hold):
     full = true                         # the "full" row: pretraining on every training image
     full_steps = 1000                   # its SGD steps (default: the preset's, about an artifact's
                                         # pretraining; `[pretrain] epochs` does not change it)
+    draws = 20                          # labelled draws a few-shot probe averages per backbone
     split = "test"                      # the split probes score: "val" to choose settings
     precision = "fp32"                  # of the training passes: fp32, bf16 or auto
     [arch_options.resnet10]             # an architecture's options (`ssdd models`), e.g. its width
@@ -64,6 +65,7 @@ from ssdd_cli.train.protocols import BACKBONE, get_protocol
 DEFAULT_METHODS = ("ssdd", "krr-st", "random", "kmeans")
 DEFAULT_ARCHS = ("convnet",)
 DEFAULT_PROTOCOLS = ("linear",)
+DRAWS = 20  # few-shot draws per backbone (CompareSpec.draws)
 _SHOTS = re.compile(r"^(?P<name>[^@]+)@(?P<k>\d+)shots?$")
 _ENTRY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@+-]*$")
 
@@ -107,6 +109,7 @@ class CompareFile(_Strict):
     references: bool = True
     full: bool = True
     full_steps: int | None = Field(None, ge=1)
+    draws: int = Field(DRAWS, ge=1)
     split: Literal["test", "val"] = "test"
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
     arch_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -163,7 +166,10 @@ class CompareSpec:
     """A validated comparison: every name checked against its registry, defaults filled in.
 
     full: whether to plan the "full" reference row (`compare.plan`); full_steps: its SGD steps
-    (None: the preset's `full_steps`; `train.full.full_config`). split: the split every
+    (None: the preset's `full_steps`; `train.full.full_config`). draws: how many labelled draws
+    a few-shot probe (`name@Kshot`) averages for one backbone, seeds seed·draws … seed·draws +
+    draws − 1, so every backbone of one seed sees the same draws (paired); one draw of K images
+    per class is too noisy to rank sets (issue 33). split: the split every
     probe scores, "test", or "val" to choose settings (`ImageSet.validation`). precision: of the
     teacher's, distillation's and pretraining's network passes (`kit.precision`; "fp32" by
     default, so the numbers do not depend on the hardware's bf16 units). arch_options: an
@@ -184,6 +190,7 @@ class CompareSpec:
     references: bool = True
     full: bool = True
     full_steps: int | None = None
+    draws: int = DRAWS
     split: str = "test"
     precision: str = "fp32"
     arch_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -231,7 +238,7 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> CompareSpec:
     return CompareSpec(
         source=doc.source, budgets=tuple(budgets), methods=_method_entries(doc.methods), archs=archs,
         seeds=doc.seeds, protocols=protocols, targets=targets, references=doc.references, full=doc.full,
-        full_steps=doc.full_steps, split=doc.split, precision=doc.precision,
+        full_steps=doc.full_steps, draws=doc.draws, split=doc.split, precision=doc.precision,
         arch_options=_arch_options(doc.arch_options, archs),
         teacher=doc.teacher.model_dump(exclude_none=True),
         pretrain=doc.pretrain.model_dump(exclude_none=True), eval=eval_options)

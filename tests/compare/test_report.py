@@ -29,7 +29,7 @@ def value(cell: Cell) -> dict[str, float]:
 
 def rows(text: str, heading: str) -> dict[str, list[str]]:
     """{method: cells} of the table under `heading`."""
-    block = text.split(heading, 1)[1].split("\n## ", 1)[0]
+    block = text.split(heading, 1)[1].split("\n## ", 1)[0].split("\nPaired over seeds", 1)[0]
     out = {}
     for line in block.splitlines():
         parts = [p.strip() for p in line.strip().strip("|").split("|")]

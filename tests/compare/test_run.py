@@ -333,3 +333,22 @@ def test_a_pretrained_backbone_names_the_teacher_of_its_artifact(finished: tuple
     for step_id in ("pretrain/ssdd/N10/convnet/seed0", "full/convnet/seed0"):
         record = run.outcome(step_id).record
         assert record is not None and meta(record.output("backbone"))["ssdd.teacher_sha256"] == sha
+
+
+def test_a_few_shot_probe_averages_its_draws_the_same_for_every_backbone_of_a_seed(
+        finished: tuple[Path, CompareRun]) -> None:
+    import json
+    import statistics
+
+    evals = [o for o in finished[1].outcomes if o.step.kind == "eval" and o.record is not None]
+    few = [o for o in evals if o.step.cell.protocol is not None and o.step.cell.protocol.shots == 1]
+    assert few
+    for o in few:
+        assert o.record is not None and o.step.cell.seed is not None
+        doc = json.loads(o.record.output("result").read_text())
+        seed = o.step.cell.seed
+        assert doc["seeds"] == list(range(20 * seed, 20 * seed + 20))  # 20 draws, the seed's own
+        assert o.record.metrics["accuracy"] == pytest.approx(statistics.fmean(doc["metrics"]["accuracy"]["values"]))
+    full = [o for o in evals if o.step.cell.protocol is not None and o.step.cell.protocol.name == "linear"]
+    assert all(len(json.loads(o.record.output("result").read_text())["seeds"]) == 1
+               for o in full if o.record is not None)

@@ -41,6 +41,7 @@ def eval_material(step: Step, inputs: Mapping[str, StepRecord], ctx: StepContext
     material = {"kind": "eval", "backbone": inputs["backbone"].sha256(_backbone_output(inputs)),
                 "target": cell.target, "data": ctx.data_sha256(cell.target, ctx.resolution),
                 "protocol": cell.protocol.name, "shots": cell.protocol.shots, "seed": cell.seed,
+                "draws": draws(ctx, step),
                 "config": flat_settings(protocol_config(ctx, cell.protocol.name)),
                 "batchnorm": DEFAULT_BATCHNORM, "recalibration": RECALIBRATION_VERSION,
                 "split": ctx.spec.split}
@@ -90,8 +91,16 @@ def run_eval(step: Step, inputs: Mapping[str, StepRecord], work: Path,
                           device=ctx.device, precision=ctx.precision, callback=ctx.callback)
     else:
         ready = probed(ctx, inputs, cell.target)
-        report = evaluate(ready, ready.target, cell.protocol.name, seeds=1, first_seed=cell.seed,
+        n = draws(ctx, step)
+        report = evaluate(ready, ready.target, cell.protocol.name, seeds=n, first_seed=cell.seed * n,
                           shots=cell.protocol.shots, device=ctx.device, callback=ctx.callback, config=config)
     doc = report.to_dict()
     atomic_write_bytes(work / "result.json", (json.dumps(doc, indent=2) + "\n").encode())
-    return {"result": "result.json"}, {m.name: m.values[0] for m in report.metrics}
+    return {"result": "result.json"}, {m.name: m.mean for m in report.metrics}
+
+
+def draws(ctx: StepContext, step: Step) -> int:
+    """The labelled draws a step's probe averages: `spec.draws` for a few-shot protocol, else 1
+    (a full-label probe's seed changes only its own initialisation)."""
+    assert step.cell.protocol is not None
+    return ctx.spec.draws if step.cell.protocol.shots is not None else 1
