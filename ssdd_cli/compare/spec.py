@@ -38,7 +38,8 @@ the command line's options (which build the mapping the file would hold):
 
 A method entry's options are the method's own (`Method.options`, the keywords of
 `DistillRequest.options`); `None` or an absent key means the preset's value. A protocol is a
-registered name, or `name@Kshot` for its few-shot form with K labelled images per class.
+registered name, `name@Kshot` for its few-shot form with K labelled images per class, or
+`name@P%` for its limited-label form on a stratified P% of the labelled train images.
 
 Choices where the issue is silent: `seeds` is a count, and seed s is used by every step of its
 chain (distillation, pretraining, probe), so mean ± std spans the whole pipeline's randomness;
@@ -67,6 +68,7 @@ DEFAULT_ARCHS = ("convnet",)
 DEFAULT_PROTOCOLS = ("linear",)
 DRAWS = 20  # few-shot draws per backbone (CompareSpec.draws)
 _SHOTS = re.compile(r"^(?P<name>[^@]+)@(?P<k>\d+)shots?$")
+_PERCENT = re.compile(r"^(?P<name>[^@]+)@(?P<p>\d+(\.\d+)?)%$")
 _ENTRY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@+-]*$")
 
 
@@ -120,14 +122,28 @@ class CompareFile(_Strict):
 
 @dataclass(frozen=True)
 class ProtocolSpec:
-    """A protocol and, for its few-shot form, the labelled images per class (`linear@5shot`)."""
+    """A protocol and, for its few-shot form, the labelled images per class (`linear@5shot`),
+    or, for its limited-label form, the percentage of the labelled train images (`linear@1%`)."""
 
     name: str
     shots: int | None = None
+    percent: float | None = None
 
     @property
     def label(self) -> str:
+        if self.percent is not None:
+            return f"{self.name}@{self.percent:g}%"
         return self.name if self.shots is None else f"{self.name}@{self.shots}shot"
+
+    @property
+    def fraction(self) -> float | None:
+        """The fraction of the labels a limited-label probe trains on (None: not one)."""
+        return None if self.percent is None else self.percent / 100
+
+    @property
+    def draws_labels(self) -> bool:
+        """Whether its labelled images are a draw (few-shot or limited labels), averaged over draws."""
+        return self.shots is not None or self.percent is not None
 
     @property
     def on_backbone(self) -> bool:
@@ -137,17 +153,24 @@ class ProtocolSpec:
 
     @classmethod
     def parse(cls, text: str) -> ProtocolSpec:
-        """`linear`, or `linear@5shot`; the name must be registered and take shots if given."""
+        """`linear`, `linear@5shot` or `linear@1%`; the name must be registered and, for either
+        form, train on labels."""
         match = _SHOTS.match(text.strip())
+        share = _PERCENT.match(text.strip())
         name, shots = (match["name"], int(match["k"])) if match else (text.strip(), None)
+        percent = float(share["p"]) if share else None
+        name = share["name"] if share else name
         if "@" in name:
-            raise UsageError(f"cannot read protocol {text!r}; write a protocol name, or name@Kshot "
-                             "for its few-shot form.", option="protocols")
+            raise UsageError(f"cannot read protocol {text!r}; write a protocol name, name@Kshot for its "
+                             "few-shot form or name@P% for P% of the labels.", option="protocols")
         protocol = get_protocol(name)
-        if shots is not None and (shots < 1 or not protocol.uses_shots):
-            why = "at least one shot is needed" if shots < 1 else f"the {name} protocol takes no shots"
+        if (shots is not None or percent is not None) and not protocol.uses_shots:
+            what = "takes no shots" if shots is not None else "does not train on labels"
+            raise UsageError(f"cannot use protocol {text!r}: the {name} protocol {what}.", option="protocols")
+        if shots is not None and shots < 1 or percent is not None and not 0 < percent <= 100:
+            why = "at least one shot is needed" if shots is not None else "the share is in (0, 100]%"
             raise UsageError(f"cannot use protocol {text!r}: {why}.", option="protocols")
-        return cls(name, shots)
+        return cls(name, shots, percent)
 
 
 @dataclass(frozen=True)

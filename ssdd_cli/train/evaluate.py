@@ -109,6 +109,7 @@ def evaluate(
     *,
     seeds: int = 1,
     shots: int | None = None,
+    fraction: float | None = None,
     device: torch.device | str = "cpu",
     teacher: Backbone | None = None,
     callback: Callback = silent,
@@ -123,6 +124,8 @@ def evaluate(
     `Probed` from `prepare(backbone, target, ...)`, to run several protocols on one backbone
     with one BatchNorm recalibration and one feature extraction (its teacher and rule apply).
     config: the protocol's own config (e.g. `LinearProbeConfig(epochs=50)`); None: its defaults.
+    shots / fraction: train the probe on k labelled images per class, or on a stratified fraction
+        in (0, 1] of the labelled train images (limited labels, e.g. 0.01), drawn with each seed.
     batchnorm: "target" (default) probes a copy of the backbone whose BatchNorm statistics are
         recomputed on the target's training images, the same rule for every backbone (a random
         initialisation included; `train.batchnorm`), and so for the teacher `align` compares
@@ -148,6 +151,11 @@ def evaluate(
                          option="shots")
     if shots is not None and not spec.uses_shots:
         raise UsageError(f"shots do not apply to the {protocol} protocol; drop them.", option="shots")
+    if fraction is not None and not (0 < fraction <= 1 and spec.uses_shots and shots is None):
+        why = ("a fraction of the labels is in (0, 1]" if not 0 < fraction <= 1 else
+               "give shots or a fraction of the labels, not both" if shots is not None else
+               f"the {protocol} protocol does not train on labels")
+        raise UsageError(f"cannot probe with {fraction} of the labels: {why}.", option="fraction")
     if spec.needs_labels and (target.train_labels is None or target.test_labels is None):
         raise DataError(f"target {target.name} has no labels, so the {protocol} protocol cannot "
                         "score it; use the align protocol.")
@@ -160,7 +168,7 @@ def evaluate(
     if spec.needs_teacher and probed.teacher is None:
         raise UsageError(f"the {protocol} protocol compares with a teacher; give one.", option="teacher")
     ctx = EvalContext(probed.backbone, probed.target, torch.device(device), shots, probed.teacher, callback,
-                      _cache=probed.features)
+                      fraction=fraction, _cache=probed.features)
     start = time.perf_counter()
     per_seed: list[list[ProtocolResult]] = []
     seed_list = tuple(range(first_seed, first_seed + seeds))
@@ -170,7 +178,8 @@ def evaluate(
     names = [r.metric for r in per_seed[0]]
     metrics = tuple(MetricSummary.of(name, [res[k].value for res in per_seed])
                     for k, name in enumerate(names))
-    settings = {**dataclasses.asdict(config), "batchnorm": probed.batchnorm}
+    settings = {**dataclasses.asdict(config), "batchnorm": probed.batchnorm,
+                **({"fraction": fraction} if fraction is not None else {})}
     settings = json.loads(json.dumps(settings, default=str))
     return EvalReport(protocol, target.name, shots, seed_list, metrics,
                       time.perf_counter() - start, settings)

@@ -323,3 +323,17 @@ def test_cli_dry_run_names_the_full_rows_steps(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "102 SGD steps" in text and "17 epochs" in text
+
+
+def test_a_limited_label_protocol_reads_as_a_percentage_of_the_labels() -> None:
+    from ssdd_cli.compare.spec import ProtocolSpec
+
+    one, ten = ProtocolSpec.parse("linear@1%"), ProtocolSpec.parse("knn@10%")
+    assert (one.name, one.percent, one.fraction, one.label) == ("linear", 1.0, 0.01, "linear@1%")
+    assert (ten.name, ten.fraction, ten.label, ten.draws_labels) == ("knn", 0.1, "knn@10%", True)
+    assert ProtocolSpec.parse("linear@0.5%").label == "linear@0.5%"
+    assert not ProtocolSpec.parse("linear").draws_labels and ProtocolSpec.parse("linear@5shot").draws_labels
+    for bad, why in (("align@1%", "does not train on labels"), ("linear@0%", r"\(0, 100\]"),
+                     ("linear@150%", r"\(0, 100\]"), ("linear@1%@2shot", "cannot read")):
+        with pytest.raises(UsageError, match=why):
+            ProtocolSpec.parse(bad)

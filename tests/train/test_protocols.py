@@ -123,3 +123,31 @@ def test_finetune_pads_4_px_as_krr_st(tiny_digits: ImageSet, tiny_convnet: torch
     assert seen == [4, 4]  # KRR-ST's RandomCrop(size, padding=4), at any resolution
     evaluate(tiny_convnet, tiny_digits, "finetune", config=FinetuneConfig(steps=1, batch_size=16, padding=None))
     assert seen[-1] == tiny_digits.resolution // 8
+
+
+def test_a_limited_label_probe_trains_on_a_stratified_share_drawn_by_seed(digits: ImageSet,
+                                                                          identity: Identity) -> None:
+    from ssdd_cli.train.protocols.base import EvalContext
+
+    ctx = EvalContext(identity, digits, CPU, fraction=0.1)
+    labels = digits.train_labels
+    assert labels is not None
+    idx = ctx.train_indices(0)
+    assert len(idx) == round(0.1 * len(labels))
+    share = torch.bincount(labels[idx], minlength=10).float() / torch.bincount(labels, minlength=10)
+    assert bool(((share - 0.1).abs() < 0.02).all())  # every class gives its share
+    assert torch.equal(idx, ctx.train_indices(0)) and not torch.equal(idx, ctx.train_indices(1))
+    report = evaluate(identity, digits, "linear", fraction=0.1, seeds=2, device=CPU,
+                      config=LinearProbeConfig(epochs=30))
+    assert report.config["fraction"] == 0.1 and len(report.metrics[0].values) == 2
+    assert 0.5 < report.metrics[0].mean < 0.99  # fewer labels than the full probe's ≥ 0.90, still well above chance
+
+
+@pytest.mark.parametrize("fraction,shots,protocol,why", [
+    (0.0, None, "linear", r"in \(0, 1\]"), (1.5, None, "linear", r"in \(0, 1\]"),
+    (0.1, 2, "linear", "not both"), (0.1, None, "align", "does not train on labels")])
+def test_a_limited_label_probe_refuses_what_it_cannot_do(tiny_digits: ImageSet, tiny_convnet: torch.nn.Module,
+                                                         fraction: float, shots: int | None, protocol: str,
+                                                         why: str) -> None:
+    with pytest.raises(UsageError, match=why):
+        evaluate(tiny_convnet, tiny_digits, protocol, fraction=fraction, shots=shots, teacher=tiny_convnet)

@@ -41,7 +41,7 @@ def eval_material(step: Step, inputs: Mapping[str, StepRecord], ctx: StepContext
     material = {"kind": "eval", "backbone": inputs["backbone"].sha256(_backbone_output(inputs)),
                 "target": cell.target, "data": ctx.data_sha256(cell.target, ctx.resolution),
                 "protocol": cell.protocol.name, "shots": cell.protocol.shots, "seed": cell.seed,
-                "draws": draws(ctx, step),
+                "draws": draws(ctx, step), **({"fraction": f} if (f := cell.protocol.fraction) else {}),
                 "config": flat_settings(protocol_config(ctx, cell.protocol.name)),
                 "batchnorm": DEFAULT_BATCHNORM, "recalibration": RECALIBRATION_VERSION,
                 "split": ctx.spec.split}
@@ -93,14 +93,15 @@ def run_eval(step: Step, inputs: Mapping[str, StepRecord], work: Path,
         ready = probed(ctx, inputs, cell.target)
         n = draws(ctx, step)
         report = evaluate(ready, ready.target, cell.protocol.name, seeds=n, first_seed=cell.seed * n,
-                          shots=cell.protocol.shots, device=ctx.device, callback=ctx.callback, config=config)
+                          shots=cell.protocol.shots, fraction=cell.protocol.fraction, device=ctx.device,
+                          callback=ctx.callback, config=config)
     doc = report.to_dict()
     atomic_write_bytes(work / "result.json", (json.dumps(doc, indent=2) + "\n").encode())
     return {"result": "result.json"}, {m.name: m.mean for m in report.metrics}
 
 
 def draws(ctx: StepContext, step: Step) -> int:
-    """The labelled draws a step's probe averages: `spec.draws` for a few-shot protocol, else 1
-    (a full-label probe's seed changes only its own initialisation)."""
+    """The labelled draws a step's probe averages: `spec.draws` for a few-shot or limited-label
+    protocol, else 1 (a full-label probe's seed changes only its own initialisation)."""
     assert step.cell.protocol is not None
-    return ctx.spec.draws if step.cell.protocol.shots is not None else 1
+    return ctx.spec.draws if step.cell.protocol.draws_labels else 1

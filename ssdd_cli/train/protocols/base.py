@@ -11,7 +11,8 @@ A protocol takes a backbone (`input="backbone"`), or, like `classify`, a labelle
 fresh networks on (`input="labelled set"`: run by `train.classify`, not through `EvalContext`).
 
 `shots=k` (few-shot) restricts the labelled train set to k images per class, drawn with the
-seed, for the protocols registered with `uses_shots`.
+seed, for the protocols registered with `uses_shots`; `fraction=p` (limited labels) to a
+stratified p of it (each class its share), drawn with the seed, for the same protocols.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ssdd_cli.data import ImageSet, normalize
-from ssdd_cli.data.splits import ShortClass, draw_per_class
+from ssdd_cli.data.splits import ShortClass, carve, draw_per_class
 from ssdd_cli.errors import UsageError
 from ssdd_cli.kit.seeding import cpu_generator
 from ssdd_cli.models import Backbone, extract_features
@@ -55,6 +56,7 @@ class EvalContext:
     teacher: Backbone | None = None
     callback: Callback = silent
     feature_batch_size: int = 512
+    fraction: float | None = None
     _cache: dict[tuple[str, str], Tensor] = field(default_factory=dict, repr=False)
 
     def images(self, split: str) -> Tensor:
@@ -88,8 +90,13 @@ class EvalContext:
         return torch.cat(parts)
 
     def train_indices(self, seed: int) -> Tensor:
-        """Indices (n',) of the labelled train images used: all, or `shots` per class."""
+        """Indices (n',) of the labelled train images used: all, `shots` per class, or a
+        stratified `fraction` of them (at least one image), drawn with `seed`."""
         labels = self.labels("train")
+        if self.fraction is not None:
+            n = labels.numel()
+            _, kept = carve(n, max(1, round(self.fraction * n)), labels.cpu().numpy(), seed=seed)
+            return torch.from_numpy(kept)
         if self.shots is None:
             return torch.arange(labels.numel())
         return few_shot_indices(labels, self.shots, cpu_generator(seed))
