@@ -8,6 +8,9 @@
   one panel per architecture, one line per method with error bars, references as horizontal lines.
 - `held-out-N{budget}.png`: the held-out outer loss during distillation (`manifest.distill.held_out`),
   one colour per method and one line per seed; written when some artifact recorded it.
+- `probe-N{budget}-{signal}.png`: the trained-network signal along the outer steps (`distill.probe`).
+- `movement-N{budget}.png`: ‖X − X₀‖/‖X₀‖ of each method's images along the outer steps
+  (`distill.movement`): whether the set moved at all.
 
 matplotlib is imported inside the functions so that no other command loads it.
 """
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ssdd_cli.compare.plan import FULL, RANDOM_INIT, REFERENCES, TEACHER
 from ssdd_cli.compare.runner import CompareRun
 from ssdd_cli.compare.summary import LOWER_IS_BETTER, PERCENT, Summary, summarize
+from ssdd_cli.distill.movement import IMAGES
 from ssdd_cli.io import atomic_write
 from ssdd_cli.teacher.cache import slug as _slug
 
@@ -54,10 +58,15 @@ def write_plots(run: CompareRun) -> list[Path]:
         if curves:
             fig = held_out_chart(curves, f"{spec.source}, N = {budget}: held-out loss during distillation")
             written.append(_save(fig, folder / f"held-out-N{budget}.png"))
-        for signal, signal_curves in probe_curves(run, budget).items():
+        for signal, signal_curves in step_curves(run, budget, "probe").items():
             fig = probe_chart(signal_curves, signal, f"{spec.source}, N = {budget}: {signal} of a network "
                               "pretrained on the set during distillation")
             written.append(_save(fig, folder / f"probe-N{budget}-{slug(signal)}.png"))
+        moved = step_curves(run, budget, "movement").get(IMAGES)
+        if moved:
+            fig = probe_chart(moved, "‖X − X₀‖ / ‖X₀‖ of the images", f"{spec.source}, N = {budget}: how far "
+                              "each set moved from its initialisation", percent=False)
+            written.append(_save(fig, folder / f"movement-N{budget}.png"))
     return written
 
 
@@ -77,12 +86,14 @@ def held_out_curves(run: CompareRun, budget: int) -> dict[str, list[list[list[fl
     return out
 
 
-def probe_curves(run: CompareRun, budget: int) -> dict[str, dict[str, list[list[list[float]]]]]:
-    """Signal ("val-knn", "val-cka") → method entry → one [[step, value], ...] curve per seed."""
+def step_curves(run: CompareRun, budget: int, record: str) -> dict[str, dict[str, list[list[list[float]]]]]:
+    """Signal → method entry → one [[step, value], ...] curve per seed, from the distillations'
+    `record` of (step, {signal: value}) points: "probe" (val-knn, val-cka) or "movement" (a
+    tensor's ‖Δ‖/‖initial‖)."""
     out: dict[str, dict[str, list[list[list[float]]]]] = {}
     for o in run.outcomes:
         if o.step.kind == "distill" and o.step.cell.budget == budget and o.usable and o.record is not None:
-            points = o.record.metrics.get("probe") or []
+            points = o.record.metrics.get(record) or []
             for signal in dict.fromkeys(k for _, d in points for k in d):
                 curve = [[step, d[signal]] for step, d in points if signal in d]
                 out.setdefault(signal, {}).setdefault(o.step.cell.row, []).append(curve)
@@ -207,18 +218,21 @@ def held_out_chart(curves: dict[str, list[list[list[float]]]], title: str) -> Fi
     return fig
 
 
-def probe_chart(curves: dict[str, list[list[list[float]]]], signal: str, title: str) -> Figure:
-    """A trained-network signal (`distill.probe`) against the outer step: a colour per method
-    entry, a line per seed; the same measurement for every method, so levels compare."""
+def probe_chart(curves: dict[str, list[list[list[float]]]], signal: str, title: str,
+                percent: bool = True) -> Figure:
+    """A signal along the outer steps (`distill.probe`'s, in percent, or the set's movement): a
+    colour per method entry, a line per seed; the same measurement for every method, so levels
+    compare."""
+    k = 100 if percent else 1
     fig = _figure(6.5, 4.0)
     ax = fig.add_subplot()
     for color, (row, per_seed) in zip(_colors(len(curves)), curves.items(), strict=True):
         for i, curve in enumerate(per_seed):
             steps, values = zip(*curve, strict=True)
-            ax.plot(steps, [100 * v for v in values], marker=".", color=color, alpha=0.85, linewidth=1.3,
+            ax.plot(steps, [k * v for v in values], marker=".", color=color, alpha=0.85, linewidth=1.3,
                     label=row if i == 0 else None)
     ax.set_xlabel("outer step")
-    ax.set_ylabel(f"{signal} (%), validation images")
+    ax.set_ylabel(f"{signal} (%), validation images" if percent else signal)
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, title="a line per seed", title_fontsize=7)

@@ -72,3 +72,20 @@ def test_the_held_out_curve_is_read_from_the_manifest(tmp_path: Path) -> None:
     curve = [[0, 3.5], [50, 2.25], [100, 2.0]]
     assert held_out_curve(with_held_out(golden, tmp_path / "a.ssdd", curve)) == curve
     assert held_out_curve(with_held_out(golden, tmp_path / "b.ssdd", [])) == []
+
+
+def test_the_movement_of_each_set_is_plotted_along_the_steps(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    run = fake_run({**RAW, "budgets": [20], "archs": ["convnet"]}, value, tmp_path)
+    outcomes = []
+    for o in run.outcomes:
+        if o.step.kind == "distill" and o.record is not None and o.step.cell.method != "random":
+            moved = [[step, {"images": step / 1000, "x": step / 500}] for step in (0, 25, 50)]
+            o = replace(o, record=replace(o.record, metrics={**o.record.metrics, "movement": moved}))
+        outcomes.append(o)
+    written = write_plots(replace(run, outcomes=tuple(outcomes)))
+    assert "movement-N20.png" in {p.name for p in written}
+    with Image.open(tmp_path / "plots" / "movement-N20.png") as image:
+        assert image.format == "PNG"
+    assert "movement-N20.png" not in {p.name for p in write_plots(run)}

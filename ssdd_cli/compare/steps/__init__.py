@@ -24,17 +24,17 @@ from ssdd_cli.compare.steps.backbone import (
 from ssdd_cli.compare.steps.context import Outputs, StepContext, file_metadata, in_entry
 from ssdd_cli.compare.steps.distill import (
     distill_config,
+    distill_curves,
     distill_material,
     entry_of,
     held_out_curve,
-    probe_curve,
     run_distill_step,
 )
 from ssdd_cli.compare.steps.evaluate import eval_material, probed, protocol_config, run_eval
 from ssdd_cli.compare.steps.teacher import run_teacher, teacher_config, teacher_material
 
-__all__ = ["FullLength", "Outputs", "StepContext", "distill_config", "distill_material", "entry_of",
-           "eval_material", "file_metadata", "full_length", "full_material", "held_out_curve", "in_entry",
-           "init_material", "pretrain_config", "pretrain_material", "probe_curve", "probed",
+__all__ = ["FullLength", "Outputs", "StepContext", "distill_config", "distill_curves", "distill_material",
+           "entry_of", "eval_material", "file_metadata", "full_length", "full_material", "held_out_curve",
+           "in_entry", "init_material", "pretrain_config", "pretrain_material", "probed",
            "protocol_config", "run_distill_step", "run_eval", "run_full", "run_init", "run_pretrain",
            "run_teacher", "teacher_config", "teacher_material"]

@@ -63,22 +63,24 @@ def run_distill_step(step: Step, inputs: Mapping[str, StepRecord], work: Path,
     return {"artifact": out.name}, {
         "m": man.m, "floats_used": man.budget.floats_used, "floats_allowed": man.budget.floats_allowed,
         "losses": result.losses, "final_loss": result.losses[-1] if result.losses else None,
-        "held_out": held_out_curve(out), "probe": probe_curve(out)}
+        **distill_curves(out)}
 
 
-def probe_curve(artifact: Path) -> list[list[Any]]:
-    """`manifest.distill.probe` of an artifact: [[step, {signal: value}], ...] ([] when absent)."""
-    doc = json.loads(file_metadata(artifact).get("ssdd.manifest", "{}"))
-    points = (doc.get("distill") or {}).get("probe") or []
-    return [[int(s), {k: float(v) for k, v in d.items()}] for s, d in points]
-
-
-def held_out_curve(artifact: Path) -> list[list[float]]:
-    """`manifest.distill.held_out` of an artifact: [[step, loss], ...], or [] when absent.
+def distill_curves(artifact: Path) -> dict[str, list[list[Any]]]:
+    """What an artifact's manifest recorded along the outer steps, each [] when absent:
+    "held_out" [[step, loss], ...] (`distill.held_out`), "probe" [[step, {signal: value}], ...]
+    (`distill.probe`) and "movement" [[step, {tensor: ‖Δ‖/‖initial‖}], ...] (`distill.movement`).
 
     Read from the raw manifest JSON so any 1.x artifact works, whether or not this reader's
     manifest model knows the field (selection baselines have none).
     """
     doc = json.loads(file_metadata(artifact).get("ssdd.manifest", "{}"))
-    pairs = (doc.get("distill") or {}).get("held_out") or []
-    return [[int(s), float(v)] for s, v in pairs]
+    distill = doc.get("distill") or {}
+    return {"held_out": [[int(s), float(v)] for s, v in distill.get("held_out") or []],
+            **{name: [[int(s), {k: float(v) for k, v in d.items()}] for s, d in distill.get(name) or []]
+               for name in ("probe", "movement")}}
+
+
+def held_out_curve(artifact: Path) -> list[list[Any]]:
+    """`manifest.distill.held_out` of an artifact: [[step, loss], ...], or [] when absent."""
+    return distill_curves(artifact)["held_out"]
