@@ -35,6 +35,7 @@ from ssdd_cli.distill.support import FeatureMap, support_prediction
 from ssdd_cli.errors import UsageError
 from ssdd_cli.kit.seeding import build_seeded
 from ssdd_cli.models import Backbone, create_backbone
+from ssdd_cli.models.folding import fold_batchnorm
 from ssdd_cli.progress import Callback
 
 HELD_OUT_SEED = 0  # the fixed fresh network of the held-out signal
@@ -123,18 +124,17 @@ class KRRObjective(Objective):
 
     def losses(self, distilled: DistilledModule) -> Iterator[Tensor]:
         j = self.pool.sample()
-        f = self.pool.features(j)
+        # The sampled model in eval mode with BatchNorm folded into its convolutions: the same
+        # function, one pass fewer over the real batch's activations (`models.folding`); a copy
+        # without gradients, folded anew each step since the model trains between its visits.
+        f = fold_batchnorm(self.pool.features(j))
         x_s, y_s = distilled.support()
         x_t, y_t = self.real.sample(self.generator)
         phi = self._feature_map(f)
-        f.requires_grad_(False)
-        try:
-            with torch.no_grad():
-                phi_t = phi(x_t)
-            pred = support_prediction(phi_t, phi, x_s, y_s, ridge=self.config.ridge, chunk=self.config.chunk)
-            yield squared_error(y_t, pred)
-        finally:
-            f.requires_grad_(True)
+        with torch.no_grad():
+            phi_t = phi(x_t)
+        pred = support_prediction(phi_t, phi, x_s, y_s, ridge=self.config.ridge, chunk=self.config.chunk)
+        yield squared_error(y_t, pred)
         self._sampled = j
 
     def after_step(self, distilled: DistilledModule) -> None:
