@@ -79,6 +79,10 @@ def register(app: typer.Typer) -> None:
         steps: Annotated[int | None, Opt(min=0, help="Outer steps (0: the initialisation as it is).")] = None,
         lr: Annotated[float | None, Opt(callback=positive, help="Outer lr (AdamW, linear decay; DM "
                                         "family: SGD).")] = None,
+        lr_images: Annotated[float | None, Opt(callback=positive, help="ssdd, krr-st: the outer lr of the "
+                                               "tensors that make the images (default: --lr).")] = None,
+        lr_targets: Annotated[float | None, Opt(callback=positive, help="ssdd, krr-st: the outer lr of the "
+                                                "tensors that make the targets (default: --lr).")] = None,
         batch_size: Annotated[int | None, Opt(min=1, help="Real images per step (DM family: per "
                                               "class).")] = None,
         pool_size: Annotated[int | None, Opt(min=1, help="L, models in the pool (dsdm, iid: "
@@ -126,7 +130,8 @@ def register(app: typer.Typer) -> None:
         """Distill a source into a .ssdd artifact within a budget of N images."""
         set_output(quiet, log_format)
         options = {"U": U, "V": V, "scale": scale, "aug": aug, "hidden": hidden, "init": init,
-                   "targets": targets, "steps": steps, "lr": lr,
+                   "targets": targets, "steps": steps, "lr": lr, "lr_images": lr_images,
+                   "lr_targets": lr_targets,
                    "batch_size": batch_size, "pool_size": pool_size, "pool_steps": pool_steps,
                    "pool_reset": pool_reset, "real_aug": real_aug, "count_targets": count_targets,
                    "kmeans_targets": kmeans_targets, "per_class": per_class, "pool_epochs": pool_epochs,

@@ -54,6 +54,10 @@ class OuterConfig:
     momentum: SGD's momentum (AdamW ignores it).
     probe_every: steps between two measurements of the trained-network signal (`distill.probe`;
     also at the start and at the end); 0: never.
+    lr_images, lr_targets: the learning rate of the tensors that make the images, and of those
+    that make the targets (`DistilledModule.image_side`); None: `lr`. The papers use one rate for
+    every tensor; with standardised targets and normalised images the two kinds live on other
+    scales, so a study can set each (issue 33). Both follow `schedule`.
     """
 
     steps: int
@@ -65,6 +69,8 @@ class OuterConfig:
     momentum: float = 0.0
     schedule: str = "linear"
     probe_every: int = 0
+    lr_images: float | None = None
+    lr_targets: float | None = None
 
     def __post_init__(self) -> None:
         if self.steps < 0:
@@ -84,17 +90,32 @@ class OuterConfig:
                              f"{', '.join(OPTIMIZERS)}.", option="optimizer")
         if not 0 <= self.momentum < 1:
             raise UsageError(f"the outer momentum must be in [0, 1), got {self.momentum}.", option="momentum")
+        for name in ("lr_images", "lr_targets"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise UsageError(f"the outer learning rate {name} must be positive, got {value}.",
+                                 option=name)
         if self.probe_every < 0:
             raise UsageError(f"the probe's interval cannot be negative, got {self.probe_every}.",
                              option="probe_every")
         SCHEDULES.get(self.schedule)
 
-    def build(self, parameters: Iterable[Tensor]) -> torch.optim.Optimizer:
-        """The optimiser over `parameters` (its lr is set before every step)."""
+    def build(self, parameters: Iterable[tuple[str, Tensor]],
+              image_side: tuple[str, ...] = ()) -> torch.optim.Optimizer:
+        """The optimiser over the named `parameters` (its lr is set before every step): one
+        group, or, with `lr_images` or `lr_targets` set, a group per kind (`image_side` names the
+        image tensors), each with its own base rate (`base_lr`)."""
+        named = list(parameters)
+        groups: list[dict[str, Any]] = [{"params": [p for _, p in named]}]
+        if self.lr_images is not None or self.lr_targets is not None:
+            kinds = ((True, self.lr_images), (False, self.lr_targets))
+            groups = [{"params": [p for n, p in named if (n in image_side) == images],
+                       "base_lr": self.lr if lr is None else lr} for images, lr in kinds]
+            groups = [g for g in groups if g["params"]]
         if self.optimizer == "sgd":
-            return torch.optim.SGD(parameters, lr=self.lr, momentum=self.momentum,
+            return torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum,
                                    weight_decay=self.weight_decay)
-        return torch.optim.AdamW(parameters, lr=self.lr, weight_decay=self.weight_decay)
+        return torch.optim.AdamW(groups, lr=self.lr, weight_decay=self.weight_decay)
 
 
 Probe = Callable[[DistilledModule], dict[str, float]]
@@ -107,7 +128,7 @@ class OuterLoop:
         self.objective = objective
         self.config = config
         self.generator = generator
-        self.optimizer = config.build(distilled.parameters())
+        self.optimizer = config.build(distilled.named_parameters(), distilled.image_side)
         self.schedule = SCHEDULES.get(config.schedule)
         self.step = 0
         self.losses: list[float] = []

@@ -16,6 +16,7 @@ The artifact always stores normalised images.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -56,6 +57,7 @@ class LabelledSet(DistilledModule):
     """
 
     labels: Tensor
+    image_side: ClassVar[tuple[str, ...]] = ("x",)
 
     def __init__(self, images: Tensor, classes: int, factor: int = 1,
                  pixel: tuple[Sequence[float], Sequence[float]] | None = None) -> None:

@@ -18,6 +18,8 @@ mean at reconstruction, which shifts every distilled image; we do not.)
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -68,7 +70,11 @@ def upsample(images: Tensor, scale: int) -> Tensor:
 
 class DistilledModule(nn.Module):
     """A learnable distilled set. `support()` is what the inner model trains on: X̃_s (M, c, h, w)
-    and Ỹ_s (M, d_y), M = m·(A+1) rows in view-major order (the m images first)."""
+    and Ỹ_s (M, d_y), M = m·(A+1) rows in view-major order (the m images first).
+    `image_side`: the names of the parameters that make the images (the rest make the targets),
+    for an outer optimiser with one learning rate per kind."""
+
+    image_side: ClassVar[tuple[str, ...]] = ()
 
     def support(self) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
@@ -80,6 +86,7 @@ class RawSet(DistilledModule):
     (a buffer: kept, never optimised)."""
 
     labels: Tensor | None
+    image_side: ClassVar[tuple[str, ...]] = ("x",)
 
     def __init__(self, images: Tensor, targets: Tensor, labels: Tensor | None = None) -> None:
         super().__init__()
@@ -93,6 +100,8 @@ class RawSet(DistilledModule):
 
 class ParameterizedSet(DistilledModule):
     """Bases and coefficients for images and representations, and the views τ_1..τ_A."""
+
+    image_side: ClassVar[tuple[str, ...]] = ("image_bases", "image_coeffs")
 
     def __init__(self, image_bases: Tensor, image_coeffs: Tensor, repr_bases: Tensor,
                  repr_coeffs: Tensor, aug_coeffs: Tensor, scale: int, augmentation: Augmentation) -> None:

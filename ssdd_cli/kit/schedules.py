@@ -62,6 +62,7 @@ def warmup_cosine(warmup: int, start: float | None = None) -> Schedule:
 
 
 def set_lr(optimizer: torch.optim.Optimizer, base: float, factor: float) -> None:
-    """Set every parameter group's learning rate to base·factor."""
+    """Set every parameter group's learning rate to its own base (`group["base_lr"]`, else
+    `base`)·factor."""
     for group in optimizer.param_groups:
-        group["lr"] = base * factor
+        group["lr"] = group.get("base_lr", base) * factor

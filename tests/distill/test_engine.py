@@ -7,7 +7,7 @@ from torch import Tensor
 from ssdd_cli.distill.approx import ApproxConfig, approx_targets, fit_approx
 from ssdd_cli.distill.objectives.krr import KRRObjective
 from ssdd_cli.distill.pool import ModelPool, PoolConfig
-from ssdd_cli.errors import DivergedError
+from ssdd_cli.errors import DivergedError, UsageError
 from ssdd_cli.kit.checkpoint import Checkpointer
 from tests.distill.conftest import D_Y, make_loop
 
@@ -130,3 +130,21 @@ def test_the_folded_pool_network_gives_the_outer_loss_and_gradient_of_the_unfold
     assert folded_loss == pytest.approx(loss, rel=1e-4)
     for name, g in grads.items():  # float32 rounding through a nearly interpolating solve: 2e-4 here
         assert float((folded_grads[name] - g).norm() / g.norm()) < 1e-3, name
+
+
+def test_each_kind_of_tensor_takes_its_own_learning_rate(source: Tensor, teacher) -> None:  # type: ignore[no-untyped-def]
+    from ssdd_cli.distill.engine import OuterConfig, OuterLoop
+
+    base = make_loop(source, teacher)
+    config = OuterConfig(steps=10, lr=1e-3, lr_images=1e-1, lr_targets=1e-4)
+    loop = OuterLoop(base.distilled, base.objective, config, torch.Generator().manual_seed(0))
+    before = {n: p.detach().clone() for n, p in loop.distilled.named_parameters()}
+    loop.outer_step()
+    # AdamW's first step moves every entry by about lr (m/√v = ±1), times the schedule's 1 at step 0.
+    for name, p in loop.distilled.named_parameters():
+        moved = float((p.detach() - before[name]).abs().max())
+        lr = 1e-1 if name in ("image_bases", "image_coeffs") else 1e-4
+        assert 0.5 * lr < moved < 1.5 * lr, (name, moved)
+    assert {g["base_lr"] for g in loop.optimizer.param_groups} == {1e-1, 1e-4}
+    with pytest.raises(UsageError, match="lr_images must be positive"):
+        OuterConfig(steps=1, lr_images=0.0)

@@ -278,3 +278,17 @@ def test_a_run_on_a_source_with_few_validation_images_notes_the_probe_is_off(tmp
                                         "probe_every": 1}), collect)
     assert any(n.startswith("note: the trained-network probe is off: the source has 2 validation images")
                for n in notes), notes
+
+
+def test_the_learning_rate_of_each_tensor_kind_reaches_the_artifact(tmp_path: Path, teacher: Path) -> None:
+    out = tmp_path / "k.ssdd"
+    result = runner.invoke(app, ["distill", "--source", "digits", "--method", "krr-st", "--teacher", str(teacher),
+                                 "--budget", "10", "--steps", "2", "--batch-size", "64", "--pool-size", "1",
+                                 "--pool-steps", "1", "--lr-images", "0.05", "--lr-targets", "0.002",
+                                 "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    settings = load_bundle(out).manifest.distill.settings  # type: ignore[union-attr]
+    assert settings["outer.lr_images"] == 0.05 and settings["outer.lr_targets"] == 0.002
+    bad = runner.invoke(app, ["distill", "--source", "digits", "--method", "krr-st", "--teacher", str(teacher),
+                              "--lr-images", "-1", "-o", str(tmp_path / "bad.ssdd")])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output

@@ -26,6 +26,7 @@ from ssdd_cli.progress import Callback
 
 # The options of the KRR outer loss and its optimiser, shared by `ssdd` and `krr-st`.
 KRR_OPTIONS = {"steps": "outer.steps", "lr": "outer.lr", "weight_decay": "outer.weight_decay",
+               "lr_images": "outer.lr_images", "lr_targets": "outer.lr_targets",
                "checkpoint_every": "outer.checkpoint_every", "probe_every": "outer.probe_every",
                "batch_size": "krr.batch_size", "real_aug": "krr.real_aug", "ridge": "krr.ridge",
                "pool_size": "krr.pool.size", "pool_steps": "krr.pool.max_steps",
