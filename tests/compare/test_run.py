@@ -167,8 +167,11 @@ def test_results_and_plots_are_written(finished: tuple[Path, CompareRun], tmp_pa
     assert not any(curves[i] for i, o in enumerate(o for o in first.outcomes if o.step.kind == "distill")
                    if o.step.cell.method == "random")
     held_out = {"held-out-N10.png"} if any(curves) else set()
-    assert {p.name for p in plots} == {"bars-N10-digits-knn-1shot-accuracy.png",
-                                       "bars-N10-digits-linear-accuracy.png", *held_out}
+    # and the movement plot when they record `manifest.distill.movement` (ssdd's outer steps do)
+    moved = [o.record.metrics.get("movement") for o in first.outcomes if o.step.kind == "distill" and o.record]
+    movement = {"movement-N10.png"} if any(moved) else set()
+    assert movement and {p.name for p in plots} == {"bars-N10-digits-knn-1shot-accuracy.png",
+                                                    "bars-N10-digits-linear-accuracy.png", *held_out, *movement}
     assert all(p.read_bytes().startswith(PNG) for p in plots)
     assert '"counts"' in json_path.read_text()
 
