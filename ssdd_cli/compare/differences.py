@@ -17,7 +17,7 @@ from typing import Any
 
 from ssdd_cli.compare.plan import FULL, RANDOM_INIT, REFERENCES, TEACHER
 from ssdd_cli.compare.summary import PERCENT, Summary, decimals
-from ssdd_cli.kit.stats import PairedDifference, paired_difference
+from ssdd_cli.kit.stats import PairedDifference, paired_by_seed
 
 RANDOM = "random"  # the entry of random real images, the first baseline of every method row
 
@@ -65,9 +65,9 @@ def differences(summaries: list[Summary]) -> list[Difference]:
             present = {r: s for r, s in rows.items() if s.budget in (budget, None)}
             for row, baseline in pairs(list(present)):
                 a, b = (dict(zip(present[r].seeds, present[r].values, strict=True)) for r in (row, baseline))
-                shared = tuple(sorted(set(a) & set(b)))
-                if shared:
-                    paired = paired_difference([a[k] for k in shared], [b[k] for k in shared])
+                paired = paired_by_seed(a, b)
+                if paired is not None:
+                    shared = tuple(sorted(a.keys() & b.keys()))
                     out.append(Difference(row, baseline, budget, arch, target, protocol, metric, shared,
                                           paired))
     return out
