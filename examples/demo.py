@@ -32,7 +32,7 @@ from ssdd_cli.cli._progress import progress_callback
 from ssdd_cli.cli.main import app
 from ssdd_cli.data import load_source, source_preset
 from ssdd_cli.kit.precision import resolve_precision
-from ssdd_cli.models import create_backbone, load_backbone, save_backbone
+from ssdd_cli.models import create_backbone, load_backbone
 from ssdd_cli.teacher import load_teacher
 from ssdd_cli.train.evaluate import evaluate, prepare
 from ssdd_cli.train.full import full_config, pretrain_full
@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> None:
     with progress_callback() as callback:
         full = pretrain_full(source, teacher, full_recipe,
                              device=torch.device(args.device), callback=callback,
-                             precision=resolve_precision(args.precision, torch.device(args.device)))
-    save_backbone(out / "full-convnet.safetensors", full.backbone, full.metadata)
+                             precision=resolve_precision(args.precision, torch.device(args.device)),
+                             output=out / "full-convnet.safetensors")
     console.print(f"full: {full.images} images, final loss {full.final_loss:.4g}; "
                   f"drift of {full.drift.summary()}", highlight=False)
 

@@ -32,7 +32,7 @@ from ssdd_cli.distill.run import DistillRequest, run_distill
 from ssdd_cli.errors import UsageError
 from ssdd_cli.io import check_writable, sha256_file
 from ssdd_cli.kit.precision import Precision, resolve_precision
-from ssdd_cli.models import Backbone, load_backbone, save_backbone
+from ssdd_cli.models import Backbone, load_backbone
 from ssdd_cli.models.export import backbone_spec, export_state_dict
 from ssdd_cli.progress import Callback, silent
 from ssdd_cli.teacher import TeacherConfig, load_teacher, save_teacher
@@ -167,10 +167,10 @@ def pretrain_artifact(artifact: Artifact, *, arch: str = "convnet", epochs: int 
                       preset: str | None = None, seed: int = 0,
                       device: torch.device | str = "cpu", callback: Callback = silent,
                       checkpoint_path: PathLike | None = None, resume: bool = False,
-                      precision: str | Precision = "auto") -> PretrainResult:
-    """`pretrain` without the file: the backbone, its loss, recipe and metadata (`ssdd pretrain`
-    writes these). precision: of the network passes, auto, fp32 or bf16 (`kit.precision`), or
-    one resolved already."""
+                      precision: str | Precision = "auto", output: PathLike | None = None) -> PretrainResult:
+    """`pretrain` with the whole result: the backbone, its loss, recipe and metadata, and the
+    backbone file written to `output` when given (rank 0 under torchrun). precision: of the
+    network passes, auto, fp32 or bf16 (`kit.precision`), or one resolved already."""
     man = artifact.manifest
     src, budget = man.source, man.budget.images
     if src.height != src.width:
@@ -188,7 +188,8 @@ def pretrain_artifact(artifact: Artifact, *, arch: str = "convnet", epochs: int 
                            device=dev, callback=callback,
                            checkpoint_path=Path(checkpoint_path) if checkpoint_path else None, resume=resume,
                            precision=precision if isinstance(precision, Precision)
-                           else resolve_precision(precision, dev))
+                           else resolve_precision(precision, dev),
+                           output=Path(output) if output is not None else None)
     return PretrainResult(done.backbone, done.final_loss, config, chosen.name, done.metadata, done.drift)
 
 
@@ -205,9 +206,7 @@ def pretrain(artifact: Artifact | PathLike, output: PathLike | None = None, *, a
     result = pretrain_artifact(art, arch=arch, epochs=epochs, batch_size=batch_size, lr=lr,
                                weight_decay=weight_decay, decay_norm_bias=decay_norm_bias, preset=preset,
                                seed=seed, device=resolve_device(device), callback=callback,
-                               precision=precision)
-    if output is not None:
-        save_backbone(output, result.backbone, result.metadata)
+                               precision=precision, output=output)
     return result.backbone.eval()
 
 

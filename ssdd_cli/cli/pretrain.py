@@ -28,7 +28,6 @@ from ssdd_cli.cli._record import record_path, run_record
 from ssdd_cli.device import resolve_device
 from ssdd_cli.kit.distributed import is_main
 from ssdd_cli.kit.precision import resolve_precision
-from ssdd_cli.models import save_backbone
 
 Opt = typer.Option
 
@@ -77,10 +76,9 @@ def register(app: typer.Typer) -> None:
                                        weight_decay=weight_decay, decay_norm_bias=decay_norm_bias,
                                        preset=preset, seed=seed, device=dev,
                                        callback=callback, checkpoint_path=ckpt, resume=resume,
-                                       precision=passes)
-            if not is_main():  # under torchrun rank 0 writes the file
+                                       precision=passes, output=output)
+            if not is_main():  # under torchrun rank 0 wrote the file and reports
                 return
-            save_backbone(output, result.backbone, result.metadata)
             record.finish(config=asdict(result.config), preset=result.preset, output=str(output),
                           final_loss=result.final_loss, drift=result.drift.to_dict())
         ckpt.unlink(missing_ok=True)

@@ -12,7 +12,7 @@ hundreds of an artifact's.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +23,13 @@ from ssdd_cli.distill.inputs import TeacherTargets
 from ssdd_cli.errors import UsageError
 from ssdd_cli.kit import distributed
 from ssdd_cli.kit.precision import FP32, Precision
-from ssdd_cli.models import Backbone
 from ssdd_cli.presets import Preset
 from ssdd_cli.progress import Callback, silent
 from ssdd_cli.teacher import load_teacher
 from ssdd_cli.teacher.targets import DEFAULT_TARGETS
-from ssdd_cli.train.diagnostics import Drift, sgd_steps
+from ssdd_cli.train.diagnostics import sgd_steps
 from ssdd_cli.train.recipe import PretrainConfig
-from ssdd_cli.train.recorded import Origin, pretrain_recorded
+from ssdd_cli.train.recorded import Origin, Pretrained, pretrain_recorded
 
 FULL = "full"
 
@@ -61,19 +60,10 @@ def full_config(preset: Preset, images: int, *, arch: str, seed: int = 0, steps:
     return replace(base, epochs=full_epochs(wanted, images, base.batch_size))
 
 
-@dataclass(frozen=True)
-class FullResult:
-    backbone: Backbone
-    final_loss: float
-    images: int
-    drift: Drift
-    metadata: dict[str, str]
-
-
 def pretrain_full(data: ImageSet, teacher_file: Path, config: PretrainConfig, *,
                   device: torch.device, callback: Callback = silent, checkpoint_path: Path | None = None,
                   resume: bool = False, precision: Precision = FP32,
-                  target_scaling: str = DEFAULT_TARGETS, output: Path | None = None) -> FullResult:
+                  target_scaling: str = DEFAULT_TARGETS, output: Path | None = None) -> Pretrained:
     """Pretrain `config.arch` on `data.source` (n, c, r, r) regressing the teacher's features of
     each image, scaled by `target_scaling`, for `config.epochs` (`full_config` sets them from the
     preset's SGD steps); the backbone file's metadata comes with it, and the file is written to
@@ -82,7 +72,6 @@ def pretrain_full(data: ImageSet, teacher_file: Path, config: PretrainConfig, *,
     images = device_tensor(data.source, data.mean, data.std, device)
     targets = TeacherTargets.from_backbone(teacher, meta, images, device, teacher_file).scaled(target_scaling)
     origin = Origin(data.name, data.mean, data.std, "", FULL, meta.get("ssdd.sha256"), target_scaling)
-    done = pretrain_recorded(images, targets.features(), None, config, origin, device=device,
+    return pretrain_recorded(images, targets.features(), None, config, origin, device=device,
                              callback=callback, checkpoint_path=checkpoint_path, resume=resume,
                              precision=precision, output=output)
-    return FullResult(done.backbone, done.final_loss, len(images), done.drift, done.metadata)
