@@ -23,7 +23,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ssdd_cli.compare.spec import CompareSpec, MethodEntry, ProtocolSpec
+from ssdd_cli.compare.protocol import ProtocolSpec
+from ssdd_cli.compare.spec import CompareSpec, MethodEntry
 from ssdd_cli.distill.methods import get_method
 from ssdd_cli.train.full import FULL  # every training image of the source with its teacher target
 from ssdd_cli.train.protocols import get_protocol

@@ -326,7 +326,7 @@ def test_cli_dry_run_names_the_full_rows_steps(tmp_path: Path) -> None:
 
 
 def test_a_limited_label_protocol_reads_as_a_percentage_of_the_labels() -> None:
-    from ssdd_cli.compare.spec import ProtocolSpec
+    from ssdd_cli.compare.protocol import ProtocolSpec
 
     one, ten = ProtocolSpec.parse("linear@1%"), ProtocolSpec.parse("knn@10%")
     assert (one.name, one.percent, one.fraction, one.label) == ("linear", 1.0, 0.01, "linear@1%")
