@@ -33,6 +33,7 @@ the command line's options (which build the mapping the file would hold):
     [pretrain]                          # PretrainConfig options
     epochs = 50
     decay_norm_bias = false             # no weight decay on BatchNorm weights and biases
+    augment = "dsa"                     # augment the set's images in every minibatch
     [eval.linear]                       # the protocol's own config (LinearProbeConfig)
     epochs = 50
 
@@ -95,6 +96,7 @@ class PretrainSection(_Strict):
     weight_decay: float | None = None
     decay_norm_bias: bool | None = None
     schedule: str | None = None
+    augment: str | None = None  # "dsa": each minibatch's images augmented, their targets kept
 
 
 class CompareFile(_Strict):

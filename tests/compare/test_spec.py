@@ -315,6 +315,9 @@ def test_pretrain_epochs_do_not_change_the_full_row_but_full_steps_do() -> None:
     assert default.epochs == 167  # digits' 1,294 training images: 6 minibatches an epoch, 1,002 steps
     assert full({"full_steps": 12}).epochs == 2
     assert full({"pretrain": {"lr": 0.05}}).lr == 0.05  # the rest of the recipe is the artifacts'
+    assert full({"pretrain": {"augment": "dsa"}}).augment == "dsa"
+    with pytest.raises(UsageError, match="augment"):
+        full({"pretrain": {"augment": "rotate"}})
 
 
 def test_cli_dry_run_names_the_full_rows_steps(tmp_path: Path) -> None:
