@@ -87,6 +87,7 @@ class PretrainConfig:
         seed: int = 0,
         schedule: str | None = None,
         decay_norm_bias: bool | None = None,
+        augment: str | None = None,
         labelled: bool = False,
     ) -> PretrainConfig:
         """The paper's recipe with the preset's defaults: its pretraining epochs, the weight decay
@@ -109,7 +110,7 @@ class PretrainConfig:
             seed=seed,
             schedule=base.schedule if schedule is None else schedule,
             arch_kwargs=dict(inner.inner_kwargs) if arch == inner.inner_arch else {},
-            augment=base.augment,
+            augment=base.augment if augment is None else augment,
             decay_norm_bias=base.decay_norm_bias if decay_norm_bias is None else decay_norm_bias,
         )
 
