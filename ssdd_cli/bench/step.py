@@ -10,7 +10,9 @@ preset's (1,024).
 
 Targets: "cached" draws the real batch's teacher targets from the precomputed cache
 (`real_aug` none; random features stand in for the cache), "recomputed" runs the teacher on every
-real batch (`real_aug` crop-flip, KRR-ST's code).
+real batch (`real_aug` crop-flip, KRR-ST's code), "banked" takes crop-flip views from a bank of
+their targets built before the timed steps (`real_bank`, `distill.real`; BENCH_BANK views per
+image: a step's cost does not depend on how many).
 
 Each case runs in a fresh process (`isolate`), so its peak memory is its own (`kit.memory`):
 "step peak" is the peak growth of the process's memory during the outer steps above its level
@@ -45,7 +47,8 @@ from ssdd_cli.models import create_backbone, extract_features
 from ssdd_cli.presets import get_preset
 from ssdd_cli.progress import Callback, ProgressEvent, silent
 
-TARGETS = {"none": "cached", "crop-flip": "recomputed"}
+TARGETS = {"none": "cached", "crop-flip": "recomputed", "bank": "banked"}
+BENCH_BANK = 2  # views per image of the "bank" case
 METHODS = ("ssdd", "krr-st")
 
 
@@ -84,8 +87,8 @@ class BenchConfig:
                              option="method")
         for aug in self.real_augs:
             if aug not in TARGETS:
-                raise UsageError(f"the benchmark's real side is none (cached targets) or crop-flip "
-                                 f"(recomputed), not {aug!r}.", option="real_aug")
+                raise UsageError(f"the benchmark's real side is none (cached targets), crop-flip "
+                                 f"(recomputed) or bank (banked), not {aug!r}.", option="real_aug")
         get_preset(self.preset)
 
 
@@ -142,12 +145,15 @@ def build_case(config: BenchConfig, case: BenchCase) -> tuple[Distillation, str]
                              compute=lambda view: cache, precision=precision)
     inputs = DistillInputs(source, targets, g, precision=precision)
     method = get_method(config.method)
-    settings = method.configure(preset, case.N, d_y, steps=10**6, real_aug=case.real_aug,
-                                batch_size=config.batch_size, pool_size=1, pool_steps=10**9,
-                                chunk=config.chunk)
+    bank = case.real_aug == "bank"
+    settings = method.configure(preset, case.N, d_y, steps=10**6,
+                                real_aug="crop-flip" if bank else case.real_aug,
+                                real_bank=BENCH_BANK if bank else None, batch_size=config.batch_size,
+                                pool_size=1, pool_steps=10**9, chunk=config.chunk)
     run = Distillation.create(method, settings, inputs)
     assert run.loop is not None and isinstance(run.loop.objective, KRRObjective)
     run.loop.objective.pool.build()
+    run.loop.objective.real.build_bank()
     return run, precision.name
 
 

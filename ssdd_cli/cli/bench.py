@@ -31,7 +31,8 @@ def register(app: typer.Typer) -> None:
         steps: Annotated[int, Opt(help="Outer steps per case (time: their median).")] = 1,
         method: Annotated[str, Opt(help="ssdd or krr-st.")] = "ssdd",
         real_aug: Annotated[list[str] | None, Opt(
-            help="none (cached targets) and/or crop-flip (recomputed), repeatable (default: both).")] = None,
+            help="none (cached targets), crop-flip (recomputed) and/or bank (crop-flip views from a "
+                 "bank of targets, --real-bank), repeatable (default: none and crop-flip).")] = None,
         precision: Annotated[list[str] | None, Opt(
             help="auto, fp32 or bf16, repeatable (default: auto).")] = None,
         device: Annotated[str, Opt(help="auto, cpu, cuda or mps.")] = "auto",

@@ -97,6 +97,10 @@ def register(app: typer.Typer) -> None:
                                                     "does).")] = None,
         real_aug: Annotated[RealAugName | None, Opt(help="The real side's views (default: the "
                                                     "preset's).")] = None,
+        real_bank: Annotated[int | None, Opt(min=0, help="ssdd, krr-st with crop-flip: K views per source "
+                                             "image whose teacher targets are computed once, each step "
+                                             "taking one (0: the teacher on every batch, the "
+                                             "default).")] = None,
         chunk: Annotated[int | None, Opt(min=1, help="ssdd, krr-st: support rows per network pass when "
                                          "the set is larger (512).")] = None,
         pool_full_batch: Annotated[bool | None, Opt("--pool-full-batch/--pool-chunked", help=(
@@ -133,7 +137,8 @@ def register(app: typer.Typer) -> None:
                    "targets": targets, "steps": steps, "lr": lr, "lr_images": lr_images,
                    "lr_targets": lr_targets,
                    "batch_size": batch_size, "pool_size": pool_size, "pool_steps": pool_steps,
-                   "pool_reset": pool_reset, "real_aug": real_aug, "count_targets": count_targets,
+                   "pool_reset": pool_reset, "real_aug": real_aug, "real_bank": real_bank,
+                   "count_targets": count_targets,
                    "kmeans_targets": kmeans_targets, "per_class": per_class, "pool_epochs": pool_epochs,
                    "width": width,
                    "chunk": chunk, "pool_full_batch": pool_full_batch, "probe_every": probe_every}

@@ -24,6 +24,26 @@ def random_crop_flip(
     space); for normalised images pass black's normalised value, −mean/std. Random draws come from
     `generator` (CPU). Returns (B, c, h, w) on the images' device.
     """
+    oy, ox, mirror = draw_crop_flip(images.shape[0], padding=padding, flip=flip, generator=generator)
+    return crop_flip(images, oy, ox, mirror, padding=padding, fill=fill)
+
+
+def draw_crop_flip(b: int, *, padding: int, flip: bool,
+                   generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """The random draws of `random_crop_flip` for b images, in its order: the crop's offsets
+    (oy, ox) in [0, 2·padding] and whether to mirror (CPU tensors)."""
+    oy = ox = torch.zeros(b, dtype=torch.long)
+    if padding > 0:
+        oy = torch.randint(0, 2 * padding + 1, (b,), generator=generator)
+        ox = torch.randint(0, 2 * padding + 1, (b,), generator=generator)
+    mirror = torch.rand(b, generator=generator) < 0.5 if flip else torch.zeros(b, dtype=torch.bool)
+    return oy, ox, mirror
+
+
+def crop_flip(images: Tensor, oy: Tensor, ox: Tensor, mirror: Tensor, *, padding: int,
+              fill: Sequence[float] | None = None) -> Tensor:
+    """The view of each image given its draws (`draw_crop_flip`): padded by `padding` pixels of
+    `fill`, cropped at (oy, ox) back to (h, w), mirrored where `mirror`."""
     b, _, h, w = images.shape
     out = images
     if padding > 0:
@@ -33,15 +53,12 @@ def random_crop_flip(
         padded = F.pad(images if shift is None else images - shift, [padding] * 4)
         if shift is not None:
             padded = padded + shift
-        oy = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(images.device)
-        ox = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(images.device)
-        rows = oy[:, None] + torch.arange(h, device=images.device)  # (B, h)
-        cols = ox[:, None] + torch.arange(w, device=images.device)  # (B, w)
+        rows = oy.to(images.device)[:, None] + torch.arange(h, device=images.device)  # (B, h)
+        cols = ox.to(images.device)[:, None] + torch.arange(w, device=images.device)  # (B, w)
         batch = torch.arange(b, device=images.device)[:, None, None]
         # advanced indexing around the channel slice puts channels last: (B, h, w, c)
         out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
         out = out.permute(0, 3, 1, 2).contiguous()
-    if flip:
-        mirror = (torch.rand(b, generator=generator) < 0.5).to(images.device)
-        out = torch.where(mirror[:, None, None, None], out.flip(3), out)
+    if bool(mirror.any()):
+        out = torch.where(mirror.to(images.device)[:, None, None, None], out.flip(3), out)
     return out

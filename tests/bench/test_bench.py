@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,9 +23,10 @@ TOY = BenchConfig(preset="digits", budgets=(10,), steps=2, source_size=300, batc
 
 
 @pytest.mark.usefixtures("one_thread")
-def test_runs_cached_and_recomputed_cases_in_this_process() -> None:
-    report = run_bench(TOY)
-    assert [(r.targets, r.error) for r in report.rows] == [("cached", None), ("recomputed", None)]
+def test_runs_cached_recomputed_and_banked_cases_in_this_process() -> None:
+    report = run_bench(replace(TOY, real_augs=("none", "crop-flip", "bank")))
+    assert [(r.targets, r.error) for r in report.rows] == [("cached", None), ("recomputed", None),
+                                                          ("banked", None)]
     for r in report.rows:
         # digits N = 10: U = V = 8 buy m = 49 images, 4 views: M = 196 > chunk 64, d = 2,049
         assert (r.N, r.m, r.M, r.form, r.chunks, r.precision) == (10, 49, 196, "dual", 4, "fp32")

@@ -33,6 +33,7 @@ from ssdd_cli.distill.pool import ModelPool, PoolConfig
 from ssdd_cli.distill.real import CACHED_VIEWS, RealSampler, check_real_aug
 from ssdd_cli.distill.support import FeatureMap, support_prediction
 from ssdd_cli.errors import UsageError
+from ssdd_cli.kit.checkpoint import KEYED_WHEN_SET
 from ssdd_cli.kit.seeding import build_seeded
 from ssdd_cli.models import Backbone, create_backbone
 from ssdd_cli.models.folding import fold_batchnorm
@@ -46,6 +47,9 @@ class KRRConfig:
     """The real side and the pool of the KRR outer loss.
 
     real_aug: "none" | "flip" (cached teacher targets) | "crop-flip" (teacher per batch).
+    real_bank: with crop-flip, K views per source image whose teacher targets are computed once,
+        each step taking one of its image's K views (`distill.real`: a departure for speed, the
+        teacher pass out of the loop); 0: the teacher on every batch (KRR-ST's code).
     batch_size: real images per outer step (KRR-ST's code: 1,024). ridge: λ = ridge·tr(K).
     chunk: support rows per network pass. While M ≤ chunk the support set goes through the
         network in one graph (exactly as before, and fastest); beyond, the outer step runs in
@@ -60,9 +64,17 @@ class KRRConfig:
     ridge: float = 1e-6
     chunk: int = 512
     pool: PoolConfig = field(default_factory=PoolConfig)
+    real_bank: int = field(default=0, metadata=KEYED_WHEN_SET)
 
     def __post_init__(self) -> None:
         check_real_aug(self.real_aug)
+        if self.real_bank < 0:
+            raise UsageError(f"a bank needs a whole number of views per image, got {self.real_bank}.",
+                             option="real_bank")
+        if self.real_bank and self.real_aug != "crop-flip":
+            raise UsageError(f"a bank holds crop-flip views, but the real side is {self.real_aug!r}, "
+                             "whose targets are cached already; drop the bank or use crop-flip.",
+                             option="real_bank")
         if self.batch_size < 1:
             raise UsageError(f"the real batch size must be at least 1, got {self.batch_size}.",
                              option="batch_size")
@@ -94,7 +106,8 @@ class KRRObjective(Objective):
         cached = {view: teacher.features(view)
                   for view in dict.fromkeys(("identity", *CACHED_VIEWS[config.real_aug]))}
         self.real = RealSampler(inputs.images, config.real_aug, config.batch_size, cached, teacher,
-                                black=inputs.black)
+                                black=inputs.black, bank=config.real_bank,
+                                bank_seed=inputs.generator.initial_seed())
         self._sampled: int | None = None
         self._held_out = self._held_out_batch(inputs) if inputs.held_out is not None else None
 
@@ -117,9 +130,11 @@ class KRRObjective(Objective):
         return lambda x: with_bias_column(self.precision.run(f.features, x))
 
     def prepare(self, distilled: DistilledModule, callback: Callback) -> None:
-        """Algorithm 1 lines 4–6: each pool model trained z ~ U{1..Z} steps on the initial set."""
+        """Algorithm 1 lines 4–6: each pool model trained z ~ U{1..Z} steps on the initial set
+        (after the real side's bank, when it has one)."""
         with torch.no_grad():
             x_s, y_s = distilled.support()
+        self.real.build_bank(callback)
         self.pool.initialize(x_s, y_s, callback)
 
     def losses(self, distilled: DistilledModule) -> Iterator[Tensor]:
