@@ -11,7 +11,9 @@ every source image are drawn once (from a generator of their own, seeded by the 
 resumed run draws the same bank) and their teacher targets computed once; each outer step then
 takes, for each image of its batch, one of that image's K views, uniformly. The teacher pass
 leaves the loop; the views a run sees are K per image instead of the 162 (9 × 9 offsets × 2)
-crop-flip can draw.
+crop-flip can draw. It holds K·n·d_y float32 targets (Fashion-MNIST's 54,000 training images, K =
+8, d_y = 128: 221 MB) and is built before the pool's initial training, or at the first step of a
+resumed run.
 
 Under torchrun every rank draws the same whole batch (indices, crops, flips: the same generator
 stream as one process) and keeps its share (`kit.distributed.shard`) before any network pass, so
