@@ -135,3 +135,17 @@ def test_the_full_row_epochs_on_the_official_sets() -> None:
     assert full_config(get_preset("fashion-mnist"), 54_000, arch="convnet").epochs == 5
     assert full_config(get_preset("cifar100"), 45_000, arch="convnet").epochs == 6
     assert full_config(get_preset("cifar100"), 50_000, arch="convnet", steps=2_000).epochs == 11
+
+
+def test_fashion_mnists_ssdd_schedule_is_the_one_chosen_on_held_out_images() -> None:
+    """Issue 33 (docs/results.md): SSDD at lr 1e-2 over 2,000 steps on Fashion-MNIST; KRR-ST and
+    the unscreened MNIST keep the preset's 500 steps at 1e-3."""
+    from ssdd_cli.distill.methods.krr_st import krr_defaults
+
+    def schedule(preset: str, method: str) -> tuple[int, float]:
+        outer = krr_defaults(get_preset(preset), method)[1]
+        return outer.steps, outer.lr
+
+    assert schedule("fashion-mnist", "ssdd") == (2000, 1e-2)
+    assert schedule("fashion-mnist", "krr-st") == (500, 1e-3)
+    assert schedule("mnist", "ssdd") == (500, 1e-3)
