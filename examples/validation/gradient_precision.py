@@ -43,16 +43,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ssdd_cli.data import device_tensor, load_source, source_preset
 from ssdd_cli.device import resolve_device
 from ssdd_cli.distill.distillation import Distillation
-from ssdd_cli.distill.inputs import DistillInputs, TeacherTargets
-from ssdd_cli.distill.methods import get_method
 from ssdd_cli.distill.objectives.krr import KRRObjective
+from ssdd_cli.distill.run import DistillRequest, prepare_distill
 from ssdd_cli.kit.precision import Precision, resolve_precision
 from ssdd_cli.progress import silent
-from ssdd_cli.teacher.provide import resolve_teacher
-from ssdd_cli.teacher.targets import DEFAULT_TARGETS
 
 Gradient = dict[str, Tensor]  # parameter name -> ∂ loss / ∂ parameter
 Comparison = dict[str, tuple[float, float]]  # tensor name (or "all") -> (cosine, norm ratio)
@@ -74,23 +70,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def build_run(args: argparse.Namespace, precision: Precision) -> Distillation:
-    """The distillation `distill.run.run_distill` sets up for these arguments, before its loop."""
-    device = resolve_device(args.device)
-    method = get_method(args.method)
-    base = source_preset(args.preset)
-    data = load_source(args.preset, resolution=base.resolution)
-    preset = replace(base, classes=data.classes)
-    images = device_tensor(data.source, data.mean, data.std, device)
-    backbone, meta, file = resolve_teacher(args.teacher, args.preset, data, device=device, preset=preset.name)
-    teacher = TeacherTargets.from_backbone(backbone, meta, images, device, file,
-                                           precision).scaled(DEFAULT_TARGETS)
-    config = method.configure(preset, args.budget, teacher.d_y)
-    labels = data.source_labels.to(device) if data.source_labels is not None else None
-    val_labels = data.val_labels.to(device) if data.val_labels is not None else None
-    inputs = DistillInputs(images, teacher, torch.Generator().manual_seed(args.seed), labels,
-                           held_out=device_tensor(data.val, data.mean, data.std, device),
-                           held_out_labels=val_labels, mean=data.mean, std=data.std, precision=precision)
-    return Distillation.create(method, config, inputs)
+    """The distillation `ssdd distill` sets up for these arguments, before its loop
+    (`distill.run.prepare_distill`; nothing is written, so the output path is never used)."""
+    request = DistillRequest(source=args.preset, output=Path("unused.ssdd"), method=args.method,
+                             budget=args.budget, seed=args.seed, device=resolve_device(args.device),
+                             teacher=args.teacher, precision=precision)
+    return prepare_distill(request).run
 
 
 def objective_of(run: Distillation) -> KRRObjective:

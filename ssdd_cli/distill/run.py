@@ -27,6 +27,7 @@ from ssdd_cli.io import check_writable
 from ssdd_cli.kit.checkpoint import Checkpointer, flat_settings, tensor_sha256
 from ssdd_cli.kit.distributed import is_main
 from ssdd_cli.kit.precision import FP32, Precision
+from ssdd_cli.presets import Preset
 from ssdd_cli.progress import Callback, ProgressEvent, silent
 from ssdd_cli.teacher.provide import resolve_teacher
 from ssdd_cli.teacher.targets import DEFAULT_TARGETS, TARGET_SCALINGS
@@ -79,9 +80,27 @@ def checkpoint_path(output: Path) -> Path:
     return output.with_name(output.name + ".ckpt")
 
 
-def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResult:
-    t0 = time.perf_counter()
-    check_writable(req.output)
+@dataclass(frozen=True)
+class PreparedDistill:
+    """A distillation set up as `run_distill` runs it, before its outer loop: the run, and what
+    its checkpoint and manifest name (the source, the preset, N, the normalised source images,
+    the teacher and its manifest record, the method's config and the precision of its passes)."""
+
+    run: Distillation
+    data: ImageSet
+    preset: Preset
+    N: int
+    images: torch.Tensor
+    teacher: TeacherTargets | None
+    record: Teacher | None
+    config: Any
+    precision: Precision
+
+
+def prepare_distill(req: DistillRequest, callback: Callback = silent) -> PreparedDistill:
+    """Everything of `run_distill` before the outer loop: the source, the teacher (trained first
+    when the source's cached one is absent), the method's config, checked against the budget
+    before any work, and the distillation built on the train split (val held out)."""
     method = get_method(req.method)
     if req.target_scaling not in TARGET_SCALINGS:
         raise UsageError(f"unknown target scaling {req.target_scaling!r}; choose one of: "
@@ -133,12 +152,22 @@ def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResu
     run = Distillation.create(method, config, inputs, callback)
     if run.plan.shortfall:
         callback(ProgressEvent("distill", message=f"note: {run.plan.shortfall}"))
+    return PreparedDistill(run, data, preset, N, images, teacher, record, config, precision)
+
+
+def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResult:
+    t0 = time.perf_counter()
+    check_writable(req.output)
+    method = get_method(req.method)
+    ready = prepare_distill(req, callback)
+    run, data, preset, N, config = ready.run, ready.data, ready.preset, ready.N, ready.config
+    teacher, record, precision = ready.teacher, ready.record, ready.precision
     checkpoint = Checkpointer(
         checkpoint_path(req.output), "distill",
         {"source": req.source, "preset": preset.name, "method": method.name, "seed": req.seed,
          "teacher": teacher.sha256 if teacher else None,
          "target_scaling": req.target_scaling if teacher else None,
-         **flat_settings(config), "data": tensor_sha256(images)},
+         **flat_settings(config), "data": tensor_sha256(ready.images)},
         options={path: option for option, path in method.options.items()})
     if run.loop is not None:
         run.loop.start(checkpoint, req.resume, callback)
