@@ -149,3 +149,23 @@ def test_fashion_mnists_ssdd_schedule_is_the_one_chosen_on_held_out_images() -> 
     assert schedule("fashion-mnist", "ssdd") == (2000, 1e-2)
     assert schedule("fashion-mnist", "krr-st") == (500, 1e-3)
     assert schedule("mnist", "ssdd") == (500, 1e-3)
+
+
+def test_fashion_mnist_at_one_image_per_class_takes_bases_of_rank_10() -> None:
+    """Issue 33 (docs/results.md): at N = 10 Fashion-MNIST's SSDD bases are U = V = 10, so its
+    7,840 floats hold m = 215 images instead of the paper rule's 20; N = 100 and MNIST keep the
+    rule (U = V = 2N capped at the bases' 196 and the teacher's 128 dimensions)."""
+    from ssdd_cli.budget import ImageShape, ssdd_budget
+
+    def bases(preset: str, N: int) -> tuple[int, int]:
+        p = get_preset(preset)
+        row = p.budgets.row(N, p.base_dim, 128)
+        return row.U, row.V
+
+    assert bases("fashion-mnist", 10) == (10, 10)
+    assert bases("fashion-mnist", 100) == (196, 128)
+    assert bases("mnist", 10) == (20, 20)
+    p = get_preset("fashion-mnist")
+    report = ssdd_budget(10, 10, 10, ImageShape(1, 28, 28), scale=p.distill.scale, feature_dim=128,
+                         hidden=p.distill.hidden, A=3)
+    assert report.m == 215
