@@ -82,19 +82,16 @@ def checkpoint_path(output: Path) -> Path:
 
 @dataclass(frozen=True)
 class PreparedDistill:
-    """A distillation set up as `run_distill` runs it, before its outer loop: the run, and what
-    its checkpoint and manifest name (the source, the preset, N, the normalised source images,
-    the teacher and its manifest record, the method's config and the precision of its passes)."""
+    """A distillation set up as `run_distill` runs it, before its outer loop: the run (its
+    method, config and inputs: the source images, the teacher's targets, the passes' precision),
+    and what else its checkpoint and manifest name (the source, the preset, N, the teacher's
+    manifest record)."""
 
     run: Distillation
     data: ImageSet
     preset: Preset
     N: int
-    images: torch.Tensor
-    teacher: TeacherTargets | None
     record: Teacher | None
-    config: Any
-    precision: Precision
 
 
 def prepare_distill(req: DistillRequest, callback: Callback = silent) -> PreparedDistill:
@@ -152,22 +149,21 @@ def prepare_distill(req: DistillRequest, callback: Callback = silent) -> Prepare
     run = Distillation.create(method, config, inputs, callback)
     if run.plan.shortfall:
         callback(ProgressEvent("distill", message=f"note: {run.plan.shortfall}"))
-    return PreparedDistill(run, data, preset, N, images, teacher, record, config, precision)
+    return PreparedDistill(run, data, preset, N, record)
 
 
 def run_distill(req: DistillRequest, callback: Callback = silent) -> DistillResult:
     t0 = time.perf_counter()
     check_writable(req.output)
-    method = get_method(req.method)
     ready = prepare_distill(req, callback)
-    run, data, preset, N, config = ready.run, ready.data, ready.preset, ready.N, ready.config
-    teacher, record, precision = ready.teacher, ready.record, ready.precision
+    run, data, preset, N, record = ready.run, ready.data, ready.preset, ready.N, ready.record
+    method, config, teacher, precision = run.method, run.config, run.inputs.teacher, run.inputs.precision
     checkpoint = Checkpointer(
         checkpoint_path(req.output), "distill",
         {"source": req.source, "preset": preset.name, "method": method.name, "seed": req.seed,
          "teacher": teacher.sha256 if teacher else None,
          "target_scaling": req.target_scaling if teacher else None,
-         **flat_settings(config), "data": tensor_sha256(ready.images)},
+         **flat_settings(config), "data": tensor_sha256(run.inputs.images)},
         options={path: option for option, path in method.options.items()})
     if run.loop is not None:
         run.loop.start(checkpoint, req.resume, callback)
