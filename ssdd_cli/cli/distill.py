@@ -114,9 +114,12 @@ def register(app: typer.Typer) -> None:
         count_targets: Annotated[bool | None, Opt("--count-targets/--no-count-targets",
                                                   help="Raw-image methods: charge targets.")] = None,
         probe_every: Annotated[int | None, Opt(min=0, help="ssdd, krr-st: every K outer steps, pretrain a "
-                                               "fresh network on the set for 200 steps and report its "
+                                               "fresh network on the set (--probe-steps) and report its "
                                                "k-NN and CKA on validation images (0: never, the "
                                                "default).")] = None,
+        probe_steps: Annotated[int | None, Opt(min=1, help="ssdd, krr-st: SGD steps of each probe's "
+                                               "pretraining (default 200; the set's own pretraining "
+                                               "takes 1,000 epochs).")] = None,
         target_scaling: Annotated[ScalingName, Opt(help="Regression targets: the teacher's features "
                                                    "standardized per dimension (default) or raw (the "
                                                    "papers' code).")] = DEFAULT_TARGETS,
@@ -141,7 +144,8 @@ def register(app: typer.Typer) -> None:
                    "count_targets": count_targets,
                    "kmeans_targets": kmeans_targets, "per_class": per_class, "pool_epochs": pool_epochs,
                    "width": width,
-                   "chunk": chunk, "pool_full_batch": pool_full_batch, "probe_every": probe_every}
+                   "chunk": chunk, "pool_full_batch": pool_full_batch, "probe_every": probe_every,
+                   "probe_steps": probe_steps}
         dev = resolve_device(device)
         req = DistillRequest(source=source, output=output, method=method, budget=budget, options=options,
                              seed=seed, device=dev, data_root=data_root, teacher=teacher,

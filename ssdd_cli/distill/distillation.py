@@ -49,7 +49,7 @@ class Distillation:
         optimization = method.optimization(config, inputs)
         loop = None
         if optimization is not None:
-            probe = (trained_probe(method, config, inputs, callback)
+            probe = (trained_probe(method, config, inputs, optimization.outer.probe_steps, callback)
                      if optimization.outer.probe_every > 0 else None)
             loop = OuterLoop(distilled, optimization.objective, optimization.outer, inputs.generator, probe)
         return cls(method, config, inputs, plan, distilled, loop)
@@ -67,13 +67,13 @@ class Distillation:
         return self.method.finalize(self.distilled, self.config, self.inputs.generator, callback)
 
 
-def trained_probe(method: Method[Any], config: Any, inputs: DistillInputs,
+def trained_probe(method: Method[Any], config: Any, inputs: DistillInputs, steps: int,
                   callback: Callback = silent) -> TrainedProbe | None:
     """The trained-network signal of a method whose outer loss trains a pool of networks (ssdd,
-    krr-st: `config.krr.pool` names the network and its recipe), when the source has at least
-    4 validation images and the run a teacher; otherwise None, and a one-line notice saying why
-    through `callback` (the probe was asked for: dropping it silently would leave the user
-    waiting for numbers that never come).
+    krr-st: `config.krr.pool` names the network and its recipe; `steps` SGD steps a probe), when
+    the source has at least 4 validation images and the run a teacher; otherwise None, and a
+    one-line notice saying why through `callback` (the probe was asked for: dropping it silently
+    would leave the user waiting for numbers that never come).
     """
     krr = getattr(config, "krr", None)
     n_val = 0 if inputs.held_out is None else int(inputs.held_out.shape[0])
@@ -84,6 +84,6 @@ def trained_probe(method: Method[Any], config: Any, inputs: DistillInputs,
     elif n_val < MIN_PROBE_VAL:
         why = f"the source has {n_val} validation images and the probe needs at least {MIN_PROBE_VAL}"
     else:
-        return TrainedProbe(krr.pool, inputs)
+        return TrainedProbe(krr.pool, inputs, steps)
     callback(ProgressEvent("distill", message=f"note: the trained-network probe is off: {why}."))
     return None

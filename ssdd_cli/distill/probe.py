@@ -4,8 +4,8 @@ The objective's own held-out loss (`Objective.held_out_loss`) says how well the 
 regress validation images through the set; it does not say whether a network *pretrained* on
 the set learns useful features, which is what the probes measure after the run. Every K outer
 steps (`OuterConfig.probe_every`; 0: never) this probe pretrains a fresh copy of the pool's
-network on the set as it is (X̃_s, Ỹ_s, detached) for `PROBE_STEPS` SGD steps with the pool's
-recipe, then measures it on the source's validation images only:
+network on the set as it is (X̃_s, Ỹ_s, detached) for `OuterConfig.probe_steps` SGD steps (200
+by default) with the pool's recipe, then measures it on the source's validation images only:
 
 - `val-cka`: linear CKA between its features and the teacher's (label-free, as `align`);
 - `val-knn`: k-NN accuracy (the `knn` protocol's k and temperature) of each half of the
@@ -36,7 +36,7 @@ from ssdd_cli.train.knn import knn_predict
 from ssdd_cli.train.pretrain import pretrain
 from ssdd_cli.train.recipe import PretrainConfig
 
-PROBE_STEPS = 200  # SGD steps of the short pretraining (a fifth of the presets' 1,000)
+PROBE_STEPS = 200  # the default SGD steps of the short pretraining (a fifth of the presets' 1,000)
 PROBE_BATCH = 256
 # What the signal measures, for stores that key runs by it: 2 since issue 32 (val-cka against the
 # teacher recalibrated on the validation images, BatchNorm passes over shuffled minibatches).
@@ -50,6 +50,7 @@ class TrainedProbe:
 
     pool: PoolConfig
     inputs: DistillInputs
+    steps: int = PROBE_STEPS
     seed: int = 0
     _teacher_val: Tensor | None = None
 
@@ -60,7 +61,7 @@ class TrainedProbe:
         c, r = x.shape[1], x.shape[-1]
         per_epoch = math.ceil(x.shape[0] / PROBE_BATCH)
         config = PretrainConfig(arch=self.pool.arch, arch_kwargs=dict(self.pool.arch_kwargs),
-                                epochs=max(1, PROBE_STEPS // per_epoch), batch_size=PROBE_BATCH,
+                                epochs=max(1, self.steps // per_epoch), batch_size=PROBE_BATCH,
                                 lr=self.pool.lr, momentum=self.pool.momentum,
                                 weight_decay=self.pool.weight_decay, seed=self.seed)
         net, _ = pretrain(x, y.reshape(x.shape[0], -1), None, config, in_channels=c, image_size=r,

@@ -10,11 +10,14 @@ import torch
 
 from ssdd_cli.bundle import load_bundle
 from ssdd_cli.data import device_tensor, load_source
+from ssdd_cli.distill.engine import OuterConfig
 from ssdd_cli.distill.inputs import DistillInputs, TeacherTargets
 from ssdd_cli.distill.param import RawSet
 from ssdd_cli.distill.pool import PoolConfig
 from ssdd_cli.distill.probe import PROBE_BATCH, PROBE_STEPS, TrainedProbe, split_half_knn
 from ssdd_cli.distill.run import DistillRequest, run_distill
+from ssdd_cli.errors import UsageError
+from ssdd_cli.kit.checkpoint import flat_settings
 from ssdd_cli.models import extract_features
 from ssdd_cli.teacher import load_teacher
 from ssdd_cli.train.batchnorm import recompute_batchnorm
@@ -99,3 +102,30 @@ def test_val_cka_compares_with_the_teacher_recalibrated_on_the_validation_images
     assert signals["val-cka"] == pytest.approx(linear_cka(student_features, recalibrated), rel=1e-6)
     stored = linear_cka(student_features, extract_features(net, val).double())
     assert abs(signals["val-cka"] - stored) > 1e-3  # the stored statistics give another number
+
+
+def test_the_probe_length_is_an_option_keyed_only_when_set(teacher: Path) -> None:
+    """`probe_steps` sets how long each probe pretrains (a set of one minibatch: one step an
+    epoch); at its default it leaves the settings a store keys runs by as they were."""
+    with pytest.raises(UsageError, match="at least one step"):
+        OuterConfig(steps=1, probe_steps=0)
+    assert "probe_steps" not in flat_settings(OuterConfig(steps=1))
+    assert flat_settings(OuterConfig(steps=1, probe_steps=50))["probe_steps"] == 50
+    data = load_source("digits")
+    net, meta = load_teacher(teacher)
+    val = device_tensor(data.val, data.mean, data.std, CPU)
+    source = device_tensor(data.source, data.mean, data.std, CPU)
+    inputs = DistillInputs(source, TeacherTargets.from_backbone(net, meta, source, CPU),
+                           torch.Generator().manual_seed(0), held_out=val, held_out_labels=data.val_labels)
+    g = torch.Generator().manual_seed(0)
+    distilled = RawSet(torch.randn(12, 1, 16, 16, generator=g), torch.randn(12, 64, generator=g))
+    pool = PoolConfig(arch="convnet", arch_kwargs={"widths": (8, 16)})
+    short = TrainedProbe(pool, inputs, steps=3)(distilled)
+    assert short != TrainedProbe(pool, inputs)(distilled)
+    x, y = distilled.support()
+    config = PretrainConfig(arch="convnet", arch_kwargs={"widths": (8, 16)}, epochs=3, batch_size=PROBE_BATCH,
+                            lr=pool.lr, momentum=pool.momentum, weight_decay=pool.weight_decay, seed=0)
+    student, _ = pretrain(x.detach(), y.detach(), None, config, in_channels=1, image_size=16, device=CPU)
+    features = extract_features(recompute_batchnorm(student, val), val).double()
+    recalibrated = extract_features(recompute_batchnorm(net, val), val).double()
+    assert short["val-cka"] == pytest.approx(linear_cka(features, recalibrated), rel=1e-6)

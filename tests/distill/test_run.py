@@ -250,7 +250,7 @@ def test_the_probe_off_for_want_of_a_teacher_or_a_pool_is_noted() -> None:
     method = get_method("krr-st")
     config = method.configure(get_preset("digits"), 10, 12, steps=2, pool_size=1, probe_every=1)
     notes, collect = _notes()
-    assert trained_probe(method, config, _linear_inputs(8, with_teacher=False), collect) is None
+    assert trained_probe(method, config, _linear_inputs(8, with_teacher=False), 200, collect) is None
     assert notes == ["note: the trained-network probe is off: the run has no teacher to compare its "
                      "features with."]
     notes.clear()

@@ -28,6 +28,7 @@ from ssdd_cli.progress import Callback
 KRR_OPTIONS = {"steps": "outer.steps", "lr": "outer.lr", "weight_decay": "outer.weight_decay",
                "lr_images": "outer.lr_images", "lr_targets": "outer.lr_targets",
                "checkpoint_every": "outer.checkpoint_every", "probe_every": "outer.probe_every",
+               "probe_steps": "outer.probe_steps",
                "batch_size": "krr.batch_size", "real_aug": "krr.real_aug", "real_bank": "krr.real_bank",
                "ridge": "krr.ridge",
                "pool_size": "krr.pool.size", "pool_steps": "krr.pool.max_steps",
