@@ -57,8 +57,8 @@ class OuterConfig:
     also at the start and at the end); 0: never.
     probe_steps: the SGD steps of each probe's pretraining (`distill.probe.TrainedProbe`): 200
     by default, a fifth of the presets' 1,000 pretraining epochs on a set of one minibatch. A set
-    of several minibatches pretrains for more steps (Fashion-MNIST N = 10's 860 rows: 4,000), and
-    a probe that should follow that pretraining sets its length (issue 33).
+    of several minibatches pretrains for more steps (Fashion-MNIST N = 10's 860 rows: 4,000); a
+    probe as long as that (still with the pool's recipe) sets its length here (issue 33).
     lr_images, lr_targets: the learning rate of the tensors that make the images, and of those
     that make the targets (`DistilledModule.image_side`); None: `lr`. The papers use one rate for
     every tensor; with standardised targets and normalised images the two kinds live on other
