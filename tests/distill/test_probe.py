@@ -78,26 +78,37 @@ def test_the_run_records_the_signal_at_its_interval(tmp_path: Path, teacher: Pat
     assert torch.equal(after.tensors["images"], load_bundle(out).tensors["images"])
 
 
-def test_val_cka_compares_with_the_teacher_recalibrated_on_the_validation_images(teacher: Path) -> None:
-    """The progress line's val-cka and the table's `align` compare with one function: the teacher
-    with BatchNorm statistics recomputed on the images the probed network is recalibrated on."""
+def _probe_case(teacher: Path) -> tuple[torch.nn.Module, torch.Tensor, DistillInputs, RawSet, PoolConfig]:
+    """The teacher, digits' validation images, the inputs a probe reads, a set of 12 random
+    images with random targets and a tiny pool network."""
     data = load_source("digits")
     net, meta = load_teacher(teacher)
     val = device_tensor(data.val, data.mean, data.std, CPU)
     source = device_tensor(data.source, data.mean, data.std, CPU)
     inputs = DistillInputs(source, TeacherTargets.from_backbone(net, meta, source, CPU),
-                           torch.Generator().manual_seed(0), held_out=val)
+                           torch.Generator().manual_seed(0), held_out=val, held_out_labels=data.val_labels)
     g = torch.Generator().manual_seed(0)
     distilled = RawSet(torch.randn(12, 1, 16, 16, generator=g), torch.randn(12, 64, generator=g))
-    pool = PoolConfig(arch="convnet", arch_kwargs={"widths": (8, 16)})
-    signals = TrainedProbe(pool, inputs)(distilled)
-    # by hand: the probe's network (its recipe, seed 0) and the recalibrated teacher
+    return net, val, inputs, distilled, PoolConfig(arch="convnet", arch_kwargs={"widths": (8, 16)})
+
+
+def _by_hand_features(distilled: RawSet, pool: PoolConfig, val: torch.Tensor, steps: int) -> torch.Tensor:
+    """The probe's network by hand (its recipe, seed 0; 12 images: one step an epoch), its
+    BatchNorm statistics recomputed on `val`, and its features of `val`."""
     x, y = distilled.support()
-    config = PretrainConfig(arch="convnet", arch_kwargs={"widths": (8, 16)}, epochs=PROBE_STEPS,
+    config = PretrainConfig(arch=pool.arch, arch_kwargs=dict(pool.arch_kwargs), epochs=steps,
                             batch_size=PROBE_BATCH, lr=pool.lr, momentum=pool.momentum,
-                            weight_decay=pool.weight_decay, seed=0)  # 12 images: one step an epoch
+                            weight_decay=pool.weight_decay, seed=0)
     student, _ = pretrain(x.detach(), y.detach(), None, config, in_channels=1, image_size=16, device=CPU)
-    student_features = extract_features(recompute_batchnorm(student, val), val).double()
+    return extract_features(recompute_batchnorm(student, val), val).double()
+
+
+def test_val_cka_compares_with_the_teacher_recalibrated_on_the_validation_images(teacher: Path) -> None:
+    """The progress line's val-cka and the table's `align` compare with one function: the teacher
+    with BatchNorm statistics recomputed on the images the probed network is recalibrated on."""
+    net, val, inputs, distilled, pool = _probe_case(teacher)
+    signals = TrainedProbe(pool, inputs)(distilled)
+    student_features = _by_hand_features(distilled, pool, val, PROBE_STEPS)
     recalibrated = extract_features(recompute_batchnorm(net, val), val).double()
     assert signals["val-cka"] == pytest.approx(linear_cka(student_features, recalibrated), rel=1e-6)
     stored = linear_cka(student_features, extract_features(net, val).double())
@@ -111,21 +122,9 @@ def test_the_probe_length_is_an_option_keyed_only_when_set(teacher: Path) -> Non
         OuterConfig(steps=1, probe_steps=0)
     assert "probe_steps" not in flat_settings(OuterConfig(steps=1))
     assert flat_settings(OuterConfig(steps=1, probe_steps=50))["probe_steps"] == 50
-    data = load_source("digits")
-    net, meta = load_teacher(teacher)
-    val = device_tensor(data.val, data.mean, data.std, CPU)
-    source = device_tensor(data.source, data.mean, data.std, CPU)
-    inputs = DistillInputs(source, TeacherTargets.from_backbone(net, meta, source, CPU),
-                           torch.Generator().manual_seed(0), held_out=val, held_out_labels=data.val_labels)
-    g = torch.Generator().manual_seed(0)
-    distilled = RawSet(torch.randn(12, 1, 16, 16, generator=g), torch.randn(12, 64, generator=g))
-    pool = PoolConfig(arch="convnet", arch_kwargs={"widths": (8, 16)})
+    net, val, inputs, distilled, pool = _probe_case(teacher)
     short = TrainedProbe(pool, inputs, steps=3)(distilled)
     assert short != TrainedProbe(pool, inputs)(distilled)
-    x, y = distilled.support()
-    config = PretrainConfig(arch="convnet", arch_kwargs={"widths": (8, 16)}, epochs=3, batch_size=PROBE_BATCH,
-                            lr=pool.lr, momentum=pool.momentum, weight_decay=pool.weight_decay, seed=0)
-    student, _ = pretrain(x.detach(), y.detach(), None, config, in_channels=1, image_size=16, device=CPU)
-    features = extract_features(recompute_batchnorm(student, val), val).double()
     recalibrated = extract_features(recompute_batchnorm(net, val), val).double()
-    assert short["val-cka"] == pytest.approx(linear_cka(features, recalibrated), rel=1e-6)
+    assert short["val-cka"] == pytest.approx(linear_cka(_by_hand_features(distilled, pool, val, 3), recalibrated),
+                                             rel=1e-6)

@@ -16,6 +16,7 @@ from ssdd_cli.distill.distillation import Distillation, trained_probe
 from ssdd_cli.distill.inputs import DistillInputs, TeacherTargets
 from ssdd_cli.distill.methods import get_method
 from ssdd_cli.distill.methods.base import replace_path
+from ssdd_cli.distill.probe import PROBE_STEPS
 from ssdd_cli.distill.run import DistillRequest, checkpoint_path, run_distill
 from ssdd_cli.presets import get_preset
 from ssdd_cli.progress import ProgressEvent
@@ -250,7 +251,7 @@ def test_the_probe_off_for_want_of_a_teacher_or_a_pool_is_noted() -> None:
     method = get_method("krr-st")
     config = method.configure(get_preset("digits"), 10, 12, steps=2, pool_size=1, probe_every=1)
     notes, collect = _notes()
-    assert trained_probe(method, config, _linear_inputs(8, with_teacher=False), 200, collect) is None
+    assert trained_probe(method, config, _linear_inputs(8, with_teacher=False), PROBE_STEPS, collect) is None
     assert notes == ["note: the trained-network probe is off: the run has no teacher to compare its "
                      "features with."]
     notes.clear()
