@@ -30,6 +30,8 @@ from ssdd_cli.presets.records import (
 # initialisation on every probe, at its initialisation as after its steps). Its 215 images × 4
 # views are 4 minibatches an epoch, so its 1,000 pretraining epochs are 4,000 SGD steps; 10 random
 # real images pretrained for as many steps did worse than for 1,000, so the lead is not the length.
+# At N = 100 rank 100 (m = 216) was screened the same way and kept the rule: above random real
+# images on k-NN but not, by its interval, on 5-shot (docs/results.md, "rank 100 on 3 seeds").
 # The DM family keeps the papers' networks, losses and real batch of 256 per class, with a few
 # dozen iterations (a DM step over 10 classes took 3.4 s on 2 cores in float32; the papers run
 # 20,000), so on this preset its sets stay close to their real initialisation.
