@@ -151,6 +151,16 @@ def test_fashion_mnists_ssdd_schedule_is_the_one_chosen_on_held_out_images() -> 
     assert schedule("mnist", "ssdd") == (500, 1e-3)
 
 
+def test_the_digits_presets_take_fashions_ssdd_schedule_chosen_on_held_out_images() -> None:
+    """Issue 33 (docs/results.md, digits-nuisance at N = 20): SSDD at lr 1e-2 over 2,000 steps on
+    both digits presets; KRR-ST keeps their 300 steps at 1e-3."""
+    from ssdd_cli.distill.methods.krr_st import krr_defaults
+
+    for preset in ("digits", "digits-nuisance"):
+        ssdd, krr = (krr_defaults(get_preset(preset), method)[1] for method in ("ssdd", "krr-st"))
+        assert (ssdd.steps, ssdd.lr, krr.steps, krr.lr) == (2000, 1e-2, 300, 1e-3)
+
+
 def test_fashion_mnist_at_one_image_per_class_takes_bases_of_rank_10() -> None:
     """Issue 33 (docs/results.md): at N = 10 Fashion-MNIST's SSDD bases are U = V = 10, so its
     7,840 floats hold m = 215 images instead of the paper rule's 20; N = 100 and MNIST keep the

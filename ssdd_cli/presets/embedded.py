@@ -11,6 +11,7 @@ from ssdd_cli.presets.records import (
     BudgetRule,
     DistillPreset,
     MatchingPreset,
+    MethodPreset,
     Preset,
     PretrainPreset,
     TeacherPreset,
@@ -44,6 +45,12 @@ _SHAPES_MATCHING = MatchingPreset(steps={"dm": 80, "datadam": 80, "iid": 50, "ds
 _DIGITS_PRETRAIN = PretrainPreset(epochs=1000)
 _DIGITS_DISTILL = DistillPreset(steps=300, real_batch=512, pool_size=4, pool_max_steps=100,
                                 inner_kwargs={"widths": (64, 128)}, scale=2, hidden=4, real_aug="none")
+# SSDD takes Fashion-MNIST's schedule, lr 1e-2 over 2,000 outer steps, chosen on digits-nuisance's
+# held-out validation images at N = 20 over 3 seeds by a rule set before the run (issue 33,
+# docs/results.md, "digits-nuisance at N = 20"): beside the 300 steps at 1e-3 it holds 5-shot
+# +1.88 [+0.54, +3.21] and k-NN −1.62 [−5.98, +2.74], and its trained-network signal rises along
+# the steps on every seed (the 300 steps' does not). KRR-ST keeps 300 steps at 1e-3.
+_DIGITS_METHODS = {"ssdd": MethodPreset(steps=2000, lr=1e-2)}
 # U = V = 2N would exceed what N images' worth of floats can hold with a 128-d teacher
 # (B^y alone is 128·V); these fit, with m = 49, 50, 90 and 157. (At N = 100 the rule's U = V = 2N,
 # capped at the dimensions 64 and 128, would leave room for m = 8.) Pretraining's weight decay is
@@ -62,6 +69,7 @@ PRESETS.add("digits", Preset(
     _DIGITS_PRETRAIN,
     _DIGITS_BUDGETS,
     matching=_DIGITS_MATCHING,
+    methods=_DIGITS_METHODS,
     classes=10,
 ))
 # The benchmark (docs/results.md): digits drawn at random size and position. Its teacher is a
@@ -78,6 +86,7 @@ PRESETS.add("digits-nuisance", Preset(
     _DIGITS_PRETRAIN,
     _DIGITS_BUDGETS,
     matching=_DIGITS_MATCHING,
+    methods=_DIGITS_METHODS,
     classes=10,
 ))
 PRESETS.add("shapes", Preset(
