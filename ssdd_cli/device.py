@@ -43,3 +43,19 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise UsageError("an MPS device was asked for but MPS is not available; use auto or cpu.",
                          option="device")
     return torch.device(name)
+
+
+def hardware(device: torch.device | str = "cpu") -> str:
+    """What runs work on `device`, named as `lscpu` or `nvidia-smi` name it, for the records a
+    figure is read from: the GPU's name, else the CPU's model name ("AMD EPYC 9R14 96-Core
+    Processor"; `platform.processor()` where /proc/cpuinfo has none)."""
+    import platform
+
+    import torch
+
+    from ssdd_cli.kit import cpu
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return cpu.model_name() or platform.processor() or platform.machine()

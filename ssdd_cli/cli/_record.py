@@ -3,8 +3,8 @@
 One JSON object per line, written as the run goes (so it is also the run's log file):
 
     {"record": "start", "command": "distill", "argv": [...], "options": {...}, "device": "cpu",
-     "seed": 0, "versions": {"ssdd": ..., "torch": ..., "python": ..., "platform": ...},
-     "started": "2025-...Z"}
+     "hardware": "AMD EPYC 9R14 96-Core Processor", "seed": 0,
+     "versions": {"ssdd": ..., "torch": ..., "python": ..., "platform": ...}, "started": "2025-...Z"}
     {"record": "progress", "stage": "distill", "step": 12, "total": 300,
      "metrics": {"loss": 0.41, "held-out": 0.52}, "elapsed": 3.2}     (every event: the loss history)
     {"record": "notice", "message": "..."}
@@ -64,7 +64,8 @@ class RunRecord:
 
     def __init__(self, output: Path, command: str, options: dict[str, Any], *, device: str | None = None,
                  seed: int | None = None, append: bool = False) -> None:
-        from ssdd_cli.kit.distributed import is_main  # torch: only long commands, which load it anyway
+        from ssdd_cli.device import hardware  # torch: only long commands, which load it anyway
+        from ssdd_cli.kit.distributed import is_main
 
         self.path = record_path(output)
         self.append = append
@@ -72,7 +73,8 @@ class RunRecord:
         self._file: IO[str] | None = None
         self._closed = not is_main()  # torchrun's other ranks write nothing
         self._start = {"record": "start", "command": command, "argv": sys.argv, "options": options,
-                       "device": device, "seed": seed, "versions": versions(),
+                       "device": device, "hardware": hardware(device) if device else None, "seed": seed,
+                       "versions": versions(),
                        "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
     def _write(self, doc: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
+from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +33,7 @@ from ssdd_cli.compare.differences import difference_table, differences
 from ssdd_cli.compare.plan import REFERENCES
 from ssdd_cli.compare.runner import CompareRun
 from ssdd_cli.compare.summary import LOWER_IS_BETTER, PERCENT, Summary, decimals, fmt, summarize
+from ssdd_cli.device import hardware
 from ssdd_cli.io import atomic_write_bytes
 
 RESULTS_FORMAT = "ssdd-compare/1"
@@ -60,7 +62,8 @@ def results_document(run: CompareRun) -> dict[str, Any]:
               **({"folder": str(o.record.folder.relative_to(run.output)), **o.record.to_dict()}
                  if o.record is not None else {})} for o in run.outcomes]
     return {"format": RESULTS_FORMAT, "created": datetime.now(timezone.utc).isoformat(),
-            "versions": versions(), "device": run.device, "seconds": run.seconds,
+            "versions": versions(), "device": run.device, "hardware": hardware(run.device),
+            "seconds": run.seconds,
             "peak_memory": run.peak_memory, "peak_memory_grown": run.peak_memory_grown,
             "spec": run.plan.spec.to_dict(),
             "counts": {s: run.count(s) for s in ("ran", "reused", "failed", "skipped")},
@@ -107,6 +110,15 @@ def markdown_table(summaries: list[Summary], archs: list[str], metric: str) -> s
     return "\n".join(lines)
 
 
+def _ran_on(run: CompareRun) -> str:
+    """", its steps ran on A (n) and B (m)" when the store's records name other hardware than
+    this run's (a comparison resumed or extended on another machine), else ""."""
+    counts = Counter(o.record.hardware or "unrecorded hardware" for o in run.outcomes if o.record is not None)
+    if set(counts) <= {hardware(run.device)}:
+        return ""
+    return ", its steps ran on " + " and ".join(f"{name} ({n})" for name, n in counts.most_common())
+
+
 def results_markdown(run: CompareRun) -> str:
     spec = run.plan.spec
     summaries = summarize(run)
@@ -120,7 +132,8 @@ def results_markdown(run: CompareRun) -> str:
            "images." + (" Classify trains fresh DC ConvNets on a labelled artifact's images and labels."
                         if not all(p.on_backbone for p in spec.protocols) else "")
            + " Accuracy and CKA in percent.", "",
-           f"ssdd {__version__}, torch {torch.__version__}, device {run.device}; "
+           f"ssdd {__version__}, torch {torch.__version__}, device {run.device} ({hardware(run.device)})"
+           + _ran_on(run) + "; "
            f"{run.count('ran')} steps ran, {run.count('reused')} reused"
            + (f", {run.count('failed')} failed, {run.count('skipped')} skipped"
               if run.count("failed") else "")

@@ -177,7 +177,7 @@ def _run_step(step: Step, done: Mapping[str, Outcome], store: StepStore, ctx: S.
         except DivergedError as e:
             outputs, metrics = {}, {"error": str(e)}
     record = store.commit(step.kind, key, material, outputs, metrics, time.perf_counter() - t0, memory.peak,
-                          memory.grown)
+                          memory.grown, ctx.hardware)
     return Outcome(step, "failed" if "error" in metrics else "ran", record)
 
 

@@ -51,8 +51,10 @@ class StepRecord:
     (bytes; None where unknown): `peak_memory`, the process's peak during the step
     (`PeakMemory.peak`), which also counts what earlier steps left resident (memory they freed but
     the allocator kept, caches), and `peak_memory_grown`, how far the step raised it above its
-    level at the start (`PeakMemory.grown`): what the step itself needed. Records written before
-    the second figure existed read it as None."""
+    level at the start (`PeakMemory.grown`): what the step itself needed; and `hardware`, what it
+    ran on (`device.hardware`: the CPU's model name or the GPU's), since a store's steps may run
+    on several machines and a wall time means nothing without it. Records written before a figure
+    existed read it as None."""
 
     kind: str
     key: str
@@ -62,6 +64,7 @@ class StepRecord:
     seconds: float = 0.0
     peak_memory: int | None = None
     peak_memory_grown: int | None = None
+    hardware: str | None = None
     folder: Path = Path()
 
     def output(self, name: str) -> Path:
@@ -74,7 +77,7 @@ class StepRecord:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "key": self.key, "material": self.material, "outputs": self.outputs,
                 "metrics": self.metrics, "seconds": self.seconds, "peak_memory": self.peak_memory,
-                "peak_memory_grown": self.peak_memory_grown}
+                "peak_memory_grown": self.peak_memory_grown, "hardware": self.hardware}
 
 
 class StepStore:
@@ -113,7 +116,8 @@ class StepStore:
         metrics = doc["metrics"]  # older records kept a training step's peak among its metrics
         peak = doc.get("peak_memory", metrics.pop("peak_memory", None))
         record = StepRecord(kind, key, doc["material"], doc["outputs"], metrics,
-                            float(doc["seconds"]), peak, doc.get("peak_memory_grown"), folder)
+                            float(doc["seconds"]), peak, doc.get("peak_memory_grown"), doc.get("hardware"),
+                            folder)
         if not all(record.output(name).is_file() for name in record.outputs):
             return None
         return record
@@ -126,7 +130,7 @@ class StepStore:
 
     def commit(self, kind: str, key: str, material: dict[str, Any], outputs: dict[str, str],
                metrics: dict[str, Any], seconds: float, peak_memory: int | None = None,
-               peak_memory_grown: int | None = None) -> StepRecord:
+               peak_memory_grown: int | None = None, hardware: str | None = None) -> StepRecord:
         """Record the finished step in its work folder, then move the folder into place.
 
         outputs: name → file name inside the work folder; each is hashed here.
@@ -134,7 +138,7 @@ class StepStore:
         work, final = self.partial(kind, key), self.folder(kind, key)
         files = {name: {"file": rel, "sha256": sha256_file(work / rel)} for name, rel in outputs.items()}
         record = StepRecord(kind, key, material, files, metrics, seconds, peak_memory, peak_memory_grown,
-                            final)
+                            hardware, final)
         text = json.dumps(record.to_dict(), indent=2, default=str) + "\n"
         atomic_write_bytes(work / RECORD, text.encode())
         if final.exists():  # a stale, unreadable folder of the same key (lookup refused it)

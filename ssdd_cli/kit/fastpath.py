@@ -50,7 +50,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -63,6 +62,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from ssdd_cli.device import hardware
 from ssdd_cli.errors import OutputError, UsageError
 from ssdd_cli.io import atomic_write_bytes
 from ssdd_cli.kit import cpu, distributed
@@ -135,12 +135,9 @@ def thread_candidates() -> list[int]:
 
 def machine_key(device: torch.device, precision: str, threads: list[int]) -> str:
     """What the decision depends on (module docstring), as one string."""
-    if device.type == "cuda":
-        hardware = torch.cuda.get_device_name(device)
-    else:
-        hardware = cpu.model_name() or platform.processor() or platform.machine()
     isa = ",".join(f"{name}={os.environ.get(name, '')}" for name in ISA_ENVS)
-    return f"{hardware} | {isa} | torch {torch.__version__} | {device.type} | {precision} | threads {threads}"
+    return (f"{hardware(device)} | {isa} | torch {torch.__version__} | {device.type} | {precision} "
+            f"| threads {threads}")
 
 
 def load_cache() -> dict[str, Any]:

@@ -13,6 +13,7 @@ from ssdd_cli.cli import _progress
 from ssdd_cli.cli._common import set_output
 from ssdd_cli.cli._record import run_record
 from ssdd_cli.cli.main import app
+from ssdd_cli.device import hardware
 from ssdd_cli.kit import distributed
 from ssdd_cli.progress import ProgressEvent
 from tests.distill.helpers import write_tiny_teacher
@@ -97,6 +98,7 @@ def test_redirected_distill_prints_paced_lines_and_writes_its_record(tmp_path: P
     start, end = record[0], record[-1]
     assert start["record"] == "start" and start["command"] == "distill" and start["seed"] == 0
     assert start["device"] == "cpu" and set(start["versions"]) >= {"ssdd", "torch", "python"}
+    assert start["hardware"] == hardware("cpu") != ""
     assert start["options"]["steps"] == 20 and start["options"]["lr"] is None  # as given
     steps = [r["step"] for r in record if r["record"] == "progress" and r["stage"] == "distill"]
     assert steps == list(range(1, 21))  # the whole loss history, unpaced

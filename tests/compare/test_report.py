@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from ssdd_cli.compare import Cell, results_markdown, summarize, write_results
-from ssdd_cli.compare.report import markdown_table
+from ssdd_cli.compare.report import markdown_table, results_document
+from ssdd_cli.device import hardware
 from tests.compare.helpers import fake_run
 
 RAW = {"source": "digits", "budgets": [20], "archs": ["convnet", "resnet10"], "seeds": 2,
@@ -86,3 +88,22 @@ def test_results_json_holds_every_number_and_setting(tmp_path: Path) -> None:
     assert cell["values"] == [0.55, 0.56] and cell["seeds"] == [0, 1] and abs(cell["mean"] - 0.555) < 1e-12
     assert len(doc["steps"]) == len(run.plan) and {s["status"] for s in doc["steps"]} == {"ran"}
     assert md_path.read_text() == results_markdown(run)
+
+
+def test_results_name_the_hardware_each_step_ran_on(tmp_path: Path) -> None:
+    """A store resumed on another machine: results.md names every CPU its steps ran on, with how
+    many steps each; a run whose steps all ran here names only this machine."""
+    here = hardware("cpu")
+    run = fake_run(RAW, value, tmp_path)
+    doc = results_document(run)
+    assert doc["hardware"] == here and all(s["hardware"] is None for s in doc["steps"])
+    assert f"device cpu ({here}), its steps ran on unrecorded hardware ({len(run.plan)});" in results_markdown(run)
+    same = replace(run, outcomes=tuple(replace(o, record=replace(o.record, hardware=here)) for o in run.outcomes
+                                       if o.record is not None))
+    assert f"device cpu ({here}); " in results_markdown(same)
+    mixed = replace(same, outcomes=tuple(replace(o, record=replace(o.record, hardware="Other CPU"))
+                                         if o.step.kind == "eval" and o.record is not None else o
+                                         for o in same.outcomes))
+    evals = sum(o.step.kind == "eval" for o in run.outcomes)
+    text = results_markdown(mixed)
+    assert "its steps ran on " in text and f"Other CPU ({evals})" in text and f"{here} ({len(run.plan) - evals})" in text

@@ -27,11 +27,12 @@ def test_a_step_is_committed_whole_and_found_by_its_key(tmp_path: Path) -> None:
     assert store.lookup("pretrain", key) is None  # a partial step is not a result
     assert store.begin("pretrain", key) == work and (work / "backbone.safetensors.ckpt").exists()
     record = store.commit("pretrain", key, {"x": 1}, {"backbone": "backbone.safetensors"}, {"loss": 0.5}, 1.5,
-                          peak_memory=123_456_789, peak_memory_grown=23_456_789)
+                          peak_memory=123_456_789, peak_memory_grown=23_456_789, hardware="AMD EPYC 9R14")
     assert not work.exists() and record.output("backbone").read_bytes() == b"weights"
     found = store.lookup("pretrain", key)
     assert found is not None and found.metrics == {"loss": 0.5} and found.material == {"x": 1}
     assert (found.seconds, found.peak_memory, found.peak_memory_grown) == (1.5, 123_456_789, 23_456_789)
+    assert found.hardware == "AMD EPYC 9R14"
     assert found.sha256("backbone") == record.sha256("backbone")
     assert json.loads((found.folder / "step.json").read_text())["key"] == key
 
@@ -62,7 +63,7 @@ def test_an_older_record_keeps_its_peak_memory(tmp_path: Path) -> None:
     path.write_text(json.dumps(doc))
     found = store.lookup("distill", key)
     assert found is not None and found.peak_memory == 987_654 and found.metrics == {"final_loss": 0.25}
-    assert found.peak_memory_grown is None  # not recorded then
+    assert found.peak_memory_grown is None and found.hardware is None  # not recorded then
     fresh = step_key({"kind": "distill", "new": True})
     store.begin("distill", fresh)
     assert store.commit("distill", fresh, {}, {}, {}, 0.0).peak_memory is None
