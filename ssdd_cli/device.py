@@ -1,7 +1,7 @@
 """Device selection: `auto` picks cuda, then mps, then cpu; under torchrun "cuda" is this
-process's GPU (its LOCAL_RANK).
+process's GPU (its LOCAL_RANK). And the name of the hardware behind a device, for records.
 
-torch is imported inside `resolve_device`, so the command line can offer the choices without it.
+torch is imported inside the functions, so the command line can offer the choices without it.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def hardware(device: torch.device | str = "cpu") -> str:
-    """What runs work on `device`, named as `lscpu` or `nvidia-smi` name it, for the records a
-    figure is read from: the GPU's name, else the CPU's model name ("AMD EPYC 9R14 96-Core
-    Processor"; `platform.processor()` where /proc/cpuinfo has none)."""
+    """What runs work on `device`, for the records a figure is read from: a CUDA GPU's name, else
+    the CPU's model name from /proc/cpuinfo ("AMD EPYC 9R14 96-Core Processor", as `lscpu` shows
+    it on x86), else the platform's processor or machine name (ARM Linux, macOS, so also MPS's)."""
     import platform
 
     import torch

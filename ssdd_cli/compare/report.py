@@ -110,13 +110,15 @@ def markdown_table(summaries: list[Summary], archs: list[str], metric: str) -> s
     return "\n".join(lines)
 
 
-def _ran_on(run: CompareRun) -> str:
-    """", its steps ran on A (n) and B (m)" when the store's records name other hardware than
-    this run's (a comparison resumed or extended on another machine), else ""."""
+def _ran_on(run: CompareRun, here: str) -> str:
+    """"; the store's steps ran on A (n steps), B (m steps)" when the records of this run's steps
+    name other hardware than `here` (a comparison resumed or extended on another machine), or
+    none (records written before they named it); else "". Skipped steps have no record."""
     counts = Counter(o.record.hardware or "unrecorded hardware" for o in run.outcomes if o.record is not None)
-    if set(counts) <= {hardware(run.device)}:
+    if set(counts) <= {here}:
         return ""
-    return ", its steps ran on " + " and ".join(f"{name} ({n})" for name, n in counts.most_common())
+    return "; the store's steps ran on " + ", ".join(f"{name} ({n} steps)"
+                                                      for name, n in counts.most_common())
 
 
 def results_markdown(run: CompareRun) -> str:
@@ -124,6 +126,7 @@ def results_markdown(run: CompareRun) -> str:
     summaries = summarize(run)
     diffs = differences(summaries)
     archs = list(spec.archs)
+    here = hardware(run.device)
     out = [f"# ssdd compare: {spec.source}", "",
            f"Methods pretrained on each artifact, evaluated on the {spec.split} split of each target; mean "
            f"± std over {spec.seeds} seed(s) (population std). Best method per column in **bold**; *full* "
@@ -132,8 +135,8 @@ def results_markdown(run: CompareRun) -> str:
            "images." + (" Classify trains fresh DC ConvNets on a labelled artifact's images and labels."
                         if not all(p.on_backbone for p in spec.protocols) else "")
            + " Accuracy and CKA in percent.", "",
-           f"ssdd {__version__}, torch {torch.__version__}, device {run.device} ({hardware(run.device)})"
-           + _ran_on(run) + "; "
+           f"ssdd {__version__}, torch {torch.__version__}, device {run.device} ({here})"
+           + _ran_on(run, here) + "; "
            f"{run.count('ran')} steps ran, {run.count('reused')} reused"
            + (f", {run.count('failed')} failed, {run.count('skipped')} skipped"
               if run.count("failed") else "")

@@ -41,6 +41,7 @@ from ssdd_cli.compare import steps as S
 from ssdd_cli.compare.plan import KINDS, Plan, Step
 from ssdd_cli.compare.store import StepRecord, StepStore, step_key
 from ssdd_cli.data import source_preset
+from ssdd_cli.device import hardware
 from ssdd_cli.distill.methods import get_method
 from ssdd_cli.errors import DataError, DivergedError, UsageError
 from ssdd_cli.kit import distributed
@@ -177,7 +178,7 @@ def _run_step(step: Step, done: Mapping[str, Outcome], store: StepStore, ctx: S.
         except DivergedError as e:
             outputs, metrics = {}, {"error": str(e)}
     record = store.commit(step.kind, key, material, outputs, metrics, time.perf_counter() - t0, memory.peak,
-                          memory.grown, ctx.hardware)
+                          memory.grown, hardware(ctx.device))
     return Outcome(step, "failed" if "error" in metrics else "ran", record)
 
 

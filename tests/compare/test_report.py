@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ssdd_cli.compare import Cell, results_markdown, summarize, write_results
 from ssdd_cli.compare.report import markdown_table, results_document
+from ssdd_cli.compare.runner import Outcome
 from ssdd_cli.device import hardware
 from tests.compare.helpers import fake_run
 
@@ -92,18 +93,26 @@ def test_results_json_holds_every_number_and_setting(tmp_path: Path) -> None:
 
 def test_results_name_the_hardware_each_step_ran_on(tmp_path: Path) -> None:
     """A store resumed on another machine: results.md names every CPU its steps ran on, with how
-    many steps each; a run whose steps all ran here names only this machine."""
+    many steps each (a skipped step has no record, so it is not counted); a run whose steps all
+    ran here names only this machine."""
     here = hardware("cpu")
     run = fake_run(RAW, value, tmp_path)
     doc = results_document(run)
     assert doc["hardware"] == here and all(s["hardware"] is None for s in doc["steps"])
-    assert f"device cpu ({here}), its steps ran on unrecorded hardware ({len(run.plan)});" in results_markdown(run)
+    assert (f"device cpu ({here}); the store's steps ran on unrecorded hardware ({len(run.plan)} steps); "
+            in results_markdown(run))
     same = replace(run, outcomes=tuple(replace(o, record=replace(o.record, hardware=here)) for o in run.outcomes
                                        if o.record is not None))
-    assert f"device cpu ({here}); " in results_markdown(same)
-    mixed = replace(same, outcomes=tuple(replace(o, record=replace(o.record, hardware="Other CPU"))
-                                         if o.step.kind == "eval" and o.record is not None else o
-                                         for o in same.outcomes))
-    evals = sum(o.step.kind == "eval" for o in run.outcomes)
-    text = results_markdown(mixed)
-    assert "its steps ran on " in text and f"Other CPU ({evals})" in text and f"{here} ({len(run.plan) - evals})" in text
+    assert f"device cpu ({here}); {len(run.plan)} steps ran" in results_markdown(same)
+    evals = [o.step.id for o in same.outcomes if o.step.kind == "eval"]
+
+    def elsewhere(o: Outcome) -> Outcome:
+        if o.step.id == evals[0]:
+            return replace(o, status="skipped", record=None)
+        if o.step.kind == "eval" and o.record is not None:
+            return replace(o, record=replace(o.record, hardware="Other CPU"))
+        return o
+
+    text = results_markdown(replace(same, outcomes=tuple(map(elsewhere, same.outcomes))))
+    assert (f"the store's steps ran on Other CPU ({len(evals) - 1} steps), {here} "
+            f"({len(run.plan) - len(evals)} steps); " in text)

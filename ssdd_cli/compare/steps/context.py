@@ -12,7 +12,6 @@ from safetensors import safe_open
 
 from ssdd_cli.compare.spec import CompareSpec, MethodEntry
 from ssdd_cli.data import ImageSet, load_source, source_preset
-from ssdd_cli.device import hardware
 from ssdd_cli.errors import SSDDError
 from ssdd_cli.kit.checkpoint import tensor_sha256
 from ssdd_cli.kit.precision import Precision, resolve_precision
@@ -75,11 +74,6 @@ class StepContext:
             say = lambda m: self.callback(ProgressEvent("fastpath", message=m))  # noqa: E731
             self._precision = resolve_precision(self.spec.precision, self.device, say=say)
         return self._precision
-
-    @property
-    def hardware(self) -> str:
-        """What this run's steps run on (`device.hardware`), as each step's record names it."""
-        return hardware(self.device)
 
     @property
     def resolution(self) -> int:
