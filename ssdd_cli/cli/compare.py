@@ -122,6 +122,7 @@ def _plan_table(plan: Plan, data_root: Path | None) -> Table:
                         ("archs", ", ".join(spec.archs)), ("seeds", str(spec.seeds)),
                         ("protocols", ", ".join(p.label for p in spec.protocols)),
                         ("targets", ", ".join(spec.targets)), ("references", str(spec.references)),
+                        ("keep backbones", str(spec.keep_backbones)),
                         ("teacher", str(dict(spec.teacher))), ("pretrain", str(dict(spec.pretrain))),
                         ("eval", str({k: dict(v) for k, v in spec.eval.items()}))):
         table.add_row(name, value)

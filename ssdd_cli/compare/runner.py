@@ -21,6 +21,13 @@ default its numbers do not depend on the hardware's bf16 units; the precision a 
 ran in is part of its key). Under torchrun it is refused before any work:
 its store has one writer (`teacher`, `distill` and `pretrain` run under torchrun on their own).
 
+Backbones (`spec.keep_backbones` false): once every step that consumes a backbone (its
+evaluations) is done, its weights are deleted and its record kept (`StepStore.prune`), so the
+store holds a comparison's results rather than a network per cell. A later run finds every
+finished evaluation by its key as before (the record keeps the weights' hash); a step that needs
+deleted weights (a protocol added since) makes their step anew first, and its own key follows the
+new weights' hash, which equals the old one where training is deterministic (the same machine).
+
 A training that diverges (`DivergedError`) fails its step, not the comparison: the failure is
 recorded (a rerun with the same settings would diverge again, so it is reused like a result),
 the steps that depend on it are skipped, and the report shows their cells as missing.
@@ -65,6 +72,7 @@ KIND: dict[str, tuple[Material, Runner]] = {
     "eval": (S.eval_material, S.run_eval),
 }
 assert set(KIND) == set(KINDS)
+BACKBONES = ("init", "full", "pretrain")  # the kinds whose output, "backbone", only evaluations consume
 
 
 @dataclass(frozen=True)
@@ -133,11 +141,14 @@ def run_compare(plan: Plan, output: Path, *, device: torch.device | str = "cpu",
     kinds = ", ".join(f"{plan.count(k)} {k}" for k in KINDS if plan.count(k))
     callback(ProgressEvent(STAGE, 0, len(plan), message=f"{len(plan)} steps ({kinds}) in {output}"))
     outcomes: dict[str, Outcome] = {}
+    consumers = _consumers(plan)
     for i, step in enumerate(plan):
         callback(ProgressEvent(STAGE, i, len(plan), _counts(outcomes), label=step.description))
         started = time.perf_counter()
         outcome = _run_step(step, outcomes, store, ctx)
         outcomes[step.id] = outcome
+        if not plan.spec.keep_backbones:
+            _prune_evaluated(step, outcomes, consumers, store)
         took = ""
         if outcome.status in ("ran", "failed"):
             peak = outcome.record.peak_memory if outcome.record is not None else None
@@ -157,7 +168,29 @@ def _counts(outcomes: Mapping[str, Outcome]) -> dict[str, float]:
             "ran": sum(o.status == "ran" for o in outcomes.values())}
 
 
-def _run_step(step: Step, done: Mapping[str, Outcome], store: StepStore, ctx: S.StepContext) -> Outcome:
+def _consumers(plan: Plan) -> dict[str, list[str]]:
+    """Step id → the ids of the steps that take its output."""
+    out: dict[str, list[str]] = {step.id: [] for step in plan}
+    for step in plan:
+        for _, sid in step.inputs:
+            out[sid].append(step.id)
+    return out
+
+
+def _prune_evaluated(step: Step, done: dict[str, Outcome], consumers: Mapping[str, list[str]],
+                     store: StepStore) -> None:
+    """Delete the weights of each backbone `step` consumed once all its consumers are done."""
+    for _, sid in step.inputs:
+        o = done[sid]
+        if (o.step.kind in BACKBONES and o.status in ("ran", "reused") and o.record is not None
+                and "backbone" not in o.record.pruned and all(c in done for c in consumers[sid])):
+            done[sid] = replace(o, record=store.prune(o.record, "backbone"))
+
+
+def _run_step(step: Step, done: dict[str, Outcome], store: StepStore, ctx: S.StepContext, *,
+              again: bool = False) -> Outcome:
+    """Reuse `step` from the store, or run it (`again`: run it even if its record is found, to
+    make outputs that were deleted)."""
     upstream = [done[sid] for _, sid in step.inputs]
     if not all(o.usable for o in upstream):
         return Outcome(step, "skipped")
@@ -165,9 +198,17 @@ def _run_step(step: Step, done: Mapping[str, Outcome], store: StepStore, ctx: S.
     material_of, run = KIND[step.kind]
     material = material_of(step, inputs, ctx)  # type: ignore[arg-type]
     key = step_key(material)
-    record = store.lookup(step.kind, key)
+    record = None if again else store.lookup(step.kind, key)
     if record is not None:
         return Outcome(step, "failed" if "error" in record.metrics else "reused", record)
+    if any(o.record is not None and o.record.pruned for o in upstream):
+        for o in upstream:
+            if o.record is not None and o.record.pruned:
+                ctx.callback(ProgressEvent(STAGE, message=f"making {o.step.description} again: its weights "
+                                                          f"were deleted (keep_backbones) and "
+                                                          f"{step.description} needs them"))
+                done[o.step.id] = _run_step(o.step, done, store, ctx, again=True)
+        return _run_step(step, done, store, ctx)  # its key follows the new weights' hash
     work = store.begin(step.kind, key)
     if step.kind != "eval":
         ctx.forget_probed()  # its features would count in this step's peak memory

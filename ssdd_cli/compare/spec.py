@@ -17,6 +17,7 @@ the command line's options (which build the mapping the file would hold):
     draws = 20                          # labelled draws a few-shot probe averages per backbone
     split = "test"                      # the split probes score: "val" to choose settings
     precision = "fp32"                  # of the training passes: fp32, bf16 or auto
+    keep_backbones = true               # false: delete a backbone's weights once it is evaluated
     [arch_options.resnet10]             # an architecture's options (`ssdd models`), e.g. its width
     width = 16
 
@@ -115,6 +116,7 @@ class CompareFile(_Strict):
     draws: int = Field(DRAWS, ge=1)
     split: Literal["test", "val"] = "test"
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
+    keep_backbones: bool = True
     arch_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     teacher: TeacherSection = TeacherSection()
     pretrain: PretrainSection = PretrainSection()
@@ -143,7 +145,10 @@ class CompareSpec:
     per class is too noisy to rank sets (issue 33). split: the split every
     probe scores, "test", or "val" to choose settings (`ImageSet.validation`). precision: of the
     teacher's, distillation's and pretraining's network passes (`kit.precision`; "fp32" by
-    default, so the numbers do not depend on the hardware's bf16 units). arch_options: an
+    default, so the numbers do not depend on the hardware's bf16 units). keep_backbones: False
+    deletes each backbone's weights once every evaluation of it in the plan is done, keeping its
+    record (`compare.runner`): the store keeps its results in kilobytes, not a network per cell,
+    and a later run that needs the weights makes them anew. arch_options: an
     architecture's own options (`create_backbone` keywords) for every network of that
     architecture the comparison builds, e.g. {"resnet10": {"width": 16}}. teacher, pretrain: the
     options given (None: the preset's). eval: protocol name → options of
@@ -164,6 +169,7 @@ class CompareSpec:
     draws: int = DRAWS
     split: str = "test"
     precision: str = "fp32"
+    keep_backbones: bool = True
     arch_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     teacher: Mapping[str, Any] = field(default_factory=dict)
     pretrain: Mapping[str, Any] = field(default_factory=dict)
@@ -210,7 +216,7 @@ def spec_from_mapping(raw: Mapping[str, Any]) -> CompareSpec:
         source=doc.source, budgets=tuple(budgets), methods=_method_entries(doc.methods), archs=archs,
         seeds=doc.seeds, protocols=protocols, targets=targets, references=doc.references, full=doc.full,
         full_steps=doc.full_steps, draws=doc.draws, split=doc.split, precision=doc.precision,
-        arch_options=_arch_options(doc.arch_options, archs),
+        keep_backbones=doc.keep_backbones, arch_options=_arch_options(doc.arch_options, archs),
         teacher=doc.teacher.model_dump(exclude_none=True),
         pretrain=doc.pretrain.model_dump(exclude_none=True), eval=eval_options)
 

@@ -3,6 +3,10 @@
     {root}/steps/{kind}/{key[:24]}/            a finished step: its files and `step.json`
     {root}/steps/{kind}/{key[:24]}.partial/    a step at work (its checkpoint lives here)
 
+A finished step's output can be deleted while its record stays (`prune`): the record keeps the
+output's hash, so the steps that consumed it keep their keys and are still found, and whoever
+needs the file again makes the step anew (`compare.runner`).
+
 A step's key is the sha256 of its canonical JSON `material`: the kind, the tool and store
 versions, its full config, and the sha256 of every file it consumes (so a rerun reuses every
 step whose inputs and settings are unchanged, and redoes exactly those downstream of a change).
@@ -19,7 +23,7 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +58,7 @@ class StepRecord:
     level at the start (`PeakMemory.grown`): what the step itself needed; and `hardware`, what it
     ran on (`device.hardware`: the CPU's model name or the GPU's), since a store's steps may run
     on several machines and a wall time means nothing without it. Records written before a figure
-    existed read it as None."""
+    existed read it as None. `pruned`: the outputs deleted since (`StepStore.prune`)."""
 
     kind: str
     key: str
@@ -65,6 +69,7 @@ class StepRecord:
     peak_memory: int | None = None
     peak_memory_grown: int | None = None
     hardware: str | None = None
+    pruned: tuple[str, ...] = ()
     folder: Path = Path()
 
     def output(self, name: str) -> Path:
@@ -77,7 +82,8 @@ class StepRecord:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "key": self.key, "material": self.material, "outputs": self.outputs,
                 "metrics": self.metrics, "seconds": self.seconds, "peak_memory": self.peak_memory,
-                "peak_memory_grown": self.peak_memory_grown, "hardware": self.hardware}
+                "peak_memory_grown": self.peak_memory_grown, "hardware": self.hardware,
+                "pruned": list(self.pruned)}
 
 
 class StepStore:
@@ -115,12 +121,22 @@ class StepStore:
             return None
         metrics = doc["metrics"]  # older records kept a training step's peak among its metrics
         peak = doc.get("peak_memory", metrics.pop("peak_memory", None))
-        record = StepRecord(kind, key, doc["material"], doc["outputs"], metrics,
-                            float(doc["seconds"]), peak, doc.get("peak_memory_grown"), doc.get("hardware"),
+        record = StepRecord(kind, key, doc["material"], doc["outputs"], metrics, float(doc["seconds"]), peak,
+                            doc.get("peak_memory_grown"), doc.get("hardware"), tuple(doc.get("pruned", ())),
                             folder)
-        if not all(record.output(name).is_file() for name in record.outputs):
+        if not all(record.output(name).is_file() for name in record.outputs if name not in record.pruned):
             return None
         return record
+
+    def prune(self, record: StepRecord, name: str) -> StepRecord:
+        """Delete output `name` of a finished step and mark it so in its record, which stays (with
+        the output's hash). The record is rewritten first: an interruption between the two leaves
+        a record that calls a present file pruned, which is only a file too many."""
+        pruned = replace(record, pruned=tuple(sorted({*record.pruned, name})))
+        text = json.dumps(pruned.to_dict(), indent=2, default=str) + "\n"
+        atomic_write_bytes(record.folder / RECORD, text.encode())
+        record.output(name).unlink(missing_ok=True)
+        return pruned
 
     def begin(self, kind: str, key: str) -> Path:
         """The step's work folder, kept from an interrupted run (with its checkpoint) or new."""
@@ -138,7 +154,7 @@ class StepStore:
         work, final = self.partial(kind, key), self.folder(kind, key)
         files = {name: {"file": rel, "sha256": sha256_file(work / rel)} for name, rel in outputs.items()}
         record = StepRecord(kind, key, material, files, metrics, seconds, peak_memory, peak_memory_grown,
-                            hardware, final)
+                            hardware, folder=final)
         text = json.dumps(record.to_dict(), indent=2, default=str) + "\n"
         atomic_write_bytes(work / RECORD, text.encode())
         if final.exists():  # a stale, unreadable folder of the same key (lookup refused it)

@@ -21,6 +21,7 @@ from ssdd_cli.compare import (
     write_results,
 )
 from ssdd_cli.compare.plots import write_plots
+from ssdd_cli.compare.runner import BACKBONES
 from ssdd_cli.errors import UsageError
 from ssdd_cli.progress import ProgressEvent
 
@@ -140,6 +141,34 @@ def test_a_changed_pretrain_setting_reruns_only_pretraining_and_its_evals(
     run = compare(apply_setting(RAW, "pretrain.epochs=4"), copy(finished, tmp_path))
     assert ran(run) == {s.id for s in run.plan if s.kind == "pretrain" or
                         (s.kind == "eval" and s.id.startswith("eval/pretrain/"))}
+
+
+def test_without_kept_backbones_the_results_stay_and_a_new_protocol_remakes_the_weights(
+        finished: tuple[Path, CompareRun], tmp_path: Path) -> None:
+    """keep_backbones = false: a run deletes each backbone's weights once its evaluations are done
+    and keeps its record; the next run reuses every step from the records alone; a protocol added
+    then makes each backbone again before evaluating it, and deletes the weights again after."""
+    out = copy(finished, tmp_path)
+    raw = {**RAW, "keep_backbones": False}
+    first = compare(raw, out)
+    assert set(statuses(first).values()) == {"reused"}
+    backbones = [o.record for o in first.outcomes if o.step.kind in BACKBONES]
+    assert len(backbones) == 2 + 2 + 2 * 3  # init, full, and a pretraining per artifact, per seed
+    assert all(r is not None and r.pruned == ("backbone",) and not r.output("backbone").exists()
+               and (r.folder / "step.json").exists() for r in backbones)
+    assert all(o.record is not None and o.record.output("teacher").exists()
+               for o in first.outcomes if o.step.kind == "teacher")  # only backbones are deleted
+    again = compare(raw, out)
+    assert set(statuses(again).values()) == {"reused"}
+    assert [o.record.metrics for o in again.outcomes] == [o.record.metrics for o in first.outcomes]  # type: ignore[union-attr]
+    more = compare({**raw, "protocols": [*RAW["protocols"], "knn"]}, out)
+    knn = {s.id for s in more.plan if s.kind == "eval" and s.id.endswith("/knn")}
+    assert knn and knn | {s.id for s in more.plan if s.kind in BACKBONES} <= ran(more)
+    assert all(o.usable for o in more.outcomes)
+    assert any(e.message and e.message.startswith("making pretrain ssdd N=10 convnet seed 0 again")
+               for e in events(more))
+    assert all(o.record is not None and o.record.pruned == ("backbone",)
+               for o in more.outcomes if o.step.kind in BACKBONES)
 
 
 @pytest.mark.slow  # the pretraining case above covers reuse in the default suite

@@ -67,3 +67,20 @@ def test_an_older_record_keeps_its_peak_memory(tmp_path: Path) -> None:
     fresh = step_key({"kind": "distill", "new": True})
     store.begin("distill", fresh)
     assert store.commit("distill", fresh, {}, {}, {}, 0.0).peak_memory is None
+
+
+def test_a_pruned_output_leaves_its_record_and_hash(tmp_path: Path) -> None:
+    """`prune` deletes an output and marks it in the record: the step is still found (the record
+    keeps the hash its consumers' keys name), but not if an output it kept is missing."""
+    store = StepStore(tmp_path)
+    key = step_key({"kind": "pretrain", "pruned": True})
+    work = store.begin("pretrain", key)
+    (work / "backbone.safetensors").write_bytes(b"weights")
+    (work / "log.txt").write_text("kept")
+    record = store.commit("pretrain", key, {}, {"backbone": "backbone.safetensors", "log": "log.txt"}, {}, 1.0)
+    pruned = store.prune(record, "backbone")
+    assert pruned.pruned == ("backbone",) and not record.output("backbone").exists()
+    found = store.lookup("pretrain", key)
+    assert found is not None and found.pruned == ("backbone",) and found.sha256("backbone") == record.sha256("backbone")
+    record.output("log").unlink()
+    assert store.lookup("pretrain", key) is None
