@@ -25,8 +25,10 @@ Backbones (`spec.keep_backbones` false): once every step that consumes a backbon
 evaluations) is done, its weights are deleted and its record kept (`StepStore.prune`), so the
 store holds a comparison's results rather than a network per cell. A later run finds every
 finished evaluation by its key as before (the record keeps the weights' hash); a step that needs
-deleted weights (a protocol added since) makes their step anew first, and its own key follows the
-new weights' hash, which equals the old one where training is deterministic (the same machine).
+deleted weights (a protocol added since) has that backbone made again when it is reached, before
+any of its evaluations is keyed, so all of them follow the new weights' hash, which equals the old
+one where training is deterministic (the same machine and threads: every evaluation is reused but
+the new ones) and differs elsewhere (every evaluation of it reruns).
 
 A training that diverges (`DivergedError`) fails its step, not the comparison: the failure is
 recorded (a rerun with the same settings would diverge again, so it is reused like a result),
@@ -35,6 +37,7 @@ the steps that depend on it are skipped, and the report shows their cells as mis
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -145,7 +148,7 @@ def run_compare(plan: Plan, output: Path, *, device: torch.device | str = "cpu",
     for i, step in enumerate(plan):
         callback(ProgressEvent(STAGE, i, len(plan), _counts(outcomes), label=step.description))
         started = time.perf_counter()
-        outcome = _run_step(step, outcomes, store, ctx)
+        outcome = _run_step(step, outcomes, store, ctx, consumers[step.id])
         outcomes[step.id] = outcome
         if not plan.spec.keep_backbones:
             _prune_evaluated(step, outcomes, consumers, store)
@@ -168,58 +171,78 @@ def _counts(outcomes: Mapping[str, Outcome]) -> dict[str, float]:
             "ran": sum(o.status == "ran" for o in outcomes.values())}
 
 
-def _consumers(plan: Plan) -> dict[str, list[str]]:
-    """Step id → the ids of the steps that take its output."""
-    out: dict[str, list[str]] = {step.id: [] for step in plan}
+def _consumers(plan: Plan) -> dict[str, list[Step]]:
+    """Step id → the steps that take its output."""
+    out: dict[str, list[Step]] = {step.id: [] for step in plan}
     for step in plan:
         for _, sid in step.inputs:
-            out[sid].append(step.id)
+            out[sid].append(step)
     return out
 
 
-def _prune_evaluated(step: Step, done: dict[str, Outcome], consumers: Mapping[str, list[str]],
+def _prune_evaluated(step: Step, done: dict[str, Outcome], consumers: Mapping[str, list[Step]],
                      store: StepStore) -> None:
     """Delete the weights of each backbone `step` consumed once all its consumers are done."""
     for _, sid in step.inputs:
         o = done[sid]
         if (o.step.kind in BACKBONES and o.status in ("ran", "reused") and o.record is not None
-                and "backbone" not in o.record.pruned and all(c in done for c in consumers[sid])):
+                and o.record.output("backbone").is_file() and all(c.id in done for c in consumers[sid])):
             done[sid] = replace(o, record=store.prune(o.record, "backbone"))
 
 
-def _run_step(step: Step, done: dict[str, Outcome], store: StepStore, ctx: S.StepContext, *,
-              again: bool = False) -> Outcome:
-    """Reuse `step` from the store, or run it (`again`: run it even if its record is found, to
-    make outputs that were deleted)."""
-    upstream = [done[sid] for _, sid in step.inputs]
-    if not all(o.usable for o in upstream):
+def _key(step: Step, done: Mapping[str, Outcome], ctx: S.StepContext) -> tuple[dict[str, Any], str]:
+    """The step's material and key, from the records of its inputs in `done`."""
+    inputs = {role: done[sid].record for role, sid in step.inputs}
+    material = KIND[step.kind][0](step, inputs, ctx)  # type: ignore[arg-type]
+    return material, step_key(material)
+
+
+def _needs_files(step: Step, record: StepRecord, done: Mapping[str, Outcome], consumers: list[Step],
+                 store: StepStore, ctx: S.StepContext) -> bool:
+    """Whether a consumer of this found step will run and read an output it no longer has: the
+    outputs were deleted (`StepStore.prune`) and a consumer whose other inputs are usable is not in
+    the store under the key the recorded hashes give it."""
+    if not record.missing:
+        return False
+    found = {**done, step.id: Outcome(step, "reused", record)}
+    for c in consumers:
+        if all(sid in found and found[sid].usable for _, sid in c.inputs):
+            if store.lookup(c.kind, _key(c, found, ctx)[1]) is None:
+                return True
+    return False
+
+
+def _run_step(step: Step, done: Mapping[str, Outcome], store: StepStore, ctx: S.StepContext,
+              consumers: list[Step]) -> Outcome:
+    """Reuse `step` from the store, or run it. A found step whose deleted outputs a consumer
+    needs is made again here, before any consumer is keyed, so all of them key on the new
+    outputs' hashes; if that fails, the found record stays and the step counts as failed."""
+    if not all(done[sid].usable for _, sid in step.inputs):
         return Outcome(step, "skipped")
     inputs = {role: done[sid].record for role, sid in step.inputs}
-    material_of, run = KIND[step.kind]
-    material = material_of(step, inputs, ctx)  # type: ignore[arg-type]
-    key = step_key(material)
-    record = None if again else store.lookup(step.kind, key)
-    if record is not None:
-        return Outcome(step, "failed" if "error" in record.metrics else "reused", record)
-    if any(o.record is not None and o.record.pruned for o in upstream):
-        for o in upstream:
-            if o.record is not None and o.record.pruned:
-                ctx.callback(ProgressEvent(STAGE, message=f"making {o.step.description} again: its weights "
-                                                          f"were deleted (keep_backbones) and "
-                                                          f"{step.description} needs them"))
-                done[o.step.id] = _run_step(o.step, done, store, ctx, again=True)
-        return _run_step(step, done, store, ctx)  # its key follows the new weights' hash
+    material, key = _key(step, done, ctx)
+    found = store.lookup(step.kind, key)
+    if found is not None and not _needs_files(step, found, done, consumers, store, ctx):
+        return Outcome(step, "failed" if "error" in found.metrics else "reused", found)
+    if found is not None:
+        ctx.callback(ProgressEvent(STAGE, message=f"making {step.description} again: its weights were "
+                                                  "deleted (keep_backbones) and an evaluation needs them"))
     work = store.begin(step.kind, key)
     if step.kind != "eval":
         ctx.forget_probed()  # its features would count in this step's peak memory
     t0 = time.perf_counter()
     with PeakMemory(ctx.device) as memory:
         try:
-            outputs, metrics = run(step, inputs, work, ctx)  # type: ignore[arg-type]
+            outputs, metrics = KIND[step.kind][1](step, inputs, work, ctx)  # type: ignore[arg-type]
         except DivergedError as e:
             outputs, metrics = {}, {"error": str(e)}
-    record = store.commit(step.kind, key, material, outputs, metrics, time.perf_counter() - t0, memory.peak,
-                          memory.grown, hardware(ctx.device))
+    seconds = time.perf_counter() - t0
+    if found is not None and "error" in metrics:  # keep the found record (and its consumers' results)
+        shutil.rmtree(work, ignore_errors=True)
+        return Outcome(step, "failed", StepRecord(step.kind, key, material, metrics=metrics, seconds=seconds,
+                                                  folder=work))
+    record = store.commit(step.kind, key, material, outputs, metrics, seconds, memory.peak, memory.grown,
+                          hardware(ctx.device))
     return Outcome(step, "failed" if "error" in metrics else "ran", record)
 
 

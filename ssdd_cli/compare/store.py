@@ -76,6 +76,12 @@ class StepRecord:
         """The absolute path of output `name`."""
         return self.folder / self.outputs[name]["file"]
 
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The pruned outputs whose files are gone (a prune interrupted before the deletion
+        leaves its file, which is still there to read)."""
+        return tuple(name for name in self.pruned if not self.output(name).is_file())
+
     def sha256(self, name: str) -> str:
         return self.outputs[name]["sha256"]
 
@@ -157,7 +163,7 @@ class StepStore:
                             hardware, folder=final)
         text = json.dumps(record.to_dict(), indent=2, default=str) + "\n"
         atomic_write_bytes(work / RECORD, text.encode())
-        if final.exists():  # a stale, unreadable folder of the same key (lookup refused it)
+        if final.exists():  # a stale folder lookup refused, or a pruned step made again
             shutil.rmtree(final)
         os.replace(work, final)
         return record

@@ -147,7 +147,8 @@ def test_without_kept_backbones_the_results_stay_and_a_new_protocol_remakes_the_
         finished: tuple[Path, CompareRun], tmp_path: Path) -> None:
     """keep_backbones = false: a run deletes each backbone's weights once its evaluations are done
     and keeps its record; the next run reuses every step from the records alone; a protocol added
-    then makes each backbone again before evaluating it, and deletes the weights again after."""
+    then makes each backbone again when it is reached, so all its evaluations key on one set of
+    weights (reused where the weights came out the same, rerun where not), and deletes them after."""
     out = copy(finished, tmp_path)
     raw = {**RAW, "keep_backbones": False}
     first = compare(raw, out)
@@ -162,13 +163,41 @@ def test_without_kept_backbones_the_results_stay_and_a_new_protocol_remakes_the_
     assert set(statuses(again).values()) == {"reused"}
     assert [o.record.metrics for o in again.outcomes] == [o.record.metrics for o in first.outcomes]  # type: ignore[union-attr]
     more = compare({**raw, "protocols": [*RAW["protocols"], "knn"]}, out)
-    knn = {s.id for s in more.plan if s.kind == "eval" and s.id.endswith("/knn")}
-    assert knn and knn | {s.id for s in more.plan if s.kind in BACKBONES} <= ran(more)
+    assert {s.id for s in more.plan if s.kind in BACKBONES or s.id.endswith("/knn")} <= ran(more)
     assert all(o.usable for o in more.outcomes)
     assert any(e.message and e.message.startswith("making pretrain ssdd N=10 convnet seed 0 again")
                for e in events(more))
-    assert all(o.record is not None and o.record.pruned == ("backbone",)
+    old = {o.step.id: o.record.sha256("backbone") for o in first.outcomes if o.step.kind in BACKBONES}  # type: ignore[union-attr]
+    for o in more.outcomes:
+        if o.step.kind == "eval" and not o.step.id.endswith("/knn") and o.step.input("backbone") in old:
+            sid = o.step.input("backbone")
+            same = more.outcome(sid).record.sha256("backbone") == old[sid]  # type: ignore[union-attr]
+            assert o.status == ("reused" if same else "ran"), o.step.id
+    assert all(o.record is not None and o.record.missing == ("backbone",)
                for o in more.outcomes if o.step.kind in BACKBONES)
+
+
+def test_a_backbone_made_again_that_diverges_keeps_its_record(finished: tuple[Path, CompareRun], tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Making deleted weights again can fail (another machine's bf16 diverging): the step fails in
+    that run, but the record it was made from stays, and so do its evaluations' results."""
+    from ssdd_cli.compare import runner
+    from ssdd_cli.errors import DivergedError
+
+    out = copy(finished, tmp_path)
+    raw = {**RAW, "keep_backbones": False}
+    compare(raw, out)
+
+    def diverge(*_: Any) -> Any:
+        raise DivergedError("the loss diverged")
+
+    monkeypatch.setitem(runner.KIND, "pretrain", (runner.KIND["pretrain"][0], diverge))
+    more = compare({**raw, "protocols": [*RAW["protocols"], "knn"]}, out)
+    pretrains = [o for o in more.outcomes if o.step.kind == "pretrain"]
+    assert pretrains and {o.status for o in pretrains} == {"failed"}
+    assert not list((out / "steps").rglob("*.partial"))
+    monkeypatch.undo()
+    assert set(statuses(compare(raw, out)).values()) == {"reused"}
 
 
 @pytest.mark.slow  # the pretraining case above covers reuse in the default suite
