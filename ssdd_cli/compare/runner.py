@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -197,7 +197,7 @@ def _key(step: Step, done: Mapping[str, Outcome], ctx: S.StepContext) -> tuple[d
     return material, step_key(material)
 
 
-def _needs_files(step: Step, record: StepRecord, done: Mapping[str, Outcome], consumers: list[Step],
+def _needs_files(step: Step, record: StepRecord, done: Mapping[str, Outcome], consumers: Sequence[Step],
                  store: StepStore, ctx: S.StepContext) -> bool:
     """Whether a consumer of this found step will run and read an output it no longer has: the
     outputs were deleted (`StepStore.prune`) and a consumer whose other inputs are usable is not in
@@ -213,9 +213,9 @@ def _needs_files(step: Step, record: StepRecord, done: Mapping[str, Outcome], co
 
 
 def _run_step(step: Step, done: Mapping[str, Outcome], store: StepStore, ctx: S.StepContext,
-              consumers: list[Step]) -> Outcome:
-    """Reuse `step` from the store, or run it. A found step whose deleted outputs a consumer
-    needs is made again here, before any consumer is keyed, so all of them key on the new
+              consumers: Sequence[Step] = ()) -> Outcome:
+    """Reuse `step` from the store, or run it. A found step whose deleted outputs one of its
+    `consumers` needs is made again here, before any consumer is keyed, so all of them key on the new
     outputs' hashes; if that fails, the found record stays and the step counts as failed."""
     if not all(done[sid].usable for _, sid in step.inputs):
         return Outcome(step, "skipped")
