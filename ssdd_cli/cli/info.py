@@ -36,9 +36,16 @@ def register(app: typer.Typer) -> None:
                                    b.convention, title="budget"))
 
 
+# A list of more numbers than this is shown as its length and range (a teacher's target means
+# and stds are one a feature dimension, 128 to 2,048); `--json` prints every value.
+SHOWN = 8
+
+
 def _flat(value: object) -> str:
     if isinstance(value, dict):
         return "  ".join(f"{k}={_flat(v)}" for k, v in value.items() if v is not None)
     if isinstance(value, list):
+        if len(value) > SHOWN and all(isinstance(v, int | float) for v in value):
+            return f"{len(value)} values in [{min(value):.4g}, {max(value):.4g}] (--json: all)"
         return ", ".join(_flat(v) if not isinstance(v, float) else f"{v:.4g}" for v in value)
     return str(value)

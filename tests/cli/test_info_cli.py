@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from ssdd_cli.cli.info import _flat
 from ssdd_cli.cli.main import app
 
 runner = CliRunner()
@@ -17,6 +18,14 @@ def test_info_prints_manifest_and_budget() -> None:
     assert result.exit_code == 0, result.output
     for part in ("ssdd", "digits", "rotate", "B^x", "C^y", "Q_a", "allowed", "m = 5"):
         assert part in result.output
+
+
+def test_info_summarises_a_long_list_of_numbers() -> None:
+    """A teacher's 128 target means are one line (their count and range), not a wall of numbers;
+    a short list, such as an image's per-channel mean, is shown whole."""
+    assert _flat([0.5, 0.25]) == "0.5, 0.25"
+    assert _flat({"target_mean": [0.1 * i for i in range(128)], "mean": [0.2861]}) == (
+        "target_mean=128 values in [0, 12.7] (--json: all)  mean=0.2861")
 
 
 def test_info_json() -> None:
