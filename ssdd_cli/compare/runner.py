@@ -190,9 +190,14 @@ def _prune_evaluated(step: Step, done: dict[str, Outcome], consumers: Mapping[st
             done[sid] = replace(o, record=store.prune(o.record, "backbone"))
 
 
-def _key(step: Step, done: Mapping[str, Outcome], ctx: S.StepContext) -> tuple[dict[str, Any], str]:
-    """The step's material and key, from the records of its inputs in `done`."""
-    inputs = {role: done[sid].record for role, sid in step.inputs}
+def _inputs(step: Step, done: Mapping[str, Outcome]) -> dict[str, StepRecord | None]:
+    """The records of the step's inputs in `done`, by role."""
+    return {role: done[sid].record for role, sid in step.inputs}
+
+
+def _key(step: Step, inputs: Mapping[str, StepRecord | None],
+         ctx: S.StepContext) -> tuple[dict[str, Any], str]:
+    """The step's material and key, from the records of its inputs."""
     material = KIND[step.kind][0](step, inputs, ctx)  # type: ignore[arg-type]
     return material, step_key(material)
 
@@ -207,7 +212,7 @@ def _needs_files(step: Step, record: StepRecord, done: Mapping[str, Outcome], co
     found = {**done, step.id: Outcome(step, "reused", record)}
     for c in consumers:
         if all(sid in found and found[sid].usable for _, sid in c.inputs):
-            if store.lookup(c.kind, _key(c, found, ctx)[1]) is None:
+            if store.lookup(c.kind, _key(c, _inputs(c, found), ctx)[1]) is None:
                 return True
     return False
 
@@ -219,8 +224,8 @@ def _run_step(step: Step, done: Mapping[str, Outcome], store: StepStore, ctx: S.
     outputs' hashes; if that fails, the found record stays and the step counts as failed."""
     if not all(done[sid].usable for _, sid in step.inputs):
         return Outcome(step, "skipped")
-    inputs = {role: done[sid].record for role, sid in step.inputs}
-    material, key = _key(step, done, ctx)
+    inputs = _inputs(step, done)
+    material, key = _key(step, inputs, ctx)
     found = store.lookup(step.kind, key)
     if found is not None and not _needs_files(step, found, done, consumers, store, ctx):
         return Outcome(step, "failed" if "error" in found.metrics else "reused", found)
