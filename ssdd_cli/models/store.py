@@ -13,6 +13,12 @@ string metadata:
 plus any extra keys the writer passes (the teacher adds its source, normalisation, epochs...).
 `load_backbone` rebuilds the network with `create_backbone(arch, in_channels, image_size,
 **config)` and loads the weights strictly.
+
+The same weights and metadata always give the same bytes: safetensors writes its metadata map in
+an order that changes from one save to the next (a hash map), so `save_backbone` rewrites the
+header with the metadata sorted. `ssdd compare` keys an evaluation on its backbone file's
+sha256, and a backbone made again after its weights were deleted (`keep_backbones = false`)
+must key its evaluations as before.
 """
 
 from __future__ import annotations
@@ -24,11 +30,11 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import Tensor
 
 from ssdd_cli.errors import SSDDError, UsageError
-from ssdd_cli.io import atomic_write, is_library_failure
+from ssdd_cli.io import atomic_write_bytes, is_library_failure
 from ssdd_cli.models.base import Backbone
 from ssdd_cli.models.registry import create_backbone
 
@@ -93,7 +99,19 @@ def save_backbone(path: str | os.PathLike[str], model: Backbone, meta: dict[str,
     """
     metadata = backbone_metadata(model, meta)
     tensors = _tensors_for_file(model.state_dict())
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    atomic_write_bytes(path, _sorted_metadata(save(tensors, metadata=metadata)))
+
+
+def _sorted_metadata(data: bytes) -> bytes:
+    """A safetensors file's bytes with its header's metadata in sorted order (the tensors' entries
+    keep safetensors' own order; every offset is relative to the data, so the data is unchanged)."""
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    metadata = header.pop("__metadata__", None)
+    ordered = ({"__metadata__": dict(sorted(metadata.items()))} if metadata is not None else {}) | header
+    text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)  # the format's 8-byte alignment of the data, padded with spaces
+    return len(text).to_bytes(8, "little") + text + data[8 + size:]
 
 
 def _read(path: Path) -> tuple[dict[str, str] | None, dict[str, Tensor]]:

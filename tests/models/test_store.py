@@ -87,6 +87,25 @@ def test_shared_and_non_contiguous_tensors_are_saved(tmp_path: Path) -> None:
         assert torch.equal(f.get_tensor("c"), model.c.detach())
 
 
+def test_the_same_weights_and_metadata_give_the_same_bytes(tmp_path: Path) -> None:
+    # safetensors writes its metadata in a different order at each save; `ssdd compare` keys an
+    # evaluation on its backbone file's sha256, so a backbone made again must give the same file.
+    model = _trained_convnet()
+    meta = {f"ssdd.extra{i}": str(i) for i in range(12)}
+    files = [tmp_path / f"{i}.safetensors" for i in range(4)]
+    for path in files:
+        save_backbone(path, model, meta)
+    assert len({path.read_bytes() for path in files}) == 1
+    data = files[0].read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    assert size % 8 == 0
+    keys = list(json.loads(data[8:8 + size])["__metadata__"])
+    assert keys == sorted(keys)
+    loaded, read = load_backbone(files[0])
+    assert {k: read[k] for k in meta} == meta
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
+
+
 def _saved(tmp_path: Path) -> Path:
     path = tmp_path / "good.safetensors"
     save_backbone(path, _trained_convnet(), {})
