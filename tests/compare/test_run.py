@@ -168,9 +168,10 @@ def test_without_kept_backbones_the_results_stay_and_a_new_protocol_remakes_the_
     assert any(e.message and e.message.startswith("making pretrain ssdd N=10 convnet seed 0 again")
                for e in events(more))
     old = {o.step.id: o.record.sha256("backbone") for o in first.outcomes if o.step.kind in BACKBONES}  # type: ignore[union-attr]
-    # on one machine and thread count training is deterministic, and a backbone file's bytes are
-    # its weights' and metadata's, so every backbone made again has its old hash
-    assert all(more.outcome(sid).record.sha256("backbone") == h for sid, h in old.items())  # type: ignore[union-attr]
+    # a file's bytes are its weights' and metadata's: a random-init backbone (no training to differ
+    # in its last bits) made again has its old hash, so its old evaluations are reused below
+    inits = [sid for sid in old if sid.startswith("init/")]
+    assert inits and all(more.outcome(sid).record.sha256("backbone") == old[sid] for sid in inits)  # type: ignore[union-attr]
     for o in more.outcomes:
         if o.step.kind == "eval" and not o.step.id.endswith("/knn") and o.step.input("backbone") in old:
             sid = o.step.input("backbone")
